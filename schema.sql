@@ -1,0 +1,75 @@
+-- The one schema of ClockEye Webhooks. Applied at start (see `store::open`); the version is kept
+-- in `PRAGMA user_version` so later releases can migrate. Times are INTEGER unix milliseconds
+-- and their columns end in `_at_ms`. Public ids (`ep_…`, `evt_…`, `dlv_…`) are TEXT; rows are
+-- joined on the integer `seq`, which also orders lists and backs their cursors.
+
+-- Settings the service keeps for itself.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,  -- e.g. 'admin_token_sha256'
+    value TEXT NOT NULL      -- the setting's value; never a secret in clear
+) STRICT;
+
+-- Where a workspace's events go.
+CREATE TABLE IF NOT EXISTS endpoints (
+    seq             INTEGER PRIMARY KEY,                           -- row order, list cursor
+    id              TEXT NOT NULL UNIQUE,                          -- public id, 'ep_' + 24 hex
+    workspace_id    TEXT NOT NULL,                                 -- owning workspace
+    url             TEXT NOT NULL,                                 -- where attempts POST to
+    secret          TEXT NOT NULL,                                 -- 'whsec_' + base64 of 32 random bytes
+    event_types     TEXT NOT NULL,                                 -- JSON array of subscribed types, or ["*"]
+    description     TEXT NOT NULL DEFAULT '',                      -- free text for people
+    headers         TEXT NOT NULL DEFAULT '{}',                    -- JSON object of extra request headers
+    enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)), -- 0: gets nothing; deliveries wait
+    disabled_reason TEXT,                                          -- why it was disabled, NULL when enabled
+    created_at_ms   INTEGER NOT NULL,                              -- creation time
+    updated_at_ms   INTEGER NOT NULL                               -- last change by the API
+) STRICT;
+CREATE INDEX IF NOT EXISTS endpoints_by_workspace ON endpoints (workspace_id);
+
+-- Accepted events; immutable once inserted.
+CREATE TABLE IF NOT EXISTS events (
+    seq           INTEGER PRIMARY KEY,    -- row order, list cursor
+    id            TEXT NOT NULL UNIQUE,   -- public id, 'evt_' + 24 hex or the client's own
+    workspace_id  TEXT NOT NULL,          -- owning workspace
+    type          TEXT NOT NULL,          -- catalog type, e.g. 'time_entry.created'
+    created_at_ms INTEGER NOT NULL,       -- acceptance time (the body's created_at, to the second)
+    body          BLOB NOT NULL           -- the exact bytes POSTed on every attempt
+) STRICT;
+CREATE INDEX IF NOT EXISTS events_by_workspace ON events (workspace_id, seq);
+
+-- The outbox: one row per event per subscribed endpoint.
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq                INTEGER PRIMARY KEY,                                  -- row order, list cursor
+    id                 TEXT NOT NULL UNIQUE,                                 -- public id, 'dlv_' + 24 hex
+    event_seq          INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+    endpoint_seq       INTEGER NOT NULL REFERENCES endpoints (seq) ON DELETE CASCADE,
+    status             TEXT NOT NULL
+        CHECK (status IN ('pending', 'delivering', 'succeeded', 'failed')),
+    attempts_made      INTEGER NOT NULL DEFAULT 0 CHECK (attempts_made >= 0), -- finished attempts
+    next_attempt_at_ms INTEGER,      -- when 'pending': earliest start of the next attempt; else NULL
+    created_at_ms      INTEGER NOT NULL,                                      -- when queued
+    updated_at_ms      INTEGER NOT NULL,                                      -- last status change
+    CHECK ((status = 'pending') = (next_attempt_at_ms IS NOT NULL))
+) STRICT;
+-- "Due" is read through this index only: pending rows ordered by when they are due.
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at_ms) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (endpoint_seq, seq);
+CREATE INDEX IF NOT EXISTS deliveries_delivering ON deliveries (status) WHERE status = 'delivering';
+
+-- One POST of a delivery.
+CREATE TABLE IF NOT EXISTS attempts (
+    seq              INTEGER PRIMARY KEY,
+    delivery_seq     INTEGER NOT NULL REFERENCES deliveries (seq) ON DELETE CASCADE,
+    number           INTEGER NOT NULL CHECK (number >= 1),   -- 1-based, as in X-ClockEye-Attempt
+    started_at_ms    INTEGER NOT NULL,                       -- when the attempt began
+    duration_ms      INTEGER NOT NULL CHECK (duration_ms >= 0),
+    status_code      INTEGER,                                -- HTTP status, NULL when none came back
+    error_class      TEXT CHECK (error_class IN ('timeout', 'connect', 'dns', 'tls', 'redirect',
+                                                 'http_status', 'blocked_address')), -- NULL on success
+    error_message    TEXT,                                   -- one line for people, NULL on success
+    response_excerpt TEXT                                    -- first 4 KiB of the response body
+) STRICT;
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_seq, number);
+
+PRAGMA user_version = 1;

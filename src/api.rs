@@ -1,0 +1,624 @@
+//! The HTTP API on tiny_http: several `api-N` threads take requests from one shared server, each
+//! with its own SQLite connection for reads and small writes. Events go to the scheduler (the one
+//! group-committing writer) and the answer waits for their commit. The router is one `match`.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crossbeam_channel::{Sender, bounded};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::error::Error;
+use crate::ingest::{self, DEFAULT_WORKSPACE, Problem};
+use crate::model::{NewEvent, StoredEvent};
+use crate::net::{AddressPolicy, check_endpoint_url};
+use crate::scheduler::Command;
+use crate::signing::{new_id, new_secret, sha256_hex};
+use crate::store::{self, DeliveryFilter, DeliveryRow, EndpointRow, EventFilter};
+use crate::time::{format_rfc3339_millis, format_rfc3339_seconds, now_ms, parse_rfc3339};
+use crate::{catalog, time};
+
+/// Largest body of any request but events: endpoint JSON and the like.
+pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
+/// Largest body of `POST /v1/events/batch`.
+pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Items per list page when `?limit=` is not given, and the most it may ask for.
+pub const PAGE_LIMIT_DEFAULT: usize = 50;
+pub const PAGE_LIMIT_MAX: usize = 500;
+/// Most extra headers an endpoint may carry, and their longest value.
+pub const ENDPOINT_HEADERS_MAX: usize = 20;
+pub const HEADER_VALUE_BYTES_MAX: usize = 1024;
+/// Longest endpoint description.
+pub const DESCRIPTION_CHARS_MAX: usize = 1000;
+/// The scheduler must have run a round within this long for `/healthz` to answer 200.
+pub const HEARTBEAT_STALE_MS: i64 = 10_000;
+
+/// Headers an endpoint may not set: ours, and those that frame the request.
+const RESERVED_HEADERS: &[&str] =
+    &["content-type", "content-length", "transfer-encoding", "connection", "host", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"];
+
+/// What every API thread shares.
+pub struct Shared {
+    pub admin_token_sha256: String,
+    pub commands: Sender<Command>,
+    pub allow_http: bool,
+    pub policy: Arc<AddressPolicy>,
+    pub max_event_bytes: usize,
+    pub heartbeat_ms: Arc<AtomicI64>,
+}
+
+/// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
+pub fn main(server: Arc<Server>, conn: Connection, shared: Arc<Shared>, stopping: Arc<AtomicBool>) {
+    let api = Api { conn, shared };
+    loop {
+        match server.recv() {
+            Ok(mut request) => {
+                let response = api.handle(&mut request);
+                let _ = request.respond(response);
+            }
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(error) => log::warn!("api: accepting a connection failed: {error}"),
+        }
+    }
+}
+
+struct Api {
+    conn: Connection,
+    shared: Arc<Shared>,
+}
+
+type Answer = Result<(u16, Value), Problem>;
+
+fn not_found(what: &str, id: &str) -> Problem {
+    Problem::new(404, "not_found", format!("no {what} with id \"{id}\""))
+}
+
+fn internal(error: Error) -> Problem {
+    if error.is_unavailable() {
+        log::error!("api: database unavailable: {error}");
+        return Problem::new(503, "unavailable", format!("{error}; try again shortly"));
+    }
+    log::error!("api: internal error: {error}");
+    Problem::new(500, "internal", "internal error; the server log has the details")
+}
+
+impl Api {
+    fn handle(&self, request: &mut Request) -> Response<std::io::Cursor<Vec<u8>>> {
+        let started = std::time::Instant::now();
+        let answer = self.route(request);
+        let (status, body) = match answer {
+            Ok((status, value)) => (status, if status == 204 { Vec::new() } else { value.to_string().into_bytes() }),
+            Err(problem) => {
+                let mut error = json!({"code": problem.code, "message": problem.message});
+                if let Some(field) = problem.field {
+                    error["field"] = Value::from(field);
+                }
+                (problem.status, json!({ "error": error }).to_string().into_bytes())
+            }
+        };
+        log::debug!(
+            "method={} path={} status={status} elapsed_ms={}",
+            request.method(),
+            request.url().split('?').next().unwrap_or(""),
+            started.elapsed().as_millis()
+        );
+        let mut response = Response::from_data(body).with_status_code(status);
+        if status != 204 {
+            response.add_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"));
+        }
+        if status == 405 {
+            let allow = allowed_methods(&segments(request.url()));
+            response.add_header(Header::from_bytes("Allow", allow.join(", ")).expect("valid header"));
+        }
+        response
+    }
+
+    fn route(&self, request: &mut Request) -> Answer {
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let parts = segments(path);
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        if parts == ["healthz"] && *request.method() == Method::Get {
+            return self.healthz();
+        }
+        if allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>()).is_empty() {
+            return Err(Problem::new(404, "not_found", format!("no route {path}")));
+        }
+        self.authorize(request)?;
+        let query = Query::parse(query);
+        let method = request.method().clone();
+        match (method, parts.as_slice()) {
+            (Method::Post, ["v1", "events"]) => {
+                let body = read_body(request, self.shared.max_event_bytes)?;
+                let event = ingest::parse_event(&body, "", self.shared.max_event_bytes, now_ms())?;
+                let mut stored = self.ingest(vec![event])?;
+                let stored = stored.pop().expect("one event in, one out");
+                Ok((if stored.created { 202 } else { 200 }, stored_json(&stored)))
+            }
+            (Method::Post, ["v1", "events", "batch"]) => {
+                let body = read_body(request, BATCH_BYTES_MAX)?;
+                let events = ingest::parse_batch(&body, self.shared.max_event_bytes, now_ms())?;
+                let stored = self.ingest(events)?;
+                Ok((202, json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() })))
+            }
+            (Method::Get, ["v1", "events"]) => self.list_events(&query),
+            (Method::Get, ["v1", "events", id]) => self.get_event(id),
+            (Method::Get, ["v1", "event-types"]) => Ok((200, catalog::to_json())),
+            (Method::Post, ["v1", "endpoints"]) => {
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.create_endpoint(&body)
+            }
+            (Method::Get, ["v1", "endpoints"]) => self.list_endpoints(&query),
+            (Method::Get, ["v1", "endpoints", id]) => {
+                let endpoint = self.find_endpoint(id)?;
+                Ok((200, endpoint_json(&endpoint)))
+            }
+            (Method::Patch, ["v1", "endpoints", id]) => {
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.update_endpoint(id, &body)
+            }
+            (Method::Delete, ["v1", "endpoints", id]) => {
+                let endpoint = self.find_endpoint(id)?;
+                store::delete_endpoint(&self.conn, endpoint.seq).map_err(internal)?;
+                Ok((204, Value::Null))
+            }
+            (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&query),
+            (Method::Get, ["v1", "deliveries", id]) => {
+                let delivery = self.find_delivery(id)?;
+                let attempts = store::attempts(&self.conn, delivery.seq).map_err(internal)?;
+                let mut value = delivery_json(&delivery);
+                value["attempts"] = attempts
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "number": a.number,
+                            "started_at": format_rfc3339_millis(a.started_at_ms),
+                            "duration_ms": a.duration_ms,
+                            "status_code": a.status_code,
+                            "error_class": a.error_class,
+                            "error": a.error_message,
+                            "response_excerpt": a.response_excerpt,
+                        })
+                    })
+                    .collect();
+                Ok((200, value))
+            }
+            (Method::Post, ["v1", "deliveries", id, "retry"]) => {
+                let delivery = self.find_delivery(id)?;
+                if !store::retry_delivery(&self.conn, delivery.seq, now_ms()).map_err(internal)? {
+                    return Err(Problem::new(409, "delivery_in_flight", "an attempt of this delivery is in flight; try again when it ends"));
+                }
+                let _ = self.shared.commands.try_send(Command::Wake);
+                let delivery = self.find_delivery(id)?;
+                Ok((202, delivery_json(&delivery)))
+            }
+            (method, _) => Err(Problem::new(405, "method_not_allowed", format!("{method} is not allowed on {path}"))),
+        }
+    }
+
+    fn authorize(&self, request: &Request) -> Result<(), Problem> {
+        let token = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            None => Err(Problem::new(401, "unauthorized", "send Authorization: Bearer <token>")),
+            Some(token) if sha256_hex(token) == self.shared.admin_token_sha256 => Ok(()),
+            Some(_) => Err(Problem::new(401, "unauthorized", "the bearer token is not valid")),
+        }
+    }
+
+    fn healthz(&self) -> Answer {
+        let database = self.conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).is_ok();
+        let scheduler = now_ms() - self.shared.heartbeat_ms.load(Ordering::Relaxed) < HEARTBEAT_STALE_MS;
+        let status = if database && scheduler { 200 } else { 503 };
+        Ok((status, json!({"database": if database { "ok" } else { "failing" }, "scheduler": if scheduler { "ok" } else { "stalled" }})))
+    }
+
+    /// Hands events to the scheduler and waits for their commit.
+    fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, Problem> {
+        let (reply, answer) = bounded(1);
+        let stopped = || Problem::new(503, "unavailable", "the service is shutting down; try again shortly");
+        self.shared.commands.send(Command::Ingest { events, reply }).map_err(|_| stopped())?;
+        match answer.recv().map_err(|_| stopped())? {
+            Ok(stored) => Ok(stored),
+            Err(Error::EventIdConflict { id }) => Err(Problem::new(
+                409,
+                "event_id_conflict",
+                format!("event id \"{id}\" is already used by another workspace"),
+            )
+            .at("id")),
+            Err(error) => Err(internal(error)),
+        }
+    }
+
+    fn list_events(&self, query: &Query) -> Answer {
+        let (limit, before) = query.page()?;
+        let since_ms = match query.get("since") {
+            Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+                Problem::new(400, "invalid_query", "since must be an RFC 3339 time, e.g. 2024-01-15T10:30:00Z").at("since")
+            })?),
+            None => None,
+        };
+        let filter = EventFilter { workspace_id: query.get("workspace_id"), event_type: query.get("type"), since_ms };
+        let rows = store::events(&self.conn, &filter, before, limit + 1).map_err(internal)?;
+        Ok((200, page(rows, limit, |r| r.seq, |r| event_json(r))))
+    }
+
+    fn get_event(&self, id: &str) -> Answer {
+        let event = store::event(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("event", id))?;
+        let filter = DeliveryFilter { event_id: Some(id), ..DeliveryFilter::default() };
+        let deliveries = store::deliveries(&self.conn, &filter, i64::MAX, PAGE_LIMIT_MAX).map_err(internal)?;
+        let mut value = event_json(&event);
+        value["deliveries"] = deliveries.iter().map(delivery_json).collect();
+        Ok((200, value))
+    }
+
+    fn find_endpoint(&self, id: &str) -> Result<EndpointRow, Problem> {
+        store::endpoint(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("endpoint", id))
+    }
+
+    fn find_delivery(&self, id: &str) -> Result<DeliveryRow, Problem> {
+        store::delivery(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("delivery", id))
+    }
+
+    fn create_endpoint(&self, body: &str) -> Answer {
+        let input = parse_object(body)?;
+        let now = now_ms();
+        let mut endpoint = EndpointRow {
+            seq: 0,
+            id: new_id("ep"),
+            workspace_id: DEFAULT_WORKSPACE.to_string(),
+            url: String::new(),
+            event_types: Vec::new(),
+            description: String::new(),
+            headers: Vec::new(),
+            enabled: true,
+            disabled_reason: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if !input.contains_key("url") {
+            return Err(Problem::field("url", "url is required"));
+        }
+        if !input.contains_key("events") {
+            return Err(Problem::field("events", "events is required: a list of event types, or [\"*\"] for all"));
+        }
+        self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Create)?;
+        let secret = new_secret();
+        store::insert_endpoint(&self.conn, &mut endpoint, &secret).map_err(internal)?;
+        log::info!("endpoint created: endpoint={} workspace={}", endpoint.id, endpoint.workspace_id);
+        let mut value = endpoint_json(&endpoint);
+        value["secret"] = Value::from(secret);
+        Ok((201, value))
+    }
+
+    fn update_endpoint(&self, id: &str, body: &str) -> Answer {
+        let input = parse_object(body)?;
+        let mut endpoint = self.find_endpoint(id)?;
+        self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Update)?;
+        endpoint.updated_at_ms = now_ms();
+        store::update_endpoint(&self.conn, &endpoint).map_err(internal)?;
+        // Enabling an endpoint may make deliveries due at once.
+        let _ = self.shared.commands.try_send(Command::Wake);
+        Ok((200, endpoint_json(&endpoint)))
+    }
+
+    /// Checks each given field and writes it into `endpoint`.
+    fn apply_endpoint_fields(&self, endpoint: &mut EndpointRow, input: &serde_json::Map<String, Value>, fields: FieldSet) -> Result<(), Problem> {
+        for (key, value) in input {
+            match key.as_str() {
+                "url" => {
+                    let url = value.as_str().ok_or_else(|| Problem::field("url", "url must be a string"))?;
+                    check_endpoint_url(url, self.shared.allow_http, &self.shared.policy)
+                        .map_err(|message| Problem::new(422, "invalid_url", message).at("url"))?;
+                    endpoint.url = url.to_string();
+                }
+                "events" => endpoint.event_types = check_event_types(value)?,
+                "description" => {
+                    let text = value.as_str().ok_or_else(|| Problem::field("description", "description must be a string"))?;
+                    if text.chars().count() > DESCRIPTION_CHARS_MAX {
+                        return Err(Problem::field("description", format!("description is longer than {DESCRIPTION_CHARS_MAX} characters")));
+                    }
+                    endpoint.description = text.to_string();
+                }
+                "headers" => endpoint.headers = check_headers(value)?,
+                "workspace_id" if fields == FieldSet::Create => {
+                    endpoint.workspace_id = ingest::check_id(Some(value), "workspace_id")?.expect("given");
+                }
+                "enabled" if fields == FieldSet::Update => {
+                    let enabled = value.as_bool().ok_or_else(|| Problem::field("enabled", "enabled must be true or false"))?;
+                    if enabled != endpoint.enabled {
+                        endpoint.enabled = enabled;
+                        endpoint.disabled_reason = if enabled { None } else { Some("disabled through the API".to_string()) };
+                    }
+                }
+                other => {
+                    let allowed = match fields {
+                        FieldSet::Create => "url, events, description, headers, workspace_id",
+                        FieldSet::Update => "url, events, description, headers, enabled",
+                    };
+                    return Err(Problem::field(other, format!("unknown field \"{other}\"; allowed: {allowed}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn list_endpoints(&self, query: &Query) -> Answer {
+        let (limit, before) = query.page()?;
+        let rows = store::endpoints(&self.conn, query.get("workspace_id"), before, limit + 1).map_err(internal)?;
+        Ok((200, page(rows, limit, |r| r.seq, endpoint_json)))
+    }
+
+    fn list_deliveries(&self, query: &Query) -> Answer {
+        let (limit, before) = query.page()?;
+        let status = query.get("status");
+        if let Some(status) = status {
+            if !["pending", "delivering", "succeeded", "failed"].contains(&status) {
+                return Err(Problem::new(400, "invalid_query", "status must be pending, delivering, succeeded or failed").at("status"));
+            }
+        }
+        let filter = DeliveryFilter {
+            workspace_id: query.get("workspace_id"),
+            endpoint_id: query.get("endpoint_id"),
+            event_id: query.get("event_id"),
+            status,
+        };
+        let rows = store::deliveries(&self.conn, &filter, before, limit + 1).map_err(internal)?;
+        Ok((200, page(rows, limit, |r| r.seq, delivery_json)))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldSet {
+    Create,
+    Update,
+}
+
+fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Problem::new(422, "invalid_body", "request body must be a JSON object")),
+        Err(error) => Err(ingest::json_problem(&error, "")),
+    }
+}
+
+fn check_event_types(value: &Value) -> Result<Vec<String>, Problem> {
+    let message = "events must be a non-empty list of event types, or [\"*\"] for all";
+    let list = value.as_array().filter(|list| !list.is_empty()).ok_or_else(|| Problem::field("events", message))?;
+    let mut types: Vec<String> = Vec::new();
+    for (index, item) in list.iter().enumerate() {
+        let name = item.as_str().ok_or_else(|| Problem::field(format!("events[{index}]"), message))?;
+        if name != "*" && catalog::find(name).is_none() {
+            return Err(Problem::new(422, "unknown_event_type", format!("\"{name}\" is not an event type (see GET /v1/event-types)"))
+                .at(format!("events[{index}]")));
+        }
+        if !types.iter().any(|t| t == name) {
+            types.push(name.to_string());
+        }
+    }
+    if types.iter().any(|t| t == "*") {
+        types = vec!["*".to_string()];
+    }
+    Ok(types)
+}
+
+fn check_headers(value: &Value) -> Result<Vec<(String, String)>, Problem> {
+    let map = value.as_object().ok_or_else(|| Problem::field("headers", "headers must be an object of name: value strings"))?;
+    if map.len() > ENDPOINT_HEADERS_MAX {
+        return Err(Problem::field("headers", format!("at most {ENDPOINT_HEADERS_MAX} headers")));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in map {
+        let field = format!("headers.{name}");
+        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(Problem::field(field, format!("\"{name}\" is not a valid header name")));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-clockeye-") {
+            return Err(Problem::field(field, format!("header {name} is set by the service and cannot be overridden")));
+        }
+        let text = value.as_str().ok_or_else(|| Problem::field(field.clone(), format!("{field} must be a string")))?;
+        if text.len() > HEADER_VALUE_BYTES_MAX || text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(Problem::field(field.clone(), format!("{field} must be at most {HEADER_VALUE_BYTES_MAX} bytes without control characters")));
+        }
+        headers.push((name.clone(), text.to_string()));
+    }
+    Ok(headers)
+}
+
+/// Reads a request body up to `limit` bytes as UTF-8; more is 413.
+fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
+    let too_large = || Problem::new(413, "payload_too_large", format!("request body is larger than {limit} bytes"));
+    if request.body_length().is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|error| Problem::new(400, "unreadable_body", format!("could not read the request body: {error}")))?;
+    if body.len() > limit {
+        return Err(too_large());
+    }
+    String::from_utf8(body).map_err(|_| Problem::new(400, "invalid_json", "request body is not UTF-8"))
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('?').next().unwrap_or("").split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+}
+
+/// The methods a path answers to; empty when no route has that shape.
+fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match parts.as_slice() {
+        ["healthz"] => vec!["GET"],
+        ["v1", "events"] => vec!["GET", "POST"],
+        ["v1", "events", "batch"] => vec!["POST", "GET"],
+        ["v1", "events", _] => vec!["GET"],
+        ["v1", "event-types"] => vec!["GET"],
+        ["v1", "endpoints"] => vec!["GET", "POST"],
+        ["v1", "endpoints", _] => vec!["GET", "PATCH", "DELETE"],
+        ["v1", "deliveries"] => vec!["GET"],
+        ["v1", "deliveries", _] => vec!["GET"],
+        ["v1", "deliveries", _, "retry"] => vec!["POST"],
+        _ => vec![],
+    }
+}
+
+/// `?a=b&c=d`, percent-decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(text: &str) -> Query {
+        Query(
+            text.split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(key), percent_decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `limit` and the `after` cursor: (page size, seq below which the page starts).
+    fn page(&self) -> Result<(usize, i64), Problem> {
+        let limit = match self.get("limit") {
+            None => PAGE_LIMIT_DEFAULT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=PAGE_LIMIT_MAX).contains(&n) => n,
+                _ => return Err(Problem::new(400, "invalid_query", format!("limit must be a whole number from 1 to {PAGE_LIMIT_MAX}")).at("limit")),
+            },
+        };
+        let before = match self.get("after") {
+            None => i64::MAX,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Problem::new(400, "invalid_query", "after must be the `next` cursor of a previous page").at("after"))?,
+        };
+        Ok((limit, before))
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let hex_value = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        if byte == b'%' && index + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
+                out.push(high * 16 + low);
+                index += 3;
+                continue;
+            }
+        }
+        out.push(if byte == b'+' { b' ' } else { byte });
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A page of rows as `{"data": [...], "next": cursor|null}`; `rows` holds up to `limit + 1`.
+fn page<T>(mut rows: Vec<T>, limit: usize, seq: impl Fn(&T) -> i64, to_json: impl Fn(&T) -> Value) -> Value {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|row| Value::from(seq(row).to_string()))
+    } else {
+        None
+    };
+    json!({ "data": rows.iter().map(to_json).collect::<Vec<_>>(), "next": next })
+}
+
+fn stored_json(stored: &StoredEvent) -> Value {
+    json!({
+        "id": stored.id,
+        "type": stored.event_type,
+        "created_at": format_rfc3339_seconds(stored.created_at_ms),
+        "workspace_id": stored.workspace_id,
+        "deliveries": stored.deliveries.iter().map(|(id, endpoint_id)| json!({"id": id, "endpoint_id": endpoint_id})).collect::<Vec<_>>(),
+    })
+}
+
+fn event_json(event: &store::EventRow) -> Value {
+    let data = serde_json::from_slice::<Value>(&event.body).ok().and_then(|mut body| body.get_mut("data").map(Value::take));
+    json!({
+        "id": event.id,
+        "type": event.event_type,
+        "created_at": format_rfc3339_seconds(event.created_at_ms),
+        "workspace_id": event.workspace_id,
+        "data": data,
+    })
+}
+
+/// An endpoint as the API shows it after creation: never the secret, header values redacted
+/// (they often carry the receiver's credentials).
+fn endpoint_json(endpoint: &EndpointRow) -> Value {
+    let headers: serde_json::Map<String, Value> =
+        endpoint.headers.iter().map(|(name, _)| (name.clone(), Value::from("[redacted]"))).collect();
+    json!({
+        "id": endpoint.id,
+        "workspace_id": endpoint.workspace_id,
+        "url": endpoint.url,
+        "events": endpoint.event_types,
+        "description": endpoint.description,
+        "headers": headers,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "created_at": format_rfc3339_millis(endpoint.created_at_ms),
+        "updated_at": format_rfc3339_millis(endpoint.updated_at_ms),
+    })
+}
+
+fn delivery_json(delivery: &DeliveryRow) -> Value {
+    json!({
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "endpoint_id": delivery.endpoint_id,
+        "workspace_id": delivery.workspace_id,
+        "status": delivery.status,
+        "attempts_made": delivery.attempts_made,
+        "next_attempt_at": delivery.next_attempt_at_ms.map(time::format_rfc3339_millis),
+        "created_at": format_rfc3339_millis(delivery.created_at_ms),
+        "updated_at": format_rfc3339_millis(delivery.updated_at_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_escapes_and_junk() {
+        assert_eq!(percent_decode("2024-01-15T10%3A30%3A00Z"), "2024-01-15T10:30:00Z");
+        assert_eq!(percent_decode("a+b%20c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    #[test]
+    fn routes_know_their_methods() {
+        let parts = |path: &str| segments(path);
+        assert_eq!(allowed_methods(&parts("/v1/endpoints/ep_1")), vec!["GET", "PATCH", "DELETE"]);
+        assert!(allowed_methods(&parts("/v1/nothing")).is_empty());
+        assert_eq!(allowed_methods(&parts("/v1/deliveries/dlv_1/retry")), vec!["POST"]);
+    }
+}

@@ -1,0 +1,19 @@
+//! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
+//! never lost. The data flows one way:
+//! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
+//! `main.rs` wires the threads; the receiver-side helpers live in `signing`.
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod logging;
+pub mod model;
+pub mod net;
+pub mod retry;
+pub mod scheduler;
+pub mod signing;
+pub mod store;
+pub mod time;
+pub mod worker;

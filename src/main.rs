@@ -1,0 +1,206 @@
+//! The `clockeye-webhooks` command: parses the command line and runs. `serve` wires the service
+//! in one screen: open the store, recover, spawn workers and the scheduler, serve the API, wait
+//! for a signal, shut down in order.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use clockeye_webhooks::config::{self, Config};
+use clockeye_webhooks::error::Error;
+use clockeye_webhooks::net::AddressPolicy;
+use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
+use clockeye_webhooks::signing::{new_token, sha256_hex};
+use clockeye_webhooks::time::now_ms;
+use clockeye_webhooks::worker::{self, Worker};
+use clockeye_webhooks::{api, logging, store};
+use crossbeam_channel::bounded;
+
+/// Threads taking API requests; each waits for its events' commit, so this bounds how many
+/// ingest requests share one group commit.
+const API_THREADS: usize = 24;
+/// A client that sends nothing for this long is disconnected (slow or idle clients cannot hold
+/// the API); also the longest a response write may block.
+const API_SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
+/// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
+const USAGE: &str = "clockeye-webhooks: delivers ClockEye events to webhook endpoints, signed and retried
+
+usage:
+  clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
+  clockeye-webhooks --version
+
+quick start:
+  clockeye-webhooks serve           listens on 127.0.0.1:7740, database ./clockeye-webhooks.db
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
+                print!("{}", config::serve_help());
+                return ExitCode::SUCCESS;
+            }
+            let config = match config::parse_serve_from_env(&args[1..]) {
+                Ok(config) => config,
+                Err(line) => {
+                    eprintln!("clockeye-webhooks: {line}");
+                    return ExitCode::from(2);
+                }
+            };
+            match serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("clockeye-webhooks: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("clockeye-webhooks {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        None | Some("--help" | "-h" | "help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("clockeye-webhooks: unknown command \"{other}\" (see clockeye-webhooks --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), Error> {
+    logging::init(config.log_format, log::LevelFilter::Info);
+    if let Some(path) = &config.ca_file {
+        return Err(Error::Io {
+            context: format!("--ca-file {}", path.display()),
+            source: std::io::Error::other("extra trusted roots are not supported by this build yet"),
+        });
+    }
+    let conn = store::open(&config.db)?;
+    let recovered = store::recover_delivering(&conn, now_ms())?;
+    let (admin_token_sha256, new_admin_token) = admin_token(&conn, &config)?;
+
+    let listener = TcpListener::bind(config.listen).map_err(|source| Error::Listen { addr: config.listen.to_string(), source })?;
+    let socket = socket2::SockRef::from(&listener);
+    // Accepted sockets inherit these, so an idle or trickling client is cut off.
+    let io_context = |source| Error::Io { context: "setting API socket timeouts".into(), source };
+    socket.set_read_timeout(Some(API_SOCKET_TIMEOUT)).map_err(io_context)?;
+    socket.set_write_timeout(Some(API_SOCKET_TIMEOUT)).map_err(io_context)?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen.to_string(), source })?;
+    let server = Arc::new(
+        tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| Error::Listen { addr: addr.to_string(), source: std::io::Error::other(e.to_string()) })?,
+    );
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|source| Error::Io { context: "installing signal handlers".into(), source })?;
+
+    let jobs_in_flight_max = config.workers * 2;
+    let (jobs_tx, jobs_rx) = bounded(jobs_in_flight_max);
+    let (results_tx, results_rx) = bounded(jobs_in_flight_max);
+    let (commands_tx, commands_rx) = bounded(COMMAND_QUEUE_MAX);
+    let (shutdown_tx, shutdown_rx) = bounded(1);
+    let heartbeat_ms = Arc::new(AtomicI64::new(now_ms()));
+
+    let policy = Arc::new(AddressPolicy {
+        allow_private_networks: config.allow_private_networks,
+        allow_networks: config.allow_networks.clone(),
+    });
+    let agent = worker::agent(config.attempt_timeout, config.workers, policy.clone(), ureq::tls::TlsConfig::default());
+    let retry_schedule = Arc::new(config.retry_schedule.clone());
+    let mut workers = Vec::new();
+    for index in 0..config.workers {
+        let worker = Worker { agent: agent.clone(), jobs: jobs_rx.clone(), results: results_tx.clone(), retry_schedule: retry_schedule.clone() };
+        workers.push(spawn(format!("worker-{index}"), move || worker::main(worker)));
+    }
+    drop((jobs_rx, results_tx));
+
+    let scheduler = Scheduler {
+        conn,
+        commands: commands_rx,
+        results: results_rx,
+        jobs: jobs_tx,
+        shutdown: shutdown_rx,
+        jobs_in_flight_max,
+        drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
+        heartbeat_ms: heartbeat_ms.clone(),
+    };
+    let scheduler_thread = spawn("scheduler".into(), move || scheduler::main(scheduler));
+
+    let shared = Arc::new(api::Shared {
+        admin_token_sha256,
+        commands: commands_tx,
+        allow_http: config.allow_http,
+        policy,
+        max_event_bytes: config.max_event_bytes,
+        heartbeat_ms,
+    });
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut api_threads = Vec::new();
+    for index in 0..API_THREADS {
+        let conn = store::open(&config.db)?;
+        let (server, shared, stopping) = (server.clone(), shared.clone(), stopping.clone());
+        api_threads.push(spawn(format!("api-{index}"), move || api::main(server, conn, shared, stopping)));
+    }
+    drop(shared);
+
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on http://{addr}");
+    match &new_admin_token {
+        Some(token) => {
+            let _ = writeln!(stdout, "admin token: {token}");
+            let _ = writeln!(stdout, "(shown once; only its hash is kept in the database. Use it as: Authorization: Bearer <token>)");
+        }
+        None if config.admin_token.is_none() => {
+            let _ = writeln!(stdout, "admin token: the one shown at first start (or set one with --admin-token)");
+        }
+        None => {}
+    }
+    let _ = stdout.flush();
+    drop(stdout);
+    log::info!("started: {} recovered_deliveries={recovered}", config.describe());
+
+    let signal = signals.forever().next();
+    log::info!("shutting down on signal {signal:?}: no new requests; letting attempts in flight finish");
+    stopping.store(true, Ordering::SeqCst);
+    for _ in 0..API_THREADS {
+        server.unblock();
+    }
+    for thread in api_threads {
+        let _ = thread.join();
+    }
+    drop(server);
+    let _ = shutdown_tx.send(());
+    let _ = scheduler_thread.join();
+    for thread in workers {
+        let _ = thread.join();
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The admin token's hash, and the token itself when it was generated just now (to show once).
+fn admin_token(conn: &rusqlite::Connection, config: &Config) -> Result<(String, Option<String>), Error> {
+    if let Some(token) = &config.admin_token {
+        return Ok((sha256_hex(token), None));
+    }
+    if let Some(hash) = store::meta(conn, "admin_token_sha256")? {
+        return Ok((hash, None));
+    }
+    let token = new_token("cew_admin");
+    let hash = sha256_hex(&token);
+    store::set_meta(conn, "admin_token_sha256", &hash)?;
+    Ok((hash, Some(token)))
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::Builder::new().name(name).spawn(body).expect("the OS can start a thread")
+}

@@ -1,0 +1,115 @@
+//! The values that travel between threads: an event to store, a job for a worker, the outcome of
+//! an attempt. Plain data; no I/O.
+
+use std::sync::Arc;
+
+/// Why an attempt failed, as recorded and shown in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    Redirect,
+    HttpStatus,
+    BlockedAddress,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connect => "connect",
+            ErrorClass::Dns => "dns",
+            ErrorClass::Tls => "tls",
+            ErrorClass::Redirect => "redirect",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::BlockedAddress => "blocked_address",
+        }
+    }
+}
+
+/// What one attempt came to. A receiver's 500 or a refused connection is an `Outcome`, not an `Err`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    /// The HTTP status, when a response came back.
+    pub status_code: Option<u16>,
+    /// None exactly when the attempt succeeded (a 2xx within the timeout).
+    pub error_class: Option<ErrorClass>,
+    /// One line for people; None on success.
+    pub error_message: Option<String>,
+    /// The start of the response body, at most `worker::RESPONSE_EXCERPT_BYTES`.
+    pub response_excerpt: Option<String>,
+    /// `Retry-After` of a 429 or 503, as milliseconds to wait from the end of the attempt.
+    pub retry_after_ms: Option<i64>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.error_class.is_none()
+    }
+}
+
+/// What follows an attempt, decided by `retry::next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Succeeded,
+    /// Back to `pending`, due at this unix ms.
+    RetryAt(i64),
+    /// Attempts exhausted, or the receiver said 410 Gone.
+    Failed,
+}
+
+/// An event ready to be stored: validated, its body bytes final.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub workspace_id: String,
+    pub event_type: String,
+    pub created_at_ms: i64,
+    pub body: Vec<u8>,
+}
+
+/// An event as stored, with its deliveries, as the ingest routes answer it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub workspace_id: String,
+    pub event_type: String,
+    pub created_at_ms: i64,
+    /// `(delivery id, endpoint id)` per subscribed endpoint.
+    pub deliveries: Vec<(String, String)>,
+    /// False when the id was known already and nothing new was queued.
+    pub created: bool,
+}
+
+/// One attempt to make, handed from the scheduler to a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_seq: i64,
+    pub delivery_id: String,
+    pub endpoint_seq: i64,
+    pub url: String,
+    pub secret: String,
+    /// The endpoint's extra headers.
+    pub headers: Vec<(String, String)>,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact bytes of every attempt of this event.
+    pub body: Arc<[u8]>,
+    /// 1-based, as sent in `X-ClockEye-Attempt`.
+    pub attempt_number: u32,
+}
+
+/// A finished attempt, handed from a worker back to the scheduler to record.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub delivery_seq: i64,
+    pub delivery_id: String,
+    pub endpoint_seq: i64,
+    pub attempt_number: u32,
+    pub outcome: Outcome,
+    pub decision: Decision,
+}

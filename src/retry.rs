@@ -1,0 +1,95 @@
+//! The retry policy, pure: it reads no clock and no RNG, so the schedule is testable to the
+//! millisecond. Time comes in as `finished_at_ms`.
+
+use std::time::Duration;
+
+use crate::model::{Decision, Outcome};
+
+/// What follows attempt `attempt_number` (1-based) that ended at `finished_at_ms`.
+///
+/// The delay after failed attempt n is `schedule[n-1]`, counted from the end of that attempt;
+/// after the last step the delivery fails. A `Retry-After` on a 429/503 is honoured within
+/// [delay, 2 × delay]. `410 Gone` fails the delivery at once.
+pub fn next(schedule: &[Duration], attempt_number: u32, outcome: &Outcome, finished_at_ms: i64) -> Decision {
+    if outcome.succeeded() {
+        return Decision::Succeeded;
+    }
+    if outcome.status_code == Some(410) {
+        return Decision::Failed;
+    }
+    let Some(delay) = schedule.get(attempt_number.saturating_sub(1) as usize) else {
+        return Decision::Failed;
+    };
+    let delay_ms = delay.as_millis() as i64;
+    let wait_ms = match outcome.retry_after_ms {
+        Some(asked_ms) if matches!(outcome.status_code, Some(429 | 503)) => asked_ms.clamp(delay_ms, 2 * delay_ms),
+        _ => delay_ms,
+    };
+    Decision::RetryAt(finished_at_ms + wait_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ErrorClass;
+
+    fn failure(status_code: Option<u16>, retry_after_ms: Option<i64>) -> Outcome {
+        Outcome {
+            started_at_ms: 0,
+            duration_ms: 5,
+            status_code,
+            error_class: Some(if status_code.is_some() { ErrorClass::HttpStatus } else { ErrorClass::Connect }),
+            error_message: Some("failed".into()),
+            response_excerpt: None,
+            retry_after_ms,
+        }
+    }
+
+    #[test]
+    fn follows_the_default_schedule_then_gives_up() {
+        let schedule: Vec<Duration> = [60, 300, 1800, 7200].map(Duration::from_secs).to_vec();
+        let cases = [
+            (1, Decision::RetryAt(1_000 + 60_000)),
+            (2, Decision::RetryAt(1_000 + 300_000)),
+            (3, Decision::RetryAt(1_000 + 1_800_000)),
+            (4, Decision::RetryAt(1_000 + 7_200_000)),
+            (5, Decision::Failed),
+            (9, Decision::Failed),
+        ];
+        for (attempt_number, expected) in cases {
+            assert_eq!(next(&schedule, attempt_number, &failure(Some(500), None), 1_000), expected, "attempt {attempt_number}");
+        }
+    }
+
+    #[test]
+    fn success_ends_the_delivery() {
+        let mut outcome = failure(Some(200), None);
+        outcome.error_class = None;
+        assert_eq!(next(&[Duration::from_secs(1)], 1, &outcome, 0), Decision::Succeeded);
+    }
+
+    #[test]
+    fn gone_fails_at_once() {
+        assert_eq!(next(&[Duration::from_secs(1)], 1, &failure(Some(410), None), 0), Decision::Failed);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_one_to_two_delays() {
+        let schedule = [Duration::from_secs(10)];
+        let cases = [
+            (Some(429), Some(1_000), 10_000),
+            (Some(503), Some(15_000), 15_000),
+            (Some(429), Some(60_000), 20_000),
+            (Some(500), Some(15_000), 10_000),
+            (None, None, 10_000),
+        ];
+        for (status_code, asked_ms, wait_ms) in cases {
+            assert_eq!(next(&schedule, 1, &failure(status_code, asked_ms), 0), Decision::RetryAt(wait_ms), "{status_code:?} {asked_ms:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_schedule_means_one_attempt() {
+        assert_eq!(next(&[], 1, &failure(None, None), 0), Decision::Failed);
+    }
+}

@@ -1,0 +1,208 @@
+//! The scheduler thread: the one writer. Each round it takes whatever waits (events to ingest,
+//! attempt results from workers), writes it all and claims due deliveries in ONE transaction
+//! (group commit: one fsync for many rows), then answers the ingest callers and hands the claimed
+//! jobs to the workers. A new event is claimed in the same round it is stored, so its first
+//! attempt starts right after the commit, not at the next poll.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
+use crate::store;
+use crate::time::now_ms;
+
+/// Most ingest commands waiting for the scheduler; API threads block past it (backpressure).
+pub const COMMAND_QUEUE_MAX: usize = 4096;
+/// Most ingest commands written in one transaction.
+pub const COMMANDS_PER_ROUND_MAX: usize = 1024;
+/// Most attempt results written in one transaction.
+pub const RESULTS_PER_ROUND_MAX: usize = 4096;
+/// Most deliveries claimed in one transaction.
+pub const CLAIM_BATCH_MAX: usize = 512;
+/// Longest wait between rounds when nothing is due: picks up changes made by API threads
+/// (an endpoint enabled, a delivery retried) even if their wake-up was missed.
+pub const POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
+/// Pause after a failed commit (disk full, read-only file) before trying again.
+pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
+
+const _: () = assert!(COMMANDS_PER_ROUND_MAX <= COMMAND_QUEUE_MAX);
+
+/// What API threads ask of the scheduler.
+pub enum Command {
+    /// Store these events, all or nothing, and answer once committed.
+    Ingest { events: Vec<NewEvent>, reply: Sender<Result<Vec<StoredEvent>>> },
+    /// Something due may have changed (a retry, an endpoint enabled): look again now.
+    Wake,
+}
+
+/// The scheduler's ends of its channels and its limits.
+pub struct Scheduler {
+    pub conn: Connection,
+    pub commands: Receiver<Command>,
+    pub results: Receiver<AttemptResult>,
+    pub jobs: Sender<Job>,
+    pub shutdown: Receiver<()>,
+    /// Most jobs handed out and not yet answered; the jobs channel holds at least this many.
+    pub jobs_in_flight_max: usize,
+    /// How long shutdown waits for attempts in flight.
+    pub drain_timeout: Duration,
+    /// Unix ms of the last round, read by `/healthz`.
+    pub heartbeat_ms: Arc<AtomicI64>,
+}
+
+struct Round {
+    ingests: Vec<(Vec<NewEvent>, Sender<Result<Vec<StoredEvent>>>)>,
+    results: Vec<AttemptResult>,
+    woken: bool,
+}
+
+pub fn main(mut scheduler: Scheduler) {
+    let mut jobs_in_flight = 0usize;
+    // Results whose commit failed are written again in the next round.
+    let mut unwritten: Vec<AttemptResult> = Vec::new();
+    let mut next_due_ms: Option<i64> = Some(0);
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+        if let Some(deadline) = drain_deadline {
+            if jobs_in_flight == 0 || Instant::now() >= deadline {
+                if jobs_in_flight > 0 {
+                    log::warn!("shutdown: {jobs_in_flight} attempts still in flight; they are sent again after restart");
+                }
+                if !unwritten.is_empty() {
+                    write_results_at_exit(&mut scheduler.conn, &unwritten);
+                }
+                return;
+            }
+        }
+        let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
+        let wait = if !unwritten.is_empty() {
+            FAILED_COMMIT_BACKOFF
+        } else if !can_claim {
+            POLL_INTERVAL_MAX
+        } else {
+            match next_due_ms {
+                Some(due_ms) => Duration::from_millis((due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64),
+                None => POLL_INTERVAL_MAX,
+            }
+        };
+        let mut round = Round { ingests: Vec::new(), results: std::mem::take(&mut unwritten), woken: false };
+        select! {
+            recv(scheduler.commands) -> command => match command {
+                Ok(command) => take_command(&mut round, command),
+                Err(_) => {
+                    // Every API thread is gone: nothing more will be ingested.
+                    drain_deadline.get_or_insert_with(|| Instant::now() + scheduler.drain_timeout);
+                }
+            },
+            recv(scheduler.results) -> result => {
+                if let Ok(result) = result {
+                    jobs_in_flight -= 1;
+                    round.results.push(result);
+                }
+            },
+            recv(scheduler.shutdown) -> _ => {
+                drain_deadline.get_or_insert_with(|| Instant::now() + scheduler.drain_timeout);
+            },
+            default(wait) => {}
+        }
+        while round.ingests.len() < COMMANDS_PER_ROUND_MAX {
+            let Ok(command) = scheduler.commands.try_recv() else { break };
+            take_command(&mut round, command);
+        }
+        while round.results.len() < RESULTS_PER_ROUND_MAX {
+            let Ok(result) = scheduler.results.try_recv() else { break };
+            jobs_in_flight -= 1;
+            round.results.push(result);
+        }
+
+        let now = now_ms();
+        let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
+        let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
+        if round.ingests.is_empty() && round.results.is_empty() && !round.woken && !(due_now && can_claim) {
+            continue;
+        }
+        let claim_limit = if can_claim { (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX) } else { 0 };
+        let Round { ingests, results, .. } = round;
+        match write_round(&mut scheduler.conn, &ingests, &results, claim_limit, now) {
+            Ok((answers, jobs, next)) => {
+                for ((_, reply), answer) in ingests.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+                jobs_in_flight += jobs.len();
+                for job in jobs {
+                    scheduler.jobs.send(job).expect("workers outlive the scheduler");
+                }
+                next_due_ms = next;
+            }
+            Err(error) => {
+                log::error!("commit failed, will retry: error={error} events_refused={} results_kept={}", ingests.len(), results.len());
+                for (_, reply) in ingests {
+                    let _ = reply.send(Err(Error::Unavailable(error.to_string())));
+                }
+                unwritten = results;
+                next_due_ms = Some(now);
+            }
+        }
+    }
+}
+
+fn take_command(round: &mut Round, command: Command) {
+    match command {
+        Command::Ingest { events, reply } => round.ingests.push((events, reply)),
+        Command::Wake => round.woken = true,
+    }
+}
+
+type RoundOutput = (Vec<Result<Vec<StoredEvent>>>, Vec<Job>, Option<i64>);
+
+/// One transaction: attempt results, then events (each command in a savepoint, so a bad one
+/// fails alone), then claims. Returns each command's answer, the claimed jobs, and when the
+/// next delivery is due.
+fn write_round(
+    conn: &mut Connection,
+    ingests: &[(Vec<NewEvent>, Sender<Result<Vec<StoredEvent>>>)],
+    results: &[AttemptResult],
+    claim_limit: usize,
+    now: i64,
+) -> Result<RoundOutput> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for result in results {
+        store::record_attempt(&tx, result, now)?;
+    }
+    let mut answers = Vec::with_capacity(ingests.len());
+    for (events, _) in ingests {
+        let savepoint = tx.savepoint()?;
+        let stored: Result<Vec<StoredEvent>> = events.iter().map(|event| store::insert_event(&savepoint, event, now)).collect();
+        match stored {
+            Ok(stored) => {
+                savepoint.commit()?;
+                answers.push(Ok(stored));
+            }
+            Err(error) => {
+                drop(savepoint); // rolls back this command only
+                if error.is_unavailable() {
+                    return Err(error);
+                }
+                answers.push(Err(error));
+            }
+        }
+    }
+    let jobs = if claim_limit > 0 { store::claim_due(&tx, now, claim_limit)? } else { Vec::new() };
+    let next_due_ms = if claim_limit > 0 && jobs.len() == claim_limit { Some(now) } else { store::next_due_at_ms(&tx)? };
+    tx.commit()?;
+    Ok((answers, jobs, next_due_ms))
+}
+
+/// At shutdown, one last try to keep results whose commit failed; they are otherwise
+/// redelivered after restart, which is allowed (at least once) but wasteful.
+fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
+    if let Err(error) = write_round(conn, &[], results, 0, now_ms()) {
+        log::warn!("shutdown: could not record {} attempt results: {error}", results.len());
+    }
+}

@@ -1,0 +1,492 @@
+//! All SQL. Small functions named for what they do; the "due" predicate is written once
+//! (`DUE`). Every function takes a `&Connection`, so callers decide the transaction: the
+//! scheduler groups many calls into one commit, API threads run single statements.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{Error, Result};
+use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
+use crate::signing::new_id;
+
+/// The schema this build writes; `schema.sql` sets the same `user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+/// How long a statement waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// Opens (creating if needed) the database: WAL, `synchronous=FULL`, foreign keys, schema applied.
+pub fn open(path: &Path) -> Result<Connection> {
+    let open_error = |source| Error::Open { path: path.to_path_buf(), source };
+    let conn = Connection::open(path).map_err(open_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    // WAL lets API readers run beside the one writer; FULL makes a commit survive power loss.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("journal_mode={mode} (WAL was asked for; the file system may not support it)");
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(open_error)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(open_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+    }
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", include_str!("../schema.sql")))
+            .map_err(open_error)?;
+    }
+    Ok(conn)
+}
+
+pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0)).optional()?)
+}
+
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2", [key, value])?;
+    Ok(())
+}
+
+/// After a crash, attempts that were in flight are unknown: send them again (at least once).
+pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1
+         WHERE status = 'delivering'",
+        [now_ms],
+    )?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingest
+
+/// Stores one event and a `pending` delivery for each endpoint of its workspace subscribed to
+/// its type. A known id in the same workspace returns the original and queues nothing.
+pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<StoredEvent> {
+    let existing = conn
+        .prepare_cached("SELECT seq, workspace_id, type, created_at_ms FROM events WHERE id = ?1")?
+        .query_row([&event.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)))
+        .optional()?;
+    if let Some((seq, workspace_id, event_type, created_at_ms)) = existing {
+        if workspace_id != event.workspace_id {
+            return Err(Error::EventIdConflict { id: event.id.clone() });
+        }
+        let deliveries = conn
+            .prepare_cached(
+                "SELECT d.id, e.id FROM deliveries d JOIN endpoints e ON e.seq = d.endpoint_seq
+                 WHERE d.event_seq = ?1 ORDER BY d.seq",
+            )?
+            .query_map([seq], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok(StoredEvent { id: event.id.clone(), workspace_id, event_type, created_at_ms, deliveries, created: false });
+    }
+    conn.prepare_cached("INSERT INTO events (id, workspace_id, type, created_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![event.id, event.workspace_id, event.event_type, event.created_at_ms, event.body])?;
+    let event_seq = conn.last_insert_rowid();
+    let subscribers = conn
+        .prepare_cached("SELECT seq, id, event_types FROM endpoints WHERE workspace_id = ?1 ORDER BY seq")?
+        .query_map([&event.workspace_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+    )?;
+    let mut deliveries = Vec::new();
+    for (endpoint_seq, endpoint_id, event_types) in subscribers {
+        if !subscribes(&event_types, &event.event_type) {
+            continue;
+        }
+        let delivery_id = new_id("dlv");
+        insert.execute(params![delivery_id, event_seq, endpoint_seq, now_ms])?;
+        deliveries.push((delivery_id, endpoint_id));
+    }
+    Ok(StoredEvent {
+        id: event.id.clone(),
+        workspace_id: event.workspace_id.clone(),
+        event_type: event.event_type.clone(),
+        created_at_ms: event.created_at_ms,
+        deliveries,
+        created: true,
+    })
+}
+
+/// Does an endpoint's `event_types` JSON (`["*"]` or a list of types) include `event_type`?
+fn subscribes(event_types_json: &str, event_type: &str) -> bool {
+    serde_json::from_str::<Vec<String>>(event_types_json)
+        .map(|types| types.iter().any(|t| t == "*" || t == event_type))
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+
+/// The one definition of "due": pending, its time has come, its endpoint enabled.
+const DUE: &str = "d.status = 'pending' AND d.next_attempt_at_ms <= ?1 AND e.enabled = 1";
+
+/// Marks up to `limit` due deliveries `delivering` and returns the attempts to make, oldest due first.
+pub fn claim_due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Job>> {
+    let sql = format!(
+        "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body
+         FROM deliveries d
+         JOIN endpoints e ON e.seq = d.endpoint_seq
+         JOIN events ev ON ev.seq = d.event_seq
+         WHERE {DUE} ORDER BY d.next_attempt_at_ms LIMIT ?2"
+    );
+    let jobs = conn
+        .prepare_cached(&sql)?
+        .query_map(params![now_ms, limit as i64], |row| {
+            let headers: String = row.get(6)?;
+            let body: Vec<u8> = row.get(9)?;
+            Ok(Job {
+                delivery_seq: row.get(0)?,
+                delivery_id: row.get(1)?,
+                attempt_number: row.get::<_, u32>(2)? + 1,
+                endpoint_seq: row.get(3)?,
+                url: row.get(4)?,
+                secret: row.get(5)?,
+                headers: parse_headers(&headers),
+                event_id: row.get(7)?,
+                event_type: row.get(8)?,
+                body: Arc::from(body),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut mark = conn.prepare_cached(
+        "UPDATE deliveries SET status = 'delivering', next_attempt_at_ms = NULL, updated_at_ms = ?2 WHERE seq = ?1",
+    )?;
+    for job in &jobs {
+        mark.execute(params![job.delivery_seq, now_ms])?;
+    }
+    Ok(jobs)
+}
+
+/// When the earliest pending delivery of an enabled endpoint is due, if any.
+pub fn next_due_at_ms(conn: &Connection) -> Result<Option<i64>> {
+    let sql = format!(
+        "SELECT d.next_attempt_at_ms FROM deliveries d JOIN endpoints e ON e.seq = d.endpoint_seq
+         WHERE {DUE} ORDER BY d.next_attempt_at_ms LIMIT 1"
+    );
+    Ok(conn.prepare_cached(&sql)?.query_row([i64::MAX], |row| row.get(0)).optional()?)
+}
+
+/// Writes an attempt and its delivery's new status together. A delivery deleted meanwhile
+/// (its endpoint was removed) is skipped.
+pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) -> Result<()> {
+    let (status, next_attempt_at_ms) = match result.decision {
+        Decision::Succeeded => ("succeeded", None),
+        Decision::RetryAt(at_ms) => ("pending", Some(at_ms)),
+        Decision::Failed => ("failed", None),
+    };
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?2, attempts_made = ?3, next_attempt_at_ms = ?4, updated_at_ms = ?5
+             WHERE seq = ?1 AND status = 'delivering'",
+        )?
+        .execute(params![result.delivery_seq, status, result.attempt_number, next_attempt_at_ms, now_ms])?;
+    if changed == 0 {
+        return Ok(());
+    }
+    let outcome = &result.outcome;
+    conn.prepare_cached(
+        "INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms, status_code, error_class,
+                               error_message, response_excerpt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        result.delivery_seq,
+        result.attempt_number,
+        outcome.started_at_ms,
+        outcome.duration_ms,
+        outcome.status_code,
+        outcome.error_class.map(|class| class.as_str()),
+        outcome.error_message,
+        outcome.response_excerpt,
+    ])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+#[derive(Debug, Clone)]
+pub struct EndpointRow {
+    pub seq: i64,
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub description: String,
+    pub headers: Vec<(String, String)>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+fn parse_headers(json: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .map(|map| map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn headers_json(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> =
+        headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, created_at_ms, updated_at_ms";
+
+fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
+    let event_types: String = row.get(4)?;
+    let headers: String = row.get(6)?;
+    Ok(EndpointRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        workspace_id: row.get(2)?,
+        url: row.get(3)?,
+        event_types: serde_json::from_str(&event_types).unwrap_or_default(),
+        description: row.get(5)?,
+        headers: parse_headers(&headers),
+        enabled: row.get(7)?,
+        disabled_reason: row.get(8)?,
+        created_at_ms: row.get(9)?,
+        updated_at_ms: row.get(10)?,
+    })
+}
+
+/// Inserts a new endpoint with its secret; fills in `seq`.
+pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, description, headers, enabled,
+                                disabled_reason, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        endpoint.id,
+        endpoint.workspace_id,
+        endpoint.url,
+        secret,
+        serde_json::to_string(&endpoint.event_types).expect("strings serialize"),
+        endpoint.description,
+        headers_json(&endpoint.headers),
+        endpoint.enabled,
+        endpoint.disabled_reason,
+        endpoint.created_at_ms,
+        endpoint.updated_at_ms,
+    ])?;
+    endpoint.seq = conn.last_insert_rowid();
+    Ok(())
+}
+
+pub fn endpoint(conn: &Connection, id: &str) -> Result<Option<EndpointRow>> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], endpoint_from_row).optional()?)
+}
+
+/// A page of endpoints, newest first, after the cursor `before_seq`; `workspace_id` narrows it.
+pub fn endpoints(conn: &Connection, workspace_id: Option<&str>, before_seq: i64, limit: usize) -> Result<Vec<EndpointRow>> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE (?1 IS NULL OR workspace_id = ?1) AND seq < ?2
+         ORDER BY seq DESC LIMIT ?3"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(params![workspace_id, before_seq, limit as i64], endpoint_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Writes every changeable column of an endpoint back.
+pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE endpoints SET url = ?2, event_types = ?3, description = ?4, headers = ?5, enabled = ?6,
+                                  disabled_reason = ?7, updated_at_ms = ?8
+             WHERE seq = ?1",
+        )?
+        .execute(params![
+            endpoint.seq,
+            endpoint.url,
+            serde_json::to_string(&endpoint.event_types).expect("strings serialize"),
+            endpoint.description,
+            headers_json(&endpoint.headers),
+            endpoint.enabled,
+            endpoint.disabled_reason,
+            endpoint.updated_at_ms,
+        ])?;
+    Ok(changed == 1)
+}
+
+/// Deletes an endpoint with its deliveries and their attempts.
+pub fn delete_endpoint(conn: &Connection, seq: i64) -> Result<bool> {
+    Ok(conn.prepare_cached("DELETE FROM endpoints WHERE seq = ?1")?.execute([seq])? == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub workspace_id: String,
+    pub event_type: String,
+    pub created_at_ms: i64,
+    pub body: Vec<u8>,
+}
+
+const EVENT_COLUMNS: &str = "seq, id, workspace_id, type, created_at_ms, body";
+
+fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        workspace_id: row.get(2)?,
+        event_type: row.get(3)?,
+        created_at_ms: row.get(4)?,
+        body: row.get(5)?,
+    })
+}
+
+pub fn event(conn: &Connection, id: &str) -> Result<Option<EventRow>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], event_from_row).optional()?)
+}
+
+/// Narrows `events`: each `None` matches everything.
+#[derive(Debug, Default)]
+pub struct EventFilter<'a> {
+    pub workspace_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub since_ms: Option<i64>,
+}
+
+pub fn events(conn: &Connection, filter: &EventFilter, before_seq: i64, limit: usize) -> Result<Vec<EventRow>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE (?1 IS NULL OR workspace_id = ?1) AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR created_at_ms >= ?3)
+           AND seq < ?4
+         ORDER BY seq DESC LIMIT ?5"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![filter.workspace_id, filter.event_type, filter.since_ms, before_seq, limit as i64],
+            event_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries and attempts
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub seq: i64,
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub workspace_id: String,
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts_made: i64,
+    pub next_attempt_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+const DELIVERY_SELECT: &str = "SELECT d.seq, d.id, ev.id, ev.type, ev.workspace_id, e.id, d.status, d.attempts_made,
+        d.next_attempt_at_ms, d.created_at_ms, d.updated_at_ms
+    FROM deliveries d JOIN events ev ON ev.seq = d.event_seq JOIN endpoints e ON e.seq = d.endpoint_seq";
+
+fn delivery_from_row(row: &Row) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        event_id: row.get(2)?,
+        event_type: row.get(3)?,
+        workspace_id: row.get(4)?,
+        endpoint_id: row.get(5)?,
+        status: row.get(6)?,
+        attempts_made: row.get(7)?,
+        next_attempt_at_ms: row.get(8)?,
+        created_at_ms: row.get(9)?,
+        updated_at_ms: row.get(10)?,
+    })
+}
+
+pub fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
+    let sql = format!("{DELIVERY_SELECT} WHERE d.id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?)
+}
+
+/// Narrows `deliveries`: each `None` matches everything.
+#[derive(Debug, Default)]
+pub struct DeliveryFilter<'a> {
+    pub workspace_id: Option<&'a str>,
+    pub endpoint_id: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+pub fn deliveries(conn: &Connection, filter: &DeliveryFilter, before_seq: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+    let sql = format!(
+        "{DELIVERY_SELECT}
+         WHERE (?1 IS NULL OR ev.workspace_id = ?1) AND (?2 IS NULL OR e.id = ?2) AND (?3 IS NULL OR ev.id = ?3)
+           AND (?4 IS NULL OR d.status = ?4) AND d.seq < ?5
+         ORDER BY d.seq DESC LIMIT ?6"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(
+            params![filter.workspace_id, filter.endpoint_id, filter.event_id, filter.status, before_seq, limit as i64],
+            delivery_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub number: i64,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i64>,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+pub fn attempts(conn: &Connection, delivery_seq: i64) -> Result<Vec<AttemptRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT number, started_at_ms, duration_ms, status_code, error_class, error_message, response_excerpt
+             FROM attempts WHERE delivery_seq = ?1 ORDER BY number, seq",
+        )?
+        .query_map([delivery_seq], |row| {
+            Ok(AttemptRow {
+                number: row.get(0)?,
+                started_at_ms: row.get(1)?,
+                duration_ms: row.get(2)?,
+                status_code: row.get(3)?,
+                error_class: row.get(4)?,
+                error_message: row.get(5)?,
+                response_excerpt: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Puts a delivery that is not in flight back to `pending`, due now. False when it is in flight.
+pub fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2
+             WHERE seq = ?1 AND status != 'delivering'",
+        )?
+        .execute(params![seq, now_ms])?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,192 @@
+//! Sending threads. Each takes a job, signs it, POSTs it through the shared ureq agent (one
+//! keep-alive pool per host), turns whatever happened into an `Outcome`, asks the retry policy
+//! what follows, and hands the result back to the scheduler. Nothing here touches the database.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use ureq::Agent;
+use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
+
+use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
+use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
+use crate::signing::{clockeye_signature, standard_signature};
+use crate::time::{now_ms, parse_http_date};
+use crate::retry;
+
+/// The start of a response body kept with the attempt.
+pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+/// Most response body read; past it the connection is dropped instead of drained.
+pub const RESPONSE_READ_BYTES_MAX: usize = 64 * 1024;
+/// Idle keep-alive connections kept in all.
+pub const IDLE_CONNECTIONS_MAX: usize = 1024;
+
+/// `User-Agent` of every attempt.
+pub fn user_agent() -> String {
+    format!("ClockEye-Webhooks/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The one HTTP client: explicit timeouts, no redirects, statuses as values, no proxy from the
+/// environment, our resolver and connector so every dialled address is vetted.
+pub fn agent(attempt_timeout: Duration, workers: usize, policy: Arc<AddressPolicy>, tls: ureq::tls::TlsConfig) -> Agent {
+    let config = Agent::config_builder()
+        .timeout_global(Some(attempt_timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .user_agent(user_agent())
+        .max_idle_connections(IDLE_CONNECTIONS_MAX)
+        .max_idle_connections_per_host(workers)
+        .tls_config(tls)
+        .build();
+    let connector = ()
+        .chain(VettingConnector { policy: policy.clone() })
+        .chain(TcpConnector::default())
+        .chain(RustlsConnector::default());
+    Agent::with_parts(config, connector, VettingResolver::new(policy))
+}
+
+pub struct Worker {
+    pub agent: Agent,
+    pub jobs: Receiver<Job>,
+    pub results: Sender<AttemptResult>,
+    pub retry_schedule: Arc<Vec<Duration>>,
+}
+
+pub fn main(worker: Worker) {
+    for job in worker.jobs.iter() {
+        let outcome = attempt(&worker.agent, &job);
+        let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
+        let decision = retry::next(&worker.retry_schedule, job.attempt_number, &outcome, finished_at_ms);
+        log::debug!(
+            "delivery={} attempt={} status={:?} outcome={} elapsed_ms={}",
+            job.delivery_id,
+            job.attempt_number,
+            outcome.status_code,
+            outcome.error_class.map_or("succeeded", ErrorClass::as_str),
+            outcome.duration_ms
+        );
+        let result = AttemptResult {
+            delivery_seq: job.delivery_seq,
+            delivery_id: job.delivery_id,
+            endpoint_seq: job.endpoint_seq,
+            attempt_number: job.attempt_number,
+            outcome,
+            decision,
+        };
+        if worker.results.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// One POST of a job; never an `Err`: every failure is an `Outcome`.
+pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
+    let started_at_ms = now_ms();
+    let started = Instant::now();
+    let timestamp_s = started_at_ms.div_euclid(1000);
+    let mut request = agent
+        .post(&job.url)
+        .header("Content-Type", "application/json")
+        .header("X-ClockEye-Signature", clockeye_signature(&job.secret, &job.body))
+        .header("X-ClockEye-Event", &job.event_type)
+        .header("X-ClockEye-Event-Id", &job.event_id)
+        .header("X-ClockEye-Delivery", &job.delivery_id)
+        .header("X-ClockEye-Attempt", job.attempt_number.to_string())
+        .header("webhook-id", &job.event_id)
+        .header("webhook-timestamp", timestamp_s.to_string())
+        .header("webhook-signature", standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body));
+    for (name, value) in &job.headers {
+        request = request.header(name, value);
+    }
+    let mut outcome = Outcome {
+        started_at_ms,
+        duration_ms: 0,
+        status_code: None,
+        error_class: None,
+        error_message: None,
+        response_excerpt: None,
+        retry_after_ms: None,
+    };
+    match request.send(&job.body[..]) {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            outcome.status_code = Some(status);
+            outcome.retry_after_ms = response
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, now_ms()));
+            let mut body = Vec::new();
+            let read = response
+                .body_mut()
+                .as_reader()
+                .take(RESPONSE_READ_BYTES_MAX as u64)
+                .read_to_end(&mut body);
+            body.truncate(RESPONSE_EXCERPT_BYTES);
+            if !body.is_empty() {
+                outcome.response_excerpt = Some(String::from_utf8_lossy(&body).into_owned());
+            }
+            if !(200..300).contains(&status) {
+                outcome.error_class =
+                    Some(if (300..400).contains(&status) { ErrorClass::Redirect } else { ErrorClass::HttpStatus });
+                outcome.error_message = Some(format!("receiver answered {status}"));
+            } else if let Err(error) = read {
+                // A 2xx whose body could not be read in time is not a success.
+                let (class, message) = classify(&ureq::Error::Io(error));
+                outcome.error_class = Some(class);
+                outcome.error_message = Some(message);
+            }
+        }
+        Err(error) => {
+            let (class, message) = classify(&error);
+            outcome.error_class = Some(class);
+            outcome.error_message = Some(message);
+        }
+    }
+    outcome.duration_ms = started.elapsed().as_millis() as i64;
+    outcome
+}
+
+/// `Retry-After` as milliseconds from `now_ms`: delta-seconds or an HTTP date.
+fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u32>() {
+        return Some(i64::from(seconds) * 1000);
+    }
+    parse_http_date(value).map(|at_ms| (at_ms - now_ms).max(0))
+}
+
+/// The error class and a one-line message for a failed request.
+fn classify(error: &ureq::Error) -> (ErrorClass, String) {
+    if let Some(ip) = blocked_address(error) {
+        return (ErrorClass::BlockedAddress, crate::net::BlockedAddress(ip).to_string());
+    }
+    let class = match error {
+        ureq::Error::Timeout(_) => ErrorClass::Timeout,
+        ureq::Error::HostNotFound => ErrorClass::Dns,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => ErrorClass::Tls,
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => ErrorClass::Redirect,
+        ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            ErrorClass::Timeout
+        }
+        _ => ErrorClass::Connect,
+    };
+    let message = error.to_string().replace('\n', " ");
+    (class, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120", 0), Some(120_000));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 4_000), Some(6_000));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 20_000), Some(0));
+        assert_eq!(parse_retry_after("soon", 0), None);
+    }
+}
