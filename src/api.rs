@@ -37,8 +37,17 @@ pub const DESCRIPTION_CHARS_MAX: usize = 1000;
 pub const HEARTBEAT_STALE_MS: i64 = 10_000;
 
 /// Headers an endpoint may not set: ours, and those that frame the request.
-const RESERVED_HEADERS: &[&str] =
-    &["content-type", "content-length", "transfer-encoding", "connection", "host", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"];
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
 
 /// What every API thread shares.
 pub struct Shared {
@@ -82,7 +91,11 @@ fn internal(error: Error) -> Problem {
         return Problem::new(503, "unavailable", format!("{error}; try again shortly"));
     }
     log::error!("api: internal error: {error}");
-    Problem::new(500, "internal", "internal error; the server log has the details")
+    Problem::new(
+        500,
+        "internal",
+        "internal error; the server log has the details",
+    )
 }
 
 impl Api {
@@ -90,13 +103,23 @@ impl Api {
         let started = std::time::Instant::now();
         let answer = self.route(request);
         let (status, body) = match answer {
-            Ok((status, value)) => (status, if status == 204 { Vec::new() } else { value.to_string().into_bytes() }),
+            Ok((status, value)) => (
+                status,
+                if status == 204 {
+                    Vec::new()
+                } else {
+                    value.to_string().into_bytes()
+                },
+            ),
             Err(problem) => {
                 let mut error = json!({"code": problem.code, "message": problem.message});
                 if let Some(field) = problem.field {
                     error["field"] = Value::from(field);
                 }
-                (problem.status, json!({ "error": error }).to_string().into_bytes())
+                (
+                    problem.status,
+                    json!({ "error": error }).to_string().into_bytes(),
+                )
             }
         };
         log::debug!(
@@ -107,11 +130,14 @@ impl Api {
         );
         let mut response = Response::from_data(body).with_status_code(status);
         if status != 204 {
-            response.add_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"));
+            response.add_header(
+                Header::from_bytes("Content-Type", "application/json").expect("valid header"),
+            );
         }
         if status == 405 {
             let allow = allowed_methods(&segments(request.url()));
-            response.add_header(Header::from_bytes("Allow", allow.join(", ")).expect("valid header"));
+            response
+                .add_header(Header::from_bytes("Allow", allow.join(", ")).expect("valid header"));
         }
         response
     }
@@ -142,7 +168,10 @@ impl Api {
                 let body = read_body(request, BATCH_BYTES_MAX)?;
                 let events = ingest::parse_batch(&body, self.shared.max_event_bytes, now_ms())?;
                 let stored = self.ingest(events)?;
-                Ok((202, json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() })))
+                Ok((
+                    202,
+                    json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() }),
+                ))
             }
             (Method::Get, ["v1", "events"]) => self.list_events(&query),
             (Method::Get, ["v1", "events", id]) => self.get_event(id),
@@ -189,13 +218,21 @@ impl Api {
             (Method::Post, ["v1", "deliveries", id, "retry"]) => {
                 let delivery = self.find_delivery(id)?;
                 if !store::retry_delivery(&self.conn, delivery.seq, now_ms()).map_err(internal)? {
-                    return Err(Problem::new(409, "delivery_in_flight", "an attempt of this delivery is in flight; try again when it ends"));
+                    return Err(Problem::new(
+                        409,
+                        "delivery_in_flight",
+                        "an attempt of this delivery is in flight; try again when it ends",
+                    ));
                 }
                 let _ = self.shared.commands.try_send(Command::Wake);
                 let delivery = self.find_delivery(id)?;
                 Ok((202, delivery_json(&delivery)))
             }
-            (method, _) => Err(Problem::new(405, "method_not_allowed", format!("{method} is not allowed on {path}"))),
+            (method, _) => Err(Problem::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}"),
+            )),
         }
     }
 
@@ -207,24 +244,48 @@ impl Api {
             .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
             .map(str::trim);
         match token {
-            None => Err(Problem::new(401, "unauthorized", "send Authorization: Bearer <token>")),
+            None => Err(Problem::new(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+            )),
             Some(token) if sha256_hex(token) == self.shared.admin_token_sha256 => Ok(()),
-            Some(_) => Err(Problem::new(401, "unauthorized", "the bearer token is not valid")),
+            Some(_) => Err(Problem::new(
+                401,
+                "unauthorized",
+                "the bearer token is not valid",
+            )),
         }
     }
 
     fn healthz(&self) -> Answer {
-        let database = self.conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).is_ok();
-        let scheduler = now_ms() - self.shared.heartbeat_ms.load(Ordering::Relaxed) < HEARTBEAT_STALE_MS;
+        let database = self
+            .conn
+            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+            .is_ok();
+        let scheduler =
+            now_ms() - self.shared.heartbeat_ms.load(Ordering::Relaxed) < HEARTBEAT_STALE_MS;
         let status = if database && scheduler { 200 } else { 503 };
-        Ok((status, json!({"database": if database { "ok" } else { "failing" }, "scheduler": if scheduler { "ok" } else { "stalled" }})))
+        Ok((
+            status,
+            json!({"database": if database { "ok" } else { "failing" }, "scheduler": if scheduler { "ok" } else { "stalled" }}),
+        ))
     }
 
     /// Hands events to the scheduler and waits for their commit.
     fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, Problem> {
         let (reply, answer) = bounded(1);
-        let stopped = || Problem::new(503, "unavailable", "the service is shutting down; try again shortly");
-        self.shared.commands.send(Command::Ingest { events, reply }).map_err(|_| stopped())?;
+        let stopped = || {
+            Problem::new(
+                503,
+                "unavailable",
+                "the service is shutting down; try again shortly",
+            )
+        };
+        self.shared
+            .commands
+            .send(Command::Ingest { events, reply })
+            .map_err(|_| stopped())?;
         match answer.recv().map_err(|_| stopped())? {
             Ok(stored) => Ok(stored),
             Err(Error::EventIdConflict { id }) => Err(Problem::new(
@@ -241,30 +302,49 @@ impl Api {
         let (limit, before) = query.page()?;
         let since_ms = match query.get("since") {
             Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
-                Problem::new(400, "invalid_query", "since must be an RFC 3339 time, e.g. 2024-01-15T10:30:00Z").at("since")
+                Problem::new(
+                    400,
+                    "invalid_query",
+                    "since must be an RFC 3339 time, e.g. 2024-01-15T10:30:00Z",
+                )
+                .at("since")
             })?),
             None => None,
         };
-        let filter = EventFilter { workspace_id: query.get("workspace_id"), event_type: query.get("type"), since_ms };
+        let filter = EventFilter {
+            workspace_id: query.get("workspace_id"),
+            event_type: query.get("type"),
+            since_ms,
+        };
         let rows = store::events(&self.conn, &filter, before, limit + 1).map_err(internal)?;
-        Ok((200, page(rows, limit, |r| r.seq, |r| event_json(r))))
+        Ok((200, page(rows, limit, |r| r.seq, event_json)))
     }
 
     fn get_event(&self, id: &str) -> Answer {
-        let event = store::event(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("event", id))?;
-        let filter = DeliveryFilter { event_id: Some(id), ..DeliveryFilter::default() };
-        let deliveries = store::deliveries(&self.conn, &filter, i64::MAX, PAGE_LIMIT_MAX).map_err(internal)?;
+        let event = store::event(&self.conn, id)
+            .map_err(internal)?
+            .ok_or_else(|| not_found("event", id))?;
+        let filter = DeliveryFilter {
+            event_id: Some(id),
+            ..DeliveryFilter::default()
+        };
+        let deliveries =
+            store::deliveries(&self.conn, &filter, i64::MAX, PAGE_LIMIT_MAX).map_err(internal)?;
         let mut value = event_json(&event);
         value["deliveries"] = deliveries.iter().map(delivery_json).collect();
         Ok((200, value))
     }
 
     fn find_endpoint(&self, id: &str) -> Result<EndpointRow, Problem> {
-        store::endpoint(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("endpoint", id))
+        store::endpoint(&self.conn, id)
+            .map_err(internal)?
+            .ok_or_else(|| not_found("endpoint", id))
     }
 
     fn find_delivery(&self, id: &str) -> Result<DeliveryRow, Problem> {
-        store::delivery(&self.conn, id).map_err(internal)?.ok_or_else(|| not_found("delivery", id))
+        store::delivery(&self.conn, id)
+            .map_err(internal)?
+            .ok_or_else(|| not_found("delivery", id))
     }
 
     fn create_endpoint(&self, body: &str) -> Answer {
@@ -287,12 +367,19 @@ impl Api {
             return Err(Problem::field("url", "url is required"));
         }
         if !input.contains_key("events") {
-            return Err(Problem::field("events", "events is required: a list of event types, or [\"*\"] for all"));
+            return Err(Problem::field(
+                "events",
+                "events is required: a list of event types, or [\"*\"] for all",
+            ));
         }
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Create)?;
         let secret = new_secret();
         store::insert_endpoint(&self.conn, &mut endpoint, &secret).map_err(internal)?;
-        log::info!("endpoint created: endpoint={} workspace={}", endpoint.id, endpoint.workspace_id);
+        log::info!(
+            "endpoint created: endpoint={} workspace={}",
+            endpoint.id,
+            endpoint.workspace_id
+        );
         let mut value = endpoint_json(&endpoint);
         value["secret"] = Value::from(secret);
         Ok((201, value))
@@ -310,32 +397,53 @@ impl Api {
     }
 
     /// Checks each given field and writes it into `endpoint`.
-    fn apply_endpoint_fields(&self, endpoint: &mut EndpointRow, input: &serde_json::Map<String, Value>, fields: FieldSet) -> Result<(), Problem> {
+    fn apply_endpoint_fields(
+        &self,
+        endpoint: &mut EndpointRow,
+        input: &serde_json::Map<String, Value>,
+        fields: FieldSet,
+    ) -> Result<(), Problem> {
         for (key, value) in input {
             match key.as_str() {
                 "url" => {
-                    let url = value.as_str().ok_or_else(|| Problem::field("url", "url must be a string"))?;
+                    let url = value
+                        .as_str()
+                        .ok_or_else(|| Problem::field("url", "url must be a string"))?;
                     check_endpoint_url(url, self.shared.allow_http, &self.shared.policy)
                         .map_err(|message| Problem::new(422, "invalid_url", message).at("url"))?;
                     endpoint.url = url.to_string();
                 }
                 "events" => endpoint.event_types = check_event_types(value)?,
                 "description" => {
-                    let text = value.as_str().ok_or_else(|| Problem::field("description", "description must be a string"))?;
+                    let text = value.as_str().ok_or_else(|| {
+                        Problem::field("description", "description must be a string")
+                    })?;
                     if text.chars().count() > DESCRIPTION_CHARS_MAX {
-                        return Err(Problem::field("description", format!("description is longer than {DESCRIPTION_CHARS_MAX} characters")));
+                        return Err(Problem::field(
+                            "description",
+                            format!(
+                                "description is longer than {DESCRIPTION_CHARS_MAX} characters"
+                            ),
+                        ));
                     }
                     endpoint.description = text.to_string();
                 }
                 "headers" => endpoint.headers = check_headers(value)?,
                 "workspace_id" if fields == FieldSet::Create => {
-                    endpoint.workspace_id = ingest::check_id(Some(value), "workspace_id")?.expect("given");
+                    endpoint.workspace_id =
+                        ingest::check_id(Some(value), "workspace_id")?.expect("given");
                 }
                 "enabled" if fields == FieldSet::Update => {
-                    let enabled = value.as_bool().ok_or_else(|| Problem::field("enabled", "enabled must be true or false"))?;
+                    let enabled = value.as_bool().ok_or_else(|| {
+                        Problem::field("enabled", "enabled must be true or false")
+                    })?;
                     if enabled != endpoint.enabled {
                         endpoint.enabled = enabled;
-                        endpoint.disabled_reason = if enabled { None } else { Some("disabled through the API".to_string()) };
+                        endpoint.disabled_reason = if enabled {
+                            None
+                        } else {
+                            Some("disabled through the API".to_string())
+                        };
                     }
                 }
                 other => {
@@ -343,7 +451,10 @@ impl Api {
                         FieldSet::Create => "url, events, description, headers, workspace_id",
                         FieldSet::Update => "url, events, description, headers, enabled",
                     };
-                    return Err(Problem::field(other, format!("unknown field \"{other}\"; allowed: {allowed}")));
+                    return Err(Problem::field(
+                        other,
+                        format!("unknown field \"{other}\"; allowed: {allowed}"),
+                    ));
                 }
             }
         }
@@ -352,17 +463,23 @@ impl Api {
 
     fn list_endpoints(&self, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
-        let rows = store::endpoints(&self.conn, query.get("workspace_id"), before, limit + 1).map_err(internal)?;
+        let rows = store::endpoints(&self.conn, query.get("workspace_id"), before, limit + 1)
+            .map_err(internal)?;
         Ok((200, page(rows, limit, |r| r.seq, endpoint_json)))
     }
 
     fn list_deliveries(&self, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
         let status = query.get("status");
-        if let Some(status) = status {
-            if !["pending", "delivering", "succeeded", "failed"].contains(&status) {
-                return Err(Problem::new(400, "invalid_query", "status must be pending, delivering, succeeded or failed").at("status"));
-            }
+        if let Some(status) = status
+            && !["pending", "delivering", "succeeded", "failed"].contains(&status)
+        {
+            return Err(Problem::new(
+                400,
+                "invalid_query",
+                "status must be pending, delivering, succeeded or failed",
+            )
+            .at("status"));
         }
         let filter = DeliveryFilter {
             workspace_id: query.get("workspace_id"),
@@ -384,20 +501,33 @@ enum FieldSet {
 fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Problem::new(422, "invalid_body", "request body must be a JSON object")),
+        Ok(_) => Err(Problem::new(
+            422,
+            "invalid_body",
+            "request body must be a JSON object",
+        )),
         Err(error) => Err(ingest::json_problem(&error, "")),
     }
 }
 
 fn check_event_types(value: &Value) -> Result<Vec<String>, Problem> {
     let message = "events must be a non-empty list of event types, or [\"*\"] for all";
-    let list = value.as_array().filter(|list| !list.is_empty()).ok_or_else(|| Problem::field("events", message))?;
+    let list = value
+        .as_array()
+        .filter(|list| !list.is_empty())
+        .ok_or_else(|| Problem::field("events", message))?;
     let mut types: Vec<String> = Vec::new();
     for (index, item) in list.iter().enumerate() {
-        let name = item.as_str().ok_or_else(|| Problem::field(format!("events[{index}]"), message))?;
+        let name = item
+            .as_str()
+            .ok_or_else(|| Problem::field(format!("events[{index}]"), message))?;
         if name != "*" && catalog::find(name).is_none() {
-            return Err(Problem::new(422, "unknown_event_type", format!("\"{name}\" is not an event type (see GET /v1/event-types)"))
-                .at(format!("events[{index}]")));
+            return Err(Problem::new(
+                422,
+                "unknown_event_type",
+                format!("\"{name}\" is not an event type (see GET /v1/event-types)"),
+            )
+            .at(format!("events[{index}]")));
         }
         if !types.iter().any(|t| t == name) {
             types.push(name.to_string());
@@ -410,24 +540,50 @@ fn check_event_types(value: &Value) -> Result<Vec<String>, Problem> {
 }
 
 fn check_headers(value: &Value) -> Result<Vec<(String, String)>, Problem> {
-    let map = value.as_object().ok_or_else(|| Problem::field("headers", "headers must be an object of name: value strings"))?;
+    let map = value.as_object().ok_or_else(|| {
+        Problem::field(
+            "headers",
+            "headers must be an object of name: value strings",
+        )
+    })?;
     if map.len() > ENDPOINT_HEADERS_MAX {
-        return Err(Problem::field("headers", format!("at most {ENDPOINT_HEADERS_MAX} headers")));
+        return Err(Problem::field(
+            "headers",
+            format!("at most {ENDPOINT_HEADERS_MAX} headers"),
+        ));
     }
     let mut headers = Vec::new();
     for (name, value) in map {
         let field = format!("headers.{name}");
-        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
-            return Err(Problem::field(field, format!("\"{name}\" is not a valid header name")));
+            return Err(Problem::field(
+                field,
+                format!("\"{name}\" is not a valid header name"),
+            ));
         }
         let lower = name.to_ascii_lowercase();
         if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-clockeye-") {
-            return Err(Problem::field(field, format!("header {name} is set by the service and cannot be overridden")));
+            return Err(Problem::field(
+                field,
+                format!("header {name} is set by the service and cannot be overridden"),
+            ));
         }
-        let text = value.as_str().ok_or_else(|| Problem::field(field.clone(), format!("{field} must be a string")))?;
-        if text.len() > HEADER_VALUE_BYTES_MAX || text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-            return Err(Problem::field(field.clone(), format!("{field} must be at most {HEADER_VALUE_BYTES_MAX} bytes without control characters")));
+        let text = value
+            .as_str()
+            .ok_or_else(|| Problem::field(field.clone(), format!("{field} must be a string")))?;
+        if text.len() > HEADER_VALUE_BYTES_MAX
+            || text.bytes().any(|b| b.is_ascii_control() && b != b'\t')
+        {
+            return Err(Problem::field(
+                field.clone(),
+                format!(
+                    "{field} must be at most {HEADER_VALUE_BYTES_MAX} bytes without control characters"
+                ),
+            ));
         }
         headers.push((name.clone(), text.to_string()));
     }
@@ -436,7 +592,13 @@ fn check_headers(value: &Value) -> Result<Vec<(String, String)>, Problem> {
 
 /// Reads a request body up to `limit` bytes as UTF-8; more is 413.
 fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
-    let too_large = || Problem::new(413, "payload_too_large", format!("request body is larger than {limit} bytes"));
+    let too_large = || {
+        Problem::new(
+            413,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
     if request.body_length().is_some_and(|length| length > limit) {
         return Err(too_large());
     }
@@ -445,15 +607,28 @@ fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
         .as_reader()
         .take(limit as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|error| Problem::new(400, "unreadable_body", format!("could not read the request body: {error}")))?;
+        .map_err(|error| {
+            Problem::new(
+                400,
+                "unreadable_body",
+                format!("could not read the request body: {error}"),
+            )
+        })?;
     if body.len() > limit {
         return Err(too_large());
     }
-    String::from_utf8(body).map_err(|_| Problem::new(400, "invalid_json", "request body is not UTF-8"))
+    String::from_utf8(body)
+        .map_err(|_| Problem::new(400, "invalid_json", "request body is not UTF-8"))
 }
 
 fn segments(path: &str) -> Vec<String> {
-    path.split('?').next().unwrap_or("").split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+    path.split('?')
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
 }
 
 /// The methods a path answers to; empty when no route has that shape.
@@ -491,7 +666,10 @@ impl Query {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `limit` and the `after` cursor: (page size, seq below which the page starts).
@@ -500,16 +678,26 @@ impl Query {
             None => PAGE_LIMIT_DEFAULT,
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=PAGE_LIMIT_MAX).contains(&n) => n,
-                _ => return Err(Problem::new(400, "invalid_query", format!("limit must be a whole number from 1 to {PAGE_LIMIT_MAX}")).at("limit")),
+                _ => {
+                    return Err(Problem::new(
+                        400,
+                        "invalid_query",
+                        format!("limit must be a whole number from 1 to {PAGE_LIMIT_MAX}"),
+                    )
+                    .at("limit"));
+                }
             },
         };
         let before = match self.get("after") {
             None => i64::MAX,
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| Problem::new(400, "invalid_query", "after must be the `next` cursor of a previous page").at("after"))?,
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Problem::new(
+                    400,
+                    "invalid_query",
+                    "after must be the `next` cursor of a previous page",
+                )
+                .at("after")
+            })?,
         };
         Ok((limit, before))
     }
@@ -522,12 +710,14 @@ fn percent_decode(text: &str) -> String {
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
-        if byte == b'%' && index + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex_value(bytes[index + 1]), hex_value(bytes[index + 2])) {
-                out.push(high * 16 + low);
-                index += 3;
-                continue;
-            }
+        if byte == b'%'
+            && index + 2 < bytes.len()
+            && let (Some(high), Some(low)) =
+                (hex_value(bytes[index + 1]), hex_value(bytes[index + 2]))
+        {
+            out.push(high * 16 + low);
+            index += 3;
+            continue;
         }
         out.push(if byte == b'+' { b' ' } else { byte });
         index += 1;
@@ -536,7 +726,12 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A page of rows as `{"data": [...], "next": cursor|null}`; `rows` holds up to `limit + 1`.
-fn page<T>(mut rows: Vec<T>, limit: usize, seq: impl Fn(&T) -> i64, to_json: impl Fn(&T) -> Value) -> Value {
+fn page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    seq: impl Fn(&T) -> i64,
+    to_json: impl Fn(&T) -> Value,
+) -> Value {
     let next = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|row| Value::from(seq(row).to_string()))
@@ -557,7 +752,9 @@ fn stored_json(stored: &StoredEvent) -> Value {
 }
 
 fn event_json(event: &store::EventRow) -> Value {
-    let data = serde_json::from_slice::<Value>(&event.body).ok().and_then(|mut body| body.get_mut("data").map(Value::take));
+    let data = serde_json::from_slice::<Value>(&event.body)
+        .ok()
+        .and_then(|mut body| body.get_mut("data").map(Value::take));
     json!({
         "id": event.id,
         "type": event.event_type,
@@ -570,8 +767,11 @@ fn event_json(event: &store::EventRow) -> Value {
 /// An endpoint as the API shows it after creation: never the secret, header values redacted
 /// (they often carry the receiver's credentials).
 fn endpoint_json(endpoint: &EndpointRow) -> Value {
-    let headers: serde_json::Map<String, Value> =
-        endpoint.headers.iter().map(|(name, _)| (name.clone(), Value::from("[redacted]"))).collect();
+    let headers: serde_json::Map<String, Value> = endpoint
+        .headers
+        .iter()
+        .map(|(name, _)| (name.clone(), Value::from("[redacted]")))
+        .collect();
     json!({
         "id": endpoint.id,
         "workspace_id": endpoint.workspace_id,
@@ -607,7 +807,10 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_escapes_and_junk() {
-        assert_eq!(percent_decode("2024-01-15T10%3A30%3A00Z"), "2024-01-15T10:30:00Z");
+        assert_eq!(
+            percent_decode("2024-01-15T10%3A30%3A00Z"),
+            "2024-01-15T10:30:00Z"
+        );
         assert_eq!(percent_decode("a+b%20c"), "a b c");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
@@ -617,8 +820,14 @@ mod tests {
     #[test]
     fn routes_know_their_methods() {
         let parts = |path: &str| segments(path);
-        assert_eq!(allowed_methods(&parts("/v1/endpoints/ep_1")), vec!["GET", "PATCH", "DELETE"]);
+        assert_eq!(
+            allowed_methods(&parts("/v1/endpoints/ep_1")),
+            vec!["GET", "PATCH", "DELETE"]
+        );
         assert!(allowed_methods(&parts("/v1/nothing")).is_empty());
-        assert_eq!(allowed_methods(&parts("/v1/deliveries/dlv_1/retry")), vec!["POST"]);
+        assert_eq!(
+            allowed_methods(&parts("/v1/deliveries/dlv_1/retry")),
+            vec!["POST"]
+        );
     }
 }

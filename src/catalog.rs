@@ -63,7 +63,11 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "time_entry.updated",
         description: "Fired when a time entry is modified",
-        fields: &[("id", Kind::Text), ("changes", Kind::Object), ("updated_at", Kind::DateTime)],
+        fields: &[
+            ("id", Kind::Text),
+            ("changes", Kind::Object),
+            ("updated_at", Kind::DateTime),
+        ],
     },
     EventType {
         name: "time_entry.deleted",
@@ -84,17 +88,30 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "user.invited",
         description: "Fired when a new user is invited to the workspace",
-        fields: &[("id", Kind::Text), ("email", Kind::Email), ("role", Kind::Text), ("invited_by", Kind::Text)],
+        fields: &[
+            ("id", Kind::Text),
+            ("email", Kind::Email),
+            ("role", Kind::Text),
+            ("invited_by", Kind::Text),
+        ],
     },
     EventType {
         name: "user.activated",
         description: "Fired when an invited user accepts and activates their account",
-        fields: &[("id", Kind::Text), ("email", Kind::Email), ("activated_at", Kind::DateTime)],
+        fields: &[
+            ("id", Kind::Text),
+            ("email", Kind::Email),
+            ("activated_at", Kind::DateTime),
+        ],
     },
     EventType {
         name: "project.created",
         description: "Fired when a new project is created",
-        fields: &[("id", Kind::Text), ("name", Kind::Text), ("created_by", Kind::Text)],
+        fields: &[
+            ("id", Kind::Text),
+            ("name", Kind::Text),
+            ("created_by", Kind::Text),
+        ],
     },
     EventType {
         name: "timesheet.submitted",
@@ -110,7 +127,11 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "timesheet.approved",
         description: "Fired when a timesheet is approved",
-        fields: &[("id", Kind::Text), ("approved_by", Kind::Text), ("approved_at", Kind::DateTime)],
+        fields: &[
+            ("id", Kind::Text),
+            ("approved_by", Kind::Text),
+            ("approved_at", Kind::DateTime),
+        ],
     },
 ];
 
@@ -121,20 +142,30 @@ pub fn find(name: &str) -> Option<&'static EventType> {
 /// A valid example of each type's `data`, for the catalog and test events.
 pub fn sample(name: &str) -> Option<Value> {
     let data = match name {
-        "time_entry.created" => json!({"id": "te_def456", "user_id": "usr_xyz789", "project_id": "prj_abc123",
-            "start_time": "2024-01-15T09:00:00Z", "duration": 3600, "description": "Working on feature X"}),
-        "time_entry.updated" => json!({"id": "te_def456", "changes": {"duration": {"from": 3600, "to": 5400}},
-            "updated_at": "2024-01-15T11:00:00Z"}),
+        "time_entry.created" => {
+            json!({"id": "te_def456", "user_id": "usr_xyz789", "project_id": "prj_abc123",
+            "start_time": "2024-01-15T09:00:00Z", "duration": 3600, "description": "Working on feature X"})
+        }
+        "time_entry.updated" => {
+            json!({"id": "te_def456", "changes": {"duration": {"from": 3600, "to": 5400}},
+            "updated_at": "2024-01-15T11:00:00Z"})
+        }
         "time_entry.deleted" => json!({"id": "te_def456", "deleted_at": "2024-01-15T12:00:00Z"}),
-        "screenshot.captured" => json!({"id": "scr_123abc", "user_id": "usr_xyz789", "time_entry_id": "te_def456",
-            "url": "https://screenshots.clockeye.example/scr_123abc.png", "activity_level": 87}),
+        "screenshot.captured" => {
+            json!({"id": "scr_123abc", "user_id": "usr_xyz789", "time_entry_id": "te_def456",
+            "url": "https://screenshots.clockeye.example/scr_123abc.png", "activity_level": 87})
+        }
         "user.invited" => json!({"id": "usr_new001", "email": "sam@example.com", "role": "member",
             "invited_by": "usr_xyz789"}),
         "user.activated" => json!({"id": "usr_new001", "email": "sam@example.com",
             "activated_at": "2024-01-16T08:00:00Z"}),
-        "project.created" => json!({"id": "prj_abc123", "name": "Website redesign", "created_by": "usr_xyz789"}),
-        "timesheet.submitted" => json!({"id": "ts_2024w03", "user_id": "usr_xyz789", "period_start": "2024-01-15",
-            "period_end": "2024-01-21", "total_hours": 38.5}),
+        "project.created" => {
+            json!({"id": "prj_abc123", "name": "Website redesign", "created_by": "usr_xyz789"})
+        }
+        "timesheet.submitted" => {
+            json!({"id": "ts_2024w03", "user_id": "usr_xyz789", "period_start": "2024-01-15",
+            "period_end": "2024-01-21", "total_hours": 38.5})
+        }
         "timesheet.approved" => json!({"id": "ts_2024w03", "approved_by": "usr_mgr001",
             "approved_at": "2024-01-22T09:00:00Z"}),
         _ => return None,
@@ -152,32 +183,46 @@ pub struct FieldProblem {
 /// Checks `data` against its type's required fields.
 pub fn validate(event_type: &EventType, data: &Value) -> Result<(), FieldProblem> {
     let Some(object) = data.as_object() else {
-        return Err(FieldProblem { field: "data".into(), message: "data must be a JSON object".into() });
+        return Err(FieldProblem {
+            field: "data".into(),
+            message: "data must be a JSON object".into(),
+        });
     };
     for (name, kind) in event_type.fields {
         let field = format!("data.{name}");
         let Some(value) = object.get(*name) else {
             return Err(FieldProblem {
-                message: format!("{field} is required for {} ({})", event_type.name, kind.describe()),
+                message: format!(
+                    "{field} is required for {} ({})",
+                    event_type.name,
+                    kind.describe()
+                ),
                 field,
             });
         };
         if !fits(*kind, value) {
             return Err(FieldProblem {
-                message: format!("{field} must be a {}, got {}", kind.describe(), shorten(value)),
+                message: format!(
+                    "{field} must be a {}, got {}",
+                    kind.describe(),
+                    shorten(value)
+                ),
                 field,
             });
         }
     }
     if let (Some(start), Some(end)) = (object.get("period_start"), object.get("period_end")) {
-        let (start, end) = (start.as_str().and_then(parse_date), end.as_str().and_then(parse_date));
-        if let (Some(start), Some(end)) = (start, end) {
-            if end < start {
-                return Err(FieldProblem {
-                    field: "data.period_end".into(),
-                    message: "data.period_end must not be before data.period_start".into(),
-                });
-            }
+        let (start, end) = (
+            start.as_str().and_then(parse_date),
+            end.as_str().and_then(parse_date),
+        );
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            return Err(FieldProblem {
+                field: "data.period_end".into(),
+                message: "data.period_end must not be before data.period_start".into(),
+            });
         }
     }
     Ok(())
@@ -200,7 +245,11 @@ fn fits(kind: Kind, value: &Value) -> bool {
 
 fn shorten(value: &Value) -> String {
     let text = value.to_string();
-    if text.chars().count() > 40 { format!("{}…", text.chars().take(40).collect::<String>()) } else { text }
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// The catalog as `GET /v1/event-types` answers it.
@@ -250,7 +299,12 @@ mod tests {
             let mut data = sample(name).unwrap();
             data[field] = value;
             let problem = validate(find(name).unwrap(), &data).unwrap_err();
-            assert_eq!(problem.field, format!("data.{field}"), "{name}: {}", problem.message);
+            assert_eq!(
+                problem.field,
+                format!("data.{field}"),
+                "{name}: {}",
+                problem.message
+            );
         }
         assert_eq!(validate(created, &json!([1])).unwrap_err().field, "data");
     }
@@ -259,6 +313,11 @@ mod tests {
     fn a_period_may_not_end_before_it_starts() {
         let mut data = sample("timesheet.submitted").unwrap();
         data["period_end"] = json!("2024-01-01");
-        assert_eq!(validate(find("timesheet.submitted").unwrap(), &data).unwrap_err().field, "data.period_end");
+        assert_eq!(
+            validate(find("timesheet.submitted").unwrap(), &data)
+                .unwrap_err()
+                .field,
+            "data.period_end"
+        );
     }
 }

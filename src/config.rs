@@ -73,7 +73,11 @@ impl Config {
 
     /// One line for the log: every setting, the admin token redacted.
     pub fn describe(&self) -> String {
-        let schedule: Vec<String> = self.retry_schedule.iter().map(|d| format_duration(*d)).collect();
+        let schedule: Vec<String> = self
+            .retry_schedule
+            .iter()
+            .map(|d| format_duration(*d))
+            .collect();
         let networks: Vec<String> = self.allow_networks.iter().map(Cidr::to_string).collect();
         format!(
             "listen={} db={} admin_token={} workers={} retry_schedule={} attempt_timeout={} \
@@ -81,15 +85,26 @@ impl Config {
              ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?}",
             self.listen,
             self.db.display(),
-            if self.admin_token.is_some() { "[set]" } else { "[from database]" },
+            if self.admin_token.is_some() {
+                "[set]"
+            } else {
+                "[from database]"
+            },
             self.workers,
             schedule.join(","),
             format_duration(self.attempt_timeout),
             self.endpoint_concurrency,
             self.allow_http,
             self.allow_private_networks,
-            if networks.is_empty() { "none".to_string() } else { networks.join(",") },
-            self.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+            if networks.is_empty() {
+                "none".to_string()
+            } else {
+                networks.join(",")
+            },
+            self.ca_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into()),
             self.max_event_bytes,
             format_duration(self.retention),
             format_duration(self.disable_after),
@@ -107,21 +122,91 @@ enum Arity {
 
 /// Every flag of `serve`: name, arity, default shown in help, meaning.
 const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
-    ("listen", Arity::Value, "127.0.0.1:7740", "address for the API; 127.0.0.1:0 picks a free port"),
-    ("db", Arity::Value, "./clockeye-webhooks.db", "the SQLite database file (WAL)"),
-    ("admin-token", Arity::Value, "generated once, kept in the database", "full-access bearer token"),
+    (
+        "listen",
+        Arity::Value,
+        "127.0.0.1:7740",
+        "address for the API; 127.0.0.1:0 picks a free port",
+    ),
+    (
+        "db",
+        Arity::Value,
+        "./clockeye-webhooks.db",
+        "the SQLite database file (WAL)",
+    ),
+    (
+        "admin-token",
+        Arity::Value,
+        "generated once, kept in the database",
+        "full-access bearer token",
+    ),
     ("workers", Arity::Value, "32", "sending threads"),
-    ("retry-schedule", Arity::Value, "1m,5m,30m,2h", "delays after each failed attempt; length + 1 = attempts"),
-    ("attempt-timeout", Arity::Value, "5s", "whole attempt: connect, send, wait, read"),
-    ("endpoint-concurrency", Arity::Value, "4", "most attempts in flight to one endpoint"),
-    ("allow-http", Arity::Switch, "off", "accept http:// endpoint URLs (development only)"),
-    ("allow-private-networks", Arity::Switch, "off", "allow loopback, private, link-local, CGNAT, metadata addresses"),
-    ("allow-network", Arity::Value, "none", "allow one private range (CIDR); repeatable"),
-    ("ca-file", Arity::Value, "none", "extra trusted root certificates (PEM) for endpoint TLS"),
-    ("max-event-bytes", Arity::Value, "262144", "largest accepted event body"),
-    ("retention", Arity::Value, "30d", "prune finished deliveries, attempts and events older than this"),
-    ("disable-after", Arity::Value, "5d", "disable an endpoint whose every attempt failed for this long"),
-    ("log-format", Arity::Value, "text", "stderr log lines: text or json"),
+    (
+        "retry-schedule",
+        Arity::Value,
+        "1m,5m,30m,2h",
+        "delays after each failed attempt; length + 1 = attempts",
+    ),
+    (
+        "attempt-timeout",
+        Arity::Value,
+        "5s",
+        "whole attempt: connect, send, wait, read",
+    ),
+    (
+        "endpoint-concurrency",
+        Arity::Value,
+        "4",
+        "most attempts in flight to one endpoint",
+    ),
+    (
+        "allow-http",
+        Arity::Switch,
+        "off",
+        "accept http:// endpoint URLs (development only)",
+    ),
+    (
+        "allow-private-networks",
+        Arity::Switch,
+        "off",
+        "allow loopback, private, link-local, CGNAT, metadata addresses",
+    ),
+    (
+        "allow-network",
+        Arity::Value,
+        "none",
+        "allow one private range (CIDR); repeatable",
+    ),
+    (
+        "ca-file",
+        Arity::Value,
+        "none",
+        "extra trusted root certificates (PEM) for endpoint TLS",
+    ),
+    (
+        "max-event-bytes",
+        Arity::Value,
+        "262144",
+        "largest accepted event body",
+    ),
+    (
+        "retention",
+        Arity::Value,
+        "30d",
+        "prune finished deliveries, attempts and events older than this",
+    ),
+    (
+        "disable-after",
+        Arity::Value,
+        "5d",
+        "disable an endpoint whose every attempt failed for this long",
+    ),
+    (
+        "log-format",
+        Arity::Value,
+        "text",
+        "stderr log lines: text or json",
+    ),
 ];
 
 /// Help for `serve`, listing every flag with its environment variable and default.
@@ -155,20 +240,27 @@ pub fn parse_serve_from_env(args: &[String]) -> Result<Config, String> {
 }
 
 /// Reads `serve`'s flags (after the subcommand) and the environment. `Err` is one line.
-pub fn parse_serve(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+pub fn parse_serve(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, String> {
     let mut given: Vec<(&'static str, String)> = Vec::new();
     let mut index = 0;
     while index < args.len() {
         let arg = &args[index];
         let Some(stripped) = arg.strip_prefix("--") else {
-            return Err(format!("unexpected argument \"{arg}\" (see clockeye-webhooks serve --help)"));
+            return Err(format!(
+                "unexpected argument \"{arg}\" (see clockeye-webhooks serve --help)"
+            ));
         };
         let (name, inline) = match stripped.split_once('=') {
             Some((name, value)) => (name, Some(value.to_string())),
             None => (stripped, None),
         };
         let Some((flag, arity, ..)) = SERVE_FLAGS.iter().find(|(flag, ..)| *flag == name) else {
-            return Err(format!("unknown flag --{name} (see clockeye-webhooks serve --help)"));
+            return Err(format!(
+                "unknown flag --{name} (see clockeye-webhooks serve --help)"
+            ));
         };
         let value = match (arity, inline) {
             (Arity::Switch, None) => "true".to_string(),
@@ -176,7 +268,9 @@ pub fn parse_serve(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Res
             (Arity::Value, Some(value)) => value,
             (Arity::Value, None) => {
                 index += 1;
-                args.get(index).cloned().ok_or_else(|| format!("--{name} needs a value"))?
+                args.get(index)
+                    .cloned()
+                    .ok_or_else(|| format!("--{name} needs a value"))?
             }
         };
         given.push((flag, value));
@@ -232,7 +326,10 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
             let steps: Result<Vec<Duration>, String> = if value.trim().is_empty() {
                 Ok(Vec::new())
             } else {
-                value.split(',').map(|step| parse_duration(step.trim())).collect()
+                value
+                    .split(',')
+                    .map(|step| parse_duration(step.trim()))
+                    .collect()
             };
             let steps = steps?;
             if steps.len() > RETRY_SCHEDULE_STEPS_MAX {
@@ -269,7 +366,9 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
 fn count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("\"{value}\" is not a whole number from {min} to {max}")),
+        _ => Err(format!(
+            "\"{value}\" is not a whole number from {min} to {max}"
+        )),
     }
 }
 
@@ -295,8 +394,13 @@ mod tests {
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse_serve(&args, &|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_serve(&args, &|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -313,12 +417,24 @@ mod tests {
     #[test]
     fn flags_override_environment_and_both_forms_work() {
         let config = parse(
-            &["--workers", "4", "--retry-schedule=100ms,1s", "--allow-http"],
-            &[("CLOCKEYE_WORKERS", "9"), ("CLOCKEYE_ATTEMPT_TIMEOUT", "2s"), ("CLOCKEYE_ALLOW_NETWORK", "10.0.0.0/8")],
+            &[
+                "--workers",
+                "4",
+                "--retry-schedule=100ms,1s",
+                "--allow-http",
+            ],
+            &[
+                ("CLOCKEYE_WORKERS", "9"),
+                ("CLOCKEYE_ATTEMPT_TIMEOUT", "2s"),
+                ("CLOCKEYE_ALLOW_NETWORK", "10.0.0.0/8"),
+            ],
         )
         .unwrap();
         assert_eq!(config.workers, 4);
-        assert_eq!(config.retry_schedule, vec![Duration::from_millis(100), Duration::from_secs(1)]);
+        assert_eq!(
+            config.retry_schedule,
+            vec![Duration::from_millis(100), Duration::from_secs(1)]
+        );
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
         assert!(config.allow_http);
         assert_eq!(config.allow_networks.len(), 1);
@@ -327,13 +443,25 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_and_the_problem() {
         let cases = [
-            (vec!["--retry-schedule", "5x"], "--retry-schedule: \"5x\" is not a duration"),
-            (vec!["--workers", "0"], "--workers: \"0\" is not a whole number"),
-            (vec!["--listen", "nowhere"], "--listen: \"nowhere\" is not an address"),
+            (
+                vec!["--retry-schedule", "5x"],
+                "--retry-schedule: \"5x\" is not a duration",
+            ),
+            (
+                vec!["--workers", "0"],
+                "--workers: \"0\" is not a whole number",
+            ),
+            (
+                vec!["--listen", "nowhere"],
+                "--listen: \"nowhere\" is not an address",
+            ),
             (vec!["--frobnicate"], "unknown flag --frobnicate"),
             (vec!["--db"], "--db needs a value"),
             (vec!["--allow-network", "10.0.0.0/33"], "--allow-network:"),
-            (vec!["--log-format", "xml"], "--log-format: \"xml\" is not a log format"),
+            (
+                vec!["--log-format", "xml"],
+                "--log-format: \"xml\" is not a log format",
+            ),
         ];
         for (args, expected) in cases {
             let error = parse(&args, &[]).unwrap_err();

@@ -6,17 +6,32 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot open database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("database {path} has schema version {found}, newer than this build's {known}: run a newer clockeye-webhooks")]
-    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this build's {known}: run a newer clockeye-webhooks"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("event id \"{id}\" is already used by another workspace")]
     EventIdConflict { id: String },
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
     #[error("the database cannot take writes now: {0}")]

@@ -28,7 +28,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
-        Problem { status, code, message: message.into(), field: None }
+        Problem {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn at(mut self, field: impl Into<String>) -> Problem {
@@ -47,10 +52,22 @@ pub fn json_problem(error: &serde_json::Error, prefix: &str) -> Problem {
     match error.classify() {
         serde_json::error::Category::Data => {
             let message = format!("{prefix}{error}");
-            let field = message.split('`').nth(1).map(|name| format!("{prefix}{name}"));
-            Problem { status: 422, code: "invalid_field", message, field }
+            let field = message
+                .split('`')
+                .nth(1)
+                .map(|name| format!("{prefix}{name}"));
+            Problem {
+                status: 422,
+                code: "invalid_field",
+                message,
+                field,
+            }
         }
-        _ => Problem::new(400, "invalid_json", format!("request body is not valid JSON: {error}")),
+        _ => Problem::new(
+            400,
+            "invalid_json",
+            format!("request body is not valid JSON: {error}"),
+        ),
     }
 }
 
@@ -73,10 +90,14 @@ struct BatchInput {
 /// Checks an id-like value (`workspace_id`, a client-given event `id`): letters, digits, `_-.:`.
 pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Problem> {
     let Some(value) = value else { return Ok(None) };
-    let text = value.as_str().ok_or_else(|| Problem::field(field, format!("{field} must be a string")))?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| Problem::field(field, format!("{field} must be a string")))?;
     let fine = !text.is_empty()
         && text.len() <= ID_CHARS_MAX
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
     if !fine {
         return Err(Problem::field(
             field,
@@ -87,32 +108,56 @@ pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Pr
 }
 
 /// One event from its JSON text. `prefix` is put before field names (`events[3].`).
-pub fn parse_event(json: &str, prefix: &str, max_event_bytes: usize, now_ms: i64) -> Result<NewEvent, Problem> {
+pub fn parse_event(
+    json: &str,
+    prefix: &str,
+    max_event_bytes: usize,
+    now_ms: i64,
+) -> Result<NewEvent, Problem> {
     let input: EventInput = serde_json::from_str(json).map_err(|e| json_problem(&e, prefix))?;
     let field = |name: &str| format!("{prefix}{name}");
     let type_name = match &input.event_type {
         Some(Value::String(name)) => name.as_str(),
-        Some(_) => return Err(Problem::field(field("type"), format!("{} must be a string", field("type")))),
-        None => return Err(Problem::field(field("type"), format!("{} is required", field("type")))),
+        Some(_) => {
+            return Err(Problem::field(
+                field("type"),
+                format!("{} must be a string", field("type")),
+            ));
+        }
+        None => {
+            return Err(Problem::field(
+                field("type"),
+                format!("{} is required", field("type")),
+            ));
+        }
     };
     let Some(event_type) = catalog::find(type_name) else {
         let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
         return Err(Problem::new(
             422,
             "unknown_event_type",
-            format!("\"{type_name}\" is not an event type; known types: {}", known.join(", ")),
+            format!(
+                "\"{type_name}\" is not an event type; known types: {}",
+                known.join(", ")
+            ),
         )
         .at(field("type")));
     };
     let Some(raw_data) = input.data else {
-        return Err(Problem::field(field("data"), format!("{} is required", field("data"))));
+        return Err(Problem::field(
+            field("data"),
+            format!("{} is required", field("data")),
+        ));
     };
     let data: Value = serde_json::from_str(raw_data.get()).map_err(|e| json_problem(&e, prefix))?;
     catalog::validate(event_type, &data).map_err(|problem| {
-        Problem::field(format!("{prefix}{}", problem.field), format!("{prefix}{}", problem.message))
+        Problem::field(
+            format!("{prefix}{}", problem.field),
+            format!("{prefix}{}", problem.message),
+        )
     })?;
-    let workspace_id =
-        check_id(input.workspace_id.as_ref(), &field("workspace_id"))?.unwrap_or_else(|| DEFAULT_WORKSPACE.to_string());
+    let workspace_id = check_id(input.workspace_id.as_ref(), &field("workspace_id"))?
+        .unwrap_or_else(|| DEFAULT_WORKSPACE.to_string());
     let id = check_id(input.id.as_ref(), &field("id"))?.unwrap_or_else(|| new_id("evt"));
     let body = envelope(&id, event_type.name, now_ms, raw_data.get());
     if body.len() > max_event_bytes {
@@ -123,7 +168,13 @@ pub fn parse_event(json: &str, prefix: &str, max_event_bytes: usize, now_ms: i64
         )
         .at(field("data")));
     }
-    Ok(NewEvent { id, workspace_id, event_type: event_type.name.to_string(), created_at_ms: now_ms, body: body.into_bytes() })
+    Ok(NewEvent {
+        id,
+        workspace_id,
+        event_type: event_type.name.to_string(),
+        created_at_ms: now_ms,
+        body: body.into_bytes(),
+    })
 }
 
 /// The body of every attempt: exactly `id`, `type`, `created_at`, `data`, in that order, with
@@ -139,24 +190,43 @@ pub fn envelope(id: &str, event_type: &str, created_at_ms: i64, data_json: &str)
 }
 
 /// A batch, all or nothing: the first bad event rejects the whole batch.
-pub fn parse_batch(json: &str, max_event_bytes: usize, now_ms: i64) -> Result<Vec<NewEvent>, Problem> {
+pub fn parse_batch(
+    json: &str,
+    max_event_bytes: usize,
+    now_ms: i64,
+) -> Result<Vec<NewEvent>, Problem> {
     let input: BatchInput = serde_json::from_str(json).map_err(|e| json_problem(&e, ""))?;
-    let events = input.events.ok_or_else(|| Problem::field("events", "events is required: a list of events"))?;
+    let events = input
+        .events
+        .ok_or_else(|| Problem::field("events", "events is required: a list of events"))?;
     if events.is_empty() {
-        return Err(Problem::field("events", "events must hold at least one event"));
+        return Err(Problem::field(
+            "events",
+            "events must hold at least one event",
+        ));
     }
     if events.len() > BATCH_EVENTS_MAX {
         return Err(Problem::new(
             413,
             "batch_too_large",
-            format!("a batch holds at most {BATCH_EVENTS_MAX} events; this one has {}", events.len()),
+            format!(
+                "a batch holds at most {BATCH_EVENTS_MAX} events; this one has {}",
+                events.len()
+            ),
         )
         .at("events"));
     }
     events
         .iter()
         .enumerate()
-        .map(|(index, raw)| parse_event(raw.get(), &format!("events[{index}]."), max_event_bytes, now_ms))
+        .map(|(index, raw)| {
+            parse_event(
+                raw.get(),
+                &format!("events[{index}]."),
+                max_event_bytes,
+                now_ms,
+            )
+        })
         .collect()
 }
 
@@ -181,19 +251,57 @@ mod tests {
     fn bad_events_are_refused_with_the_field_named() {
         let cases = [
             ("{", 400, "invalid_json", None),
-            (r#"{"type":"nope","data":{}}"#, 422, "unknown_event_type", Some("type")),
+            (
+                r#"{"type":"nope","data":{}}"#,
+                422,
+                "unknown_event_type",
+                Some("type"),
+            ),
             (r#"{"data":{}}"#, 422, "invalid_field", Some("type")),
-            (r#"{"type":"project.created"}"#, 422, "invalid_field", Some("data")),
-            (r#"{"type":"project.created","data":{"id":"p","name":"n"}}"#, 422, "invalid_field", Some("data.created_by")),
-            (r#"{"type":"project.created","data":{},"color":1}"#, 422, "invalid_field", Some("color")),
-            (r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u"},"workspace_id":"a b"}"#, 422, "invalid_field", Some("workspace_id")),
-            (r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u"},"id":7}"#, 422, "invalid_field", Some("id")),
+            (
+                r#"{"type":"project.created"}"#,
+                422,
+                "invalid_field",
+                Some("data"),
+            ),
+            (
+                r#"{"type":"project.created","data":{"id":"p","name":"n"}}"#,
+                422,
+                "invalid_field",
+                Some("data.created_by"),
+            ),
+            (
+                r#"{"type":"project.created","data":{},"color":1}"#,
+                422,
+                "invalid_field",
+                Some("color"),
+            ),
+            (
+                r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u"},"workspace_id":"a b"}"#,
+                422,
+                "invalid_field",
+                Some("workspace_id"),
+            ),
+            (
+                r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u"},"id":7}"#,
+                422,
+                "invalid_field",
+                Some("id"),
+            ),
         ];
         for (json, status, code, field) in cases {
             let problem = parse_event(json, "", 262_144, NOW_MS).unwrap_err();
-            assert_eq!((problem.status, problem.code, problem.field.as_deref()), (status, code, field), "{json}: {}", problem.message);
+            assert_eq!(
+                (problem.status, problem.code, problem.field.as_deref()),
+                (status, code, field),
+                "{json}: {}",
+                problem.message
+            );
         }
-        let big = format!(r#"{{"type":"project.created","data":{{"id":"p","name":"{}","created_by":"u"}}}}"#, "x".repeat(300));
+        let big = format!(
+            r#"{{"type":"project.created","data":{{"id":"p","name":"{}","created_by":"u"}}}}"#,
+            "x".repeat(300)
+        );
         assert_eq!(parse_event(&big, "", 256, NOW_MS).unwrap_err().status, 413);
     }
 
@@ -204,7 +312,18 @@ mod tests {
         let json = format!(r#"{{"events":[{good},{good},{bad}]}}"#);
         let problem = parse_batch(&json, 262_144, NOW_MS).unwrap_err();
         assert_eq!(problem.field.as_deref(), Some("events[2].data.created_by"));
-        assert_eq!(parse_batch(&format!(r#"{{"events":[{good},{good}]}}"#), 262_144, NOW_MS).unwrap().len(), 2);
-        assert_eq!(parse_batch(r#"{"events":[]}"#, 262_144, NOW_MS).unwrap_err().field.as_deref(), Some("events"));
+        assert_eq!(
+            parse_batch(&format!(r#"{{"events":[{good},{good}]}}"#), 262_144, NOW_MS)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            parse_batch(r#"{"events":[]}"#, 262_144, NOW_MS)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("events")
+        );
     }
 }

@@ -24,12 +24,18 @@ use crossbeam_channel::bounded;
 /// ingest requests share one group commit.
 const API_THREADS: usize = 24;
 /// A client that sends nothing for this long is disconnected (slow or idle clients cannot hold
-/// the API); also the longest a response write may block.
+/// the API); also the longest a response write may block. Set on each accepted socket.
 const API_SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a request head (request line and headers) may take to arrive.
+const API_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes in a request head, and most header lines; past either the client gets 431.
+const API_HEAD_BYTES_MAX: usize = 16 * 1024;
+const API_HEADERS_MAX: usize = 100;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
-const USAGE: &str = "clockeye-webhooks: delivers ClockEye events to webhook endpoints, signed and retried
+const USAGE: &str =
+    "clockeye-webhooks: delivers ClockEye events to webhook endpoints, signed and retried
 
 usage:
   clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
@@ -71,7 +77,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("clockeye-webhooks: unknown command \"{other}\" (see clockeye-webhooks --help)");
+            eprintln!(
+                "clockeye-webhooks: unknown command \"{other}\" (see clockeye-webhooks --help)"
+            );
             ExitCode::from(2)
         }
     }
@@ -82,26 +90,45 @@ fn serve(config: Config) -> Result<(), Error> {
     if let Some(path) = &config.ca_file {
         return Err(Error::Io {
             context: format!("--ca-file {}", path.display()),
-            source: std::io::Error::other("extra trusted roots are not supported by this build yet"),
+            source: std::io::Error::other(
+                "extra trusted roots are not supported by this build yet",
+            ),
         });
     }
     let conn = store::open(&config.db)?;
     let recovered = store::recover_delivering(&conn, now_ms())?;
     let (admin_token_sha256, new_admin_token) = admin_token(&conn, &config)?;
 
-    let listener = TcpListener::bind(config.listen).map_err(|source| Error::Listen { addr: config.listen.to_string(), source })?;
-    let socket = socket2::SockRef::from(&listener);
-    // Accepted sockets inherit these, so an idle or trickling client is cut off.
-    let io_context = |source| Error::Io { context: "setting API socket timeouts".into(), source };
-    socket.set_read_timeout(Some(API_SOCKET_TIMEOUT)).map_err(io_context)?;
-    socket.set_write_timeout(Some(API_SOCKET_TIMEOUT)).map_err(io_context)?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen.to_string(), source })?;
+    let listener = TcpListener::bind(config.listen).map_err(|source| Error::Listen {
+        addr: config.listen.to_string(),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: config.listen.to_string(),
+        source,
+    })?;
+    let limits = tiny_http::Limits {
+        io_timeout: Some(API_SOCKET_TIMEOUT),
+        head_timeout: API_HEAD_TIMEOUT,
+        head_bytes_max: API_HEAD_BYTES_MAX,
+        headers_max: API_HEADERS_MAX,
+    };
     let server = Arc::new(
-        tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| Error::Listen { addr: addr.to_string(), source: std::io::Error::other(e.to_string()) })?,
+        tiny_http::Server::from_listener_with_limits(listener, None, limits).map_err(|e| {
+            Error::Listen {
+                addr: addr.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?,
     );
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
-        .map_err(|source| Error::Io { context: "installing signal handlers".into(), source })?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|source| Error::Io {
+        context: "installing signal handlers".into(),
+        source,
+    })?;
 
     let jobs_in_flight_max = config.workers * 2;
     let (jobs_tx, jobs_rx) = bounded(jobs_in_flight_max);
@@ -114,12 +141,24 @@ fn serve(config: Config) -> Result<(), Error> {
         allow_private_networks: config.allow_private_networks,
         allow_networks: config.allow_networks.clone(),
     });
-    let agent = worker::agent(config.attempt_timeout, config.workers, policy.clone(), ureq::tls::TlsConfig::default());
+    let agent = worker::agent(
+        config.attempt_timeout,
+        config.workers,
+        policy.clone(),
+        ureq::tls::TlsConfig::default(),
+    );
     let retry_schedule = Arc::new(config.retry_schedule.clone());
     let mut workers = Vec::new();
     for index in 0..config.workers {
-        let worker = Worker { agent: agent.clone(), jobs: jobs_rx.clone(), results: results_tx.clone(), retry_schedule: retry_schedule.clone() };
-        workers.push(spawn(format!("worker-{index}"), move || worker::main(worker)));
+        let worker = Worker {
+            agent: agent.clone(),
+            jobs: jobs_rx.clone(),
+            results: results_tx.clone(),
+            retry_schedule: retry_schedule.clone(),
+        };
+        workers.push(spawn(format!("worker-{index}"), move || {
+            worker::main(worker)
+        }));
     }
     drop((jobs_rx, results_tx));
 
@@ -148,7 +187,9 @@ fn serve(config: Config) -> Result<(), Error> {
     for index in 0..API_THREADS {
         let conn = store::open(&config.db)?;
         let (server, shared, stopping) = (server.clone(), shared.clone(), stopping.clone());
-        api_threads.push(spawn(format!("api-{index}"), move || api::main(server, conn, shared, stopping)));
+        api_threads.push(spawn(format!("api-{index}"), move || {
+            api::main(server, conn, shared, stopping)
+        }));
     }
     drop(shared);
 
@@ -157,19 +198,30 @@ fn serve(config: Config) -> Result<(), Error> {
     match &new_admin_token {
         Some(token) => {
             let _ = writeln!(stdout, "admin token: {token}");
-            let _ = writeln!(stdout, "(shown once; only its hash is kept in the database. Use it as: Authorization: Bearer <token>)");
+            let _ = writeln!(
+                stdout,
+                "(shown once; only its hash is kept in the database. Use it as: Authorization: Bearer <token>)"
+            );
         }
         None if config.admin_token.is_none() => {
-            let _ = writeln!(stdout, "admin token: the one shown at first start (or set one with --admin-token)");
+            let _ = writeln!(
+                stdout,
+                "admin token: the one shown at first start (or set one with --admin-token)"
+            );
         }
         None => {}
     }
     let _ = stdout.flush();
     drop(stdout);
-    log::info!("started: {} recovered_deliveries={recovered}", config.describe());
+    log::info!(
+        "started: {} recovered_deliveries={recovered}",
+        config.describe()
+    );
 
     let signal = signals.forever().next();
-    log::info!("shutting down on signal {signal:?}: no new requests; letting attempts in flight finish");
+    log::info!(
+        "shutting down on signal {signal:?}: no new requests; letting attempts in flight finish"
+    );
     stopping.store(true, Ordering::SeqCst);
     for _ in 0..API_THREADS {
         server.unblock();
@@ -188,7 +240,10 @@ fn serve(config: Config) -> Result<(), Error> {
 }
 
 /// The admin token's hash, and the token itself when it was generated just now (to show once).
-fn admin_token(conn: &rusqlite::Connection, config: &Config) -> Result<(String, Option<String>), Error> {
+fn admin_token(
+    conn: &rusqlite::Connection,
+    config: &Config,
+) -> Result<(String, Option<String>), Error> {
     if let Some(token) = &config.admin_token {
         return Ok((sha256_hex(token), None));
     }
@@ -202,5 +257,8 @@ fn admin_token(conn: &rusqlite::Connection, config: &Config) -> Result<(String, 
 }
 
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::Builder::new().name(name).spawn(body).expect("the OS can start a thread")
+    thread::Builder::new()
+        .name(name)
+        .spawn(body)
+        .expect("the OS can start a thread")
 }

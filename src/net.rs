@@ -32,9 +32,12 @@ pub struct Cidr {
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, canonical(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_match(u32::from(net) as u128, u32::from(ip) as u128, self.prefix_len, 32)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix_len,
+                32,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_match(u128::from(net), u128::from(ip), self.prefix_len, 128)
             }
@@ -62,7 +65,10 @@ impl FromStr for Cidr {
         if prefix_len > bits {
             return Err(bad());
         }
-        Ok(Cidr { network, prefix_len })
+        Ok(Cidr {
+            network,
+            prefix_len,
+        })
     }
 }
 
@@ -155,7 +161,10 @@ impl fmt::Display for BlockedAddress {
 impl std::error::Error for BlockedAddress {}
 
 fn blocked(ip: IpAddr) -> ureq::Error {
-    ureq::Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, BlockedAddress(ip)))
+    ureq::Error::Io(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        BlockedAddress(ip),
+    ))
 }
 
 /// The blocked address inside a ureq error, if that is what it is.
@@ -177,17 +186,23 @@ pub struct VettingResolver {
 
 impl VettingResolver {
     pub fn new(policy: Arc<AddressPolicy>) -> VettingResolver {
-        VettingResolver { policy, cache: Arc::default() }
+        VettingResolver {
+            policy,
+            cache: Arc::default(),
+        }
     }
 
     fn lookup(&self, host: &str, port: u16) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let key = (host.to_string(), port);
-        if let Some((at, addrs)) = self.cache.lock().expect("dns cache lock").get(&key) {
-            if at.elapsed() < DNS_CACHE_TTL {
-                return Ok(addrs.clone());
-            }
+        if let Some((at, addrs)) = self.cache.lock().expect("dns cache lock").get(&key)
+            && at.elapsed() < DNS_CACHE_TTL
+        {
+            return Ok(addrs.clone());
         }
-        let found: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(|_| ureq::Error::HostNotFound)?.collect();
+        let found: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|_| ureq::Error::HostNotFound)?
+            .collect();
         let mut addrs = self.empty();
         let mut first_blocked = None;
         for addr in found {
@@ -221,8 +236,16 @@ impl Resolver for VettingResolver {
         _config: &ureq::config::Config,
         _timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let authority = uri.authority().ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
-        let port = authority.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
+        let port = authority
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         let host = authority.host();
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = IpAddr::from_str(literal) {
@@ -245,8 +268,16 @@ pub struct VettingConnector {
 
 impl Connector<()> for VettingConnector {
     type Out = ();
-    fn connect(&self, details: &ConnectionDetails, chained: Option<()>) -> Result<Option<()>, ureq::Error> {
-        if let Some(addr) = details.addrs.iter().find(|addr| !self.policy.allows(addr.ip())) {
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<()>, ureq::Error> {
+        if let Some(addr) = details
+            .addrs
+            .iter()
+            .find(|addr| !self.policy.allows(addr.ip()))
+        {
             return Err(blocked(addr.ip()));
         }
         Ok(chained)
@@ -255,18 +286,26 @@ impl Connector<()> for VettingConnector {
 
 /// Checks an endpoint URL as given to the API: scheme, host, no credentials, literal addresses.
 /// The error is a sentence for the API's `url` field.
-pub fn check_endpoint_url(url: &str, allow_http: bool, policy: &AddressPolicy) -> Result<(), String> {
+pub fn check_endpoint_url(
+    url: &str,
+    allow_http: bool,
+    policy: &AddressPolicy,
+) -> Result<(), String> {
     if url.len() > 2048 {
         return Err("url is longer than 2048 characters".into());
     }
-    let uri: Uri = url.parse().map_err(|_| format!("\"{url}\" is not a valid URL"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| format!("\"{url}\" is not a valid URL"))?;
     match uri.scheme_str() {
         Some("https") => {}
         Some("http") if allow_http => {}
         Some("http") => return Err("url must use https:// (http:// needs --allow-http)".into()),
         _ => return Err("url must start with https://".into()),
     }
-    let authority = uri.authority().ok_or_else(|| format!("\"{url}\" has no host"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("\"{url}\" has no host"))?;
     if authority.as_str().contains('@') {
         return Err("url must not carry a user or password; put credentials in headers".into());
     }
@@ -275,10 +314,10 @@ pub fn check_endpoint_url(url: &str, allow_http: bool, policy: &AddressPolicy) -
         return Err(format!("\"{url}\" has no host"));
     }
     let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = IpAddr::from_str(literal) {
-        if !policy.allows(ip) {
-            return Err(format!("{}; the url is refused", BlockedAddress(ip)));
-        }
+    if let Ok(ip) = IpAddr::from_str(literal)
+        && !policy.allows(ip)
+    {
+        return Err(format!("{}; the url is refused", BlockedAddress(ip)));
     }
     Ok(())
 }
@@ -290,37 +329,81 @@ mod tests {
     #[test]
     fn non_public_addresses_are_recognised() {
         let blocked = [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "100.127.255.254", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
-            "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::7f00:1",
-            "::127.0.0.1", "2001:db8::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "::127.0.0.1",
+            "2001:db8::1",
         ];
         for ip in blocked {
-            assert!(is_non_public(ip.parse().unwrap()), "{ip} should be non-public");
+            assert!(
+                is_non_public(ip.parse().unwrap()),
+                "{ip} should be non-public"
+            );
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_non_public(ip.parse().unwrap()), "{ip} should be public");
         }
     }
 
     #[test]
     fn allow_network_opens_only_its_range() {
-        let policy = AddressPolicy { allow_private_networks: false, allow_networks: vec!["127.0.0.0/8".parse().unwrap()] };
+        let policy = AddressPolicy {
+            allow_private_networks: false,
+            allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        };
         assert!(policy.allows("127.0.0.1".parse().unwrap()));
         assert!(policy.allows("::ffff:127.0.0.2".parse().unwrap()));
         assert!(!policy.allows("10.0.0.1".parse().unwrap()));
         assert!(!policy.allows("::1".parse().unwrap()));
-        let all = AddressPolicy { allow_private_networks: true, allow_networks: vec![] };
+        let all = AddressPolicy {
+            allow_private_networks: true,
+            allow_networks: vec![],
+        };
         assert!(all.allows("169.254.169.254".parse().unwrap()));
     }
 
     #[test]
     fn cidr_parsing_checks_the_prefix() {
-        assert_eq!("10.0.0.0/8".parse::<Cidr>().unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(
+            "10.0.0.0/8".parse::<Cidr>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("fd00::/129".parse::<Cidr>().is_err());
-        assert!("fd00::/7".parse::<Cidr>().unwrap().contains("fdff::1".parse().unwrap()));
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(
+            "fd00::/7"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("fdff::1".parse().unwrap())
+        );
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
     }
 
     #[test]

@@ -10,7 +10,12 @@ use crate::model::{Decision, Outcome};
 /// The delay after failed attempt n is `schedule[n-1]`, counted from the end of that attempt;
 /// after the last step the delivery fails. A `Retry-After` on a 429/503 is honoured within
 /// [delay, 2 × delay]. `410 Gone` fails the delivery at once.
-pub fn next(schedule: &[Duration], attempt_number: u32, outcome: &Outcome, finished_at_ms: i64) -> Decision {
+pub fn next(
+    schedule: &[Duration],
+    attempt_number: u32,
+    outcome: &Outcome,
+    finished_at_ms: i64,
+) -> Decision {
     if outcome.succeeded() {
         return Decision::Succeeded;
     }
@@ -22,7 +27,9 @@ pub fn next(schedule: &[Duration], attempt_number: u32, outcome: &Outcome, finis
     };
     let delay_ms = delay.as_millis() as i64;
     let wait_ms = match outcome.retry_after_ms {
-        Some(asked_ms) if matches!(outcome.status_code, Some(429 | 503)) => asked_ms.clamp(delay_ms, 2 * delay_ms),
+        Some(asked_ms) if matches!(outcome.status_code, Some(429 | 503)) => {
+            asked_ms.clamp(delay_ms, 2 * delay_ms)
+        }
         _ => delay_ms,
     };
     Decision::RetryAt(finished_at_ms + wait_ms)
@@ -38,7 +45,11 @@ mod tests {
             started_at_ms: 0,
             duration_ms: 5,
             status_code,
-            error_class: Some(if status_code.is_some() { ErrorClass::HttpStatus } else { ErrorClass::Connect }),
+            error_class: Some(if status_code.is_some() {
+                ErrorClass::HttpStatus
+            } else {
+                ErrorClass::Connect
+            }),
             error_message: Some("failed".into()),
             response_excerpt: None,
             retry_after_ms,
@@ -57,7 +68,11 @@ mod tests {
             (9, Decision::Failed),
         ];
         for (attempt_number, expected) in cases {
-            assert_eq!(next(&schedule, attempt_number, &failure(Some(500), None), 1_000), expected, "attempt {attempt_number}");
+            assert_eq!(
+                next(&schedule, attempt_number, &failure(Some(500), None), 1_000),
+                expected,
+                "attempt {attempt_number}"
+            );
         }
     }
 
@@ -65,12 +80,18 @@ mod tests {
     fn success_ends_the_delivery() {
         let mut outcome = failure(Some(200), None);
         outcome.error_class = None;
-        assert_eq!(next(&[Duration::from_secs(1)], 1, &outcome, 0), Decision::Succeeded);
+        assert_eq!(
+            next(&[Duration::from_secs(1)], 1, &outcome, 0),
+            Decision::Succeeded
+        );
     }
 
     #[test]
     fn gone_fails_at_once() {
-        assert_eq!(next(&[Duration::from_secs(1)], 1, &failure(Some(410), None), 0), Decision::Failed);
+        assert_eq!(
+            next(&[Duration::from_secs(1)], 1, &failure(Some(410), None), 0),
+            Decision::Failed
+        );
     }
 
     #[test]
@@ -84,7 +105,11 @@ mod tests {
             (None, None, 10_000),
         ];
         for (status_code, asked_ms, wait_ms) in cases {
-            assert_eq!(next(&schedule, 1, &failure(status_code, asked_ms), 0), Decision::RetryAt(wait_ms), "{status_code:?} {asked_ms:?}");
+            assert_eq!(
+                next(&schedule, 1, &failure(status_code, asked_ms), 0),
+                Decision::RetryAt(wait_ms),
+                "{status_code:?} {asked_ms:?}"
+            );
         }
     }
 

@@ -32,10 +32,16 @@ pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
 
 const _: () = assert!(COMMANDS_PER_ROUND_MAX <= COMMAND_QUEUE_MAX);
 
+/// Where the scheduler answers an ingest command, once its transaction has committed.
+pub type IngestReply = Sender<Result<Vec<StoredEvent>>>;
+
 /// What API threads ask of the scheduler.
 pub enum Command {
     /// Store these events, all or nothing, and answer once committed.
-    Ingest { events: Vec<NewEvent>, reply: Sender<Result<Vec<StoredEvent>>> },
+    Ingest {
+        events: Vec<NewEvent>,
+        reply: IngestReply,
+    },
     /// Something due may have changed (a retry, an endpoint enabled): look again now.
     Wake,
 }
@@ -56,7 +62,7 @@ pub struct Scheduler {
 }
 
 struct Round {
-    ingests: Vec<(Vec<NewEvent>, Sender<Result<Vec<StoredEvent>>>)>,
+    ingests: Vec<(Vec<NewEvent>, IngestReply)>,
     results: Vec<AttemptResult>,
     woken: bool,
 }
@@ -69,16 +75,18 @@ pub fn main(mut scheduler: Scheduler) {
     let mut drain_deadline: Option<Instant> = None;
     loop {
         scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
-        if let Some(deadline) = drain_deadline {
-            if jobs_in_flight == 0 || Instant::now() >= deadline {
-                if jobs_in_flight > 0 {
-                    log::warn!("shutdown: {jobs_in_flight} attempts still in flight; they are sent again after restart");
-                }
-                if !unwritten.is_empty() {
-                    write_results_at_exit(&mut scheduler.conn, &unwritten);
-                }
-                return;
+        if let Some(deadline) = drain_deadline
+            && (jobs_in_flight == 0 || Instant::now() >= deadline)
+        {
+            if jobs_in_flight > 0 {
+                log::warn!(
+                    "shutdown: {jobs_in_flight} attempts still in flight; they are sent again after restart"
+                );
             }
+            if !unwritten.is_empty() {
+                write_results_at_exit(&mut scheduler.conn, &unwritten);
+            }
+            return;
         }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         let wait = if !unwritten.is_empty() {
@@ -87,11 +95,17 @@ pub fn main(mut scheduler: Scheduler) {
             POLL_INTERVAL_MAX
         } else {
             match next_due_ms {
-                Some(due_ms) => Duration::from_millis((due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64),
+                Some(due_ms) => Duration::from_millis(
+                    (due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64,
+                ),
                 None => POLL_INTERVAL_MAX,
             }
         };
-        let mut round = Round { ingests: Vec::new(), results: std::mem::take(&mut unwritten), woken: false };
+        let mut round = Round {
+            ingests: Vec::new(),
+            results: std::mem::take(&mut unwritten),
+            woken: false,
+        };
         select! {
             recv(scheduler.commands) -> command => match command {
                 Ok(command) => take_command(&mut round, command),
@@ -112,11 +126,15 @@ pub fn main(mut scheduler: Scheduler) {
             default(wait) => {}
         }
         while round.ingests.len() < COMMANDS_PER_ROUND_MAX {
-            let Ok(command) = scheduler.commands.try_recv() else { break };
+            let Ok(command) = scheduler.commands.try_recv() else {
+                break;
+            };
             take_command(&mut round, command);
         }
         while round.results.len() < RESULTS_PER_ROUND_MAX {
-            let Ok(result) = scheduler.results.try_recv() else { break };
+            let Ok(result) = scheduler.results.try_recv() else {
+                break;
+            };
             jobs_in_flight -= 1;
             round.results.push(result);
         }
@@ -124,11 +142,21 @@ pub fn main(mut scheduler: Scheduler) {
         let now = now_ms();
         let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        if round.ingests.is_empty() && round.results.is_empty() && !round.woken && !(due_now && can_claim) {
+        if round.ingests.is_empty()
+            && round.results.is_empty()
+            && !round.woken
+            && !(due_now && can_claim)
+        {
             continue;
         }
-        let claim_limit = if can_claim { (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX) } else { 0 };
-        let Round { ingests, results, .. } = round;
+        let claim_limit = if can_claim {
+            (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX)
+        } else {
+            0
+        };
+        let Round {
+            ingests, results, ..
+        } = round;
         match write_round(&mut scheduler.conn, &ingests, &results, claim_limit, now) {
             Ok((answers, jobs, next)) => {
                 for ((_, reply), answer) in ingests.into_iter().zip(answers) {
@@ -136,12 +164,19 @@ pub fn main(mut scheduler: Scheduler) {
                 }
                 jobs_in_flight += jobs.len();
                 for job in jobs {
-                    scheduler.jobs.send(job).expect("workers outlive the scheduler");
+                    scheduler
+                        .jobs
+                        .send(job)
+                        .expect("workers outlive the scheduler");
                 }
                 next_due_ms = next;
             }
             Err(error) => {
-                log::error!("commit failed, will retry: error={error} events_refused={} results_kept={}", ingests.len(), results.len());
+                log::error!(
+                    "commit failed, will retry: error={error} events_refused={} results_kept={}",
+                    ingests.len(),
+                    results.len()
+                );
                 for (_, reply) in ingests {
                     let _ = reply.send(Err(Error::Unavailable(error.to_string())));
                 }
@@ -166,7 +201,7 @@ type RoundOutput = (Vec<Result<Vec<StoredEvent>>>, Vec<Job>, Option<i64>);
 /// next delivery is due.
 fn write_round(
     conn: &mut Connection,
-    ingests: &[(Vec<NewEvent>, Sender<Result<Vec<StoredEvent>>>)],
+    ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
     claim_limit: usize,
     now: i64,
@@ -178,7 +213,10 @@ fn write_round(
     let mut answers = Vec::with_capacity(ingests.len());
     for (events, _) in ingests {
         let savepoint = tx.savepoint()?;
-        let stored: Result<Vec<StoredEvent>> = events.iter().map(|event| store::insert_event(&savepoint, event, now)).collect();
+        let stored: Result<Vec<StoredEvent>> = events
+            .iter()
+            .map(|event| store::insert_event(&savepoint, event, now))
+            .collect();
         match stored {
             Ok(stored) => {
                 savepoint.commit()?;
@@ -193,8 +231,16 @@ fn write_round(
             }
         }
     }
-    let jobs = if claim_limit > 0 { store::claim_due(&tx, now, claim_limit)? } else { Vec::new() };
-    let next_due_ms = if claim_limit > 0 && jobs.len() == claim_limit { Some(now) } else { store::next_due_at_ms(&tx)? };
+    let jobs = if claim_limit > 0 {
+        store::claim_due(&tx, now, claim_limit)?
+    } else {
+        Vec::new()
+    };
+    let next_due_ms = if claim_limit > 0 && jobs.len() == claim_limit {
+        Some(now)
+    } else {
+        store::next_due_at_ms(&tx)?
+    };
     tx.commit()?;
     Ok((answers, jobs, next_due_ms))
 }
@@ -203,6 +249,9 @@ fn write_round(
 /// redelivered after restart, which is allowed (at least once) but wasteful.
 fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
     if let Err(error) = write_round(conn, &[], results, 0, now_ms()) {
-        log::warn!("shutdown: could not record {} attempt results: {error}", results.len());
+        log::warn!(
+            "shutdown: could not record {} attempt results: {error}",
+            results.len()
+        );
     }
 }

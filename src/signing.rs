@@ -68,7 +68,13 @@ pub fn standard_signature(secret: &str, webhook_id: &str, timestamp_s: i64, body
     let timestamp = timestamp_s.to_string();
     let mac = hmac(
         &standard_key(secret),
-        &[webhook_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
+        &[
+            webhook_id.as_bytes(),
+            b".",
+            timestamp.as_bytes(),
+            b".",
+            body,
+        ],
     );
     format!("v1,{}", BASE64.encode(mac))
 }
@@ -82,25 +88,42 @@ pub fn verify_clockeye(secret: &str, body: &[u8], header: &str) -> bool {
     let Ok(expected) = hex::decode(hex_digest) else {
         return false;
     };
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(body);
     mac.verify_slice(&expected).is_ok()
 }
 
 /// Receiver side: does any `v1,` entry of a `webhook-signature` header match?
-pub fn verify_standard(secret: &str, webhook_id: &str, timestamp_s: i64, body: &[u8], header: &str) -> bool {
+pub fn verify_standard(
+    secret: &str,
+    webhook_id: &str,
+    timestamp_s: i64,
+    body: &[u8],
+    header: &str,
+) -> bool {
     let key = standard_key(secret);
     let timestamp = timestamp_s.to_string();
-    header.split(' ').filter_map(|entry| entry.strip_prefix("v1,")).any(|b64| {
-        let Ok(expected) = BASE64.decode(b64) else {
-            return false;
-        };
-        let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts keys of any length");
-        for part in [webhook_id.as_bytes(), b".", timestamp.as_bytes(), b".", body] {
-            mac.update(part);
-        }
-        mac.verify_slice(&expected).is_ok()
-    })
+    header
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .any(|b64| {
+            let Ok(expected) = BASE64.decode(b64) else {
+                return false;
+            };
+            let mut mac =
+                HmacSha256::new_from_slice(&key).expect("HMAC accepts keys of any length");
+            for part in [
+                webhook_id.as_bytes(),
+                b".",
+                timestamp.as_bytes(),
+                b".",
+                body,
+            ] {
+                mac.update(part);
+            }
+            mac.verify_slice(&expected).is_ok()
+        })
 }
 
 #[cfg(test)]
@@ -110,9 +133,20 @@ mod tests {
     #[test]
     fn matches_githubs_known_answer() {
         let signature = clockeye_signature("It's a Secret to Everybody", b"Hello, World!");
-        assert_eq!(signature, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
-        assert!(verify_clockeye("It's a Secret to Everybody", b"Hello, World!", &signature));
-        assert!(!verify_clockeye("It's a Secret to Everybody", b"Hello, World!\n", &signature));
+        assert_eq!(
+            signature,
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        assert!(verify_clockeye(
+            "It's a Secret to Everybody",
+            b"Hello, World!",
+            &signature
+        ));
+        assert!(!verify_clockeye(
+            "It's a Secret to Everybody",
+            b"Hello, World!\n",
+            &signature
+        ));
         assert!(!verify_clockeye("wrong", b"Hello, World!", &signature));
     }
 
@@ -120,20 +154,38 @@ mod tests {
     fn matches_standard_webhooks_known_answer() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let body = br#"{"test": 2432232314}"#;
-        let signature = standard_signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let signature =
+            standard_signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         let header = format!("v1,bm90IGl0 {signature}");
-        assert!(verify_standard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &header));
-        assert!(!verify_standard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, body, &header));
+        assert!(verify_standard(
+            secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            body,
+            &header
+        ));
+        assert!(!verify_standard(
+            secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265331,
+            body,
+            &header
+        ));
     }
 
     #[test]
     fn secrets_and_ids_have_their_documented_form() {
         let secret = new_secret();
-        let key = BASE64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+        let key = BASE64
+            .decode(secret.strip_prefix("whsec_").unwrap())
+            .unwrap();
         assert_eq!(key.len(), SECRET_BYTES);
         assert_ne!(secret, new_secret());
         let id = new_id("evt");
-        assert!(id.starts_with("evt_") && id.len() == 4 + 2 * ID_BYTES, "{id}");
+        assert!(
+            id.starts_with("evt_") && id.len() == 4 + 2 * ID_BYTES,
+            "{id}"
+        );
     }
 }

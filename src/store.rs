@@ -21,33 +21,55 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 /// Opens (creating if needed) the database: WAL, `synchronous=FULL`, foreign keys, schema applied.
 pub fn open(path: &Path) -> Result<Connection> {
-    let open_error = |source| Error::Open { path: path.to_path_buf(), source };
+    let open_error = |source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let conn = Connection::open(path).map_err(open_error)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // WAL lets API readers run beside the one writer; FULL makes a commit survive power loss.
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(open_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(open_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("journal_mode={mode} (WAL was asked for; the file system may not support it)");
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(open_error)?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(open_error)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(open_error)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(open_error)?;
     if version > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
     }
     if version < SCHEMA_VERSION {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", include_str!("../schema.sql")))
-            .map_err(open_error)?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {} COMMIT;",
+            include_str!("../schema.sql")
+        ))
+        .map_err(open_error)?;
     }
     Ok(conn)
 }
 
 pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()?)
 }
 
 pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2", [key, value])?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+        [key, value],
+    )?;
     Ok(())
 }
 
@@ -68,11 +90,20 @@ pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
 pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<StoredEvent> {
     let existing = conn
         .prepare_cached("SELECT seq, workspace_id, type, created_at_ms FROM events WHERE id = ?1")?
-        .query_row([&event.id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)))
+        .query_row([&event.id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })
         .optional()?;
     if let Some((seq, workspace_id, event_type, created_at_ms)) = existing {
         if workspace_id != event.workspace_id {
-            return Err(Error::EventIdConflict { id: event.id.clone() });
+            return Err(Error::EventIdConflict {
+                id: event.id.clone(),
+            });
         }
         let deliveries = conn
             .prepare_cached(
@@ -81,14 +112,29 @@ pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<
             )?
             .query_map([seq], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        return Ok(StoredEvent { id: event.id.clone(), workspace_id, event_type, created_at_ms, deliveries, created: false });
+        return Ok(StoredEvent {
+            id: event.id.clone(),
+            workspace_id,
+            event_type,
+            created_at_ms,
+            deliveries,
+            created: false,
+        });
     }
     conn.prepare_cached("INSERT INTO events (id, workspace_id, type, created_at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![event.id, event.workspace_id, event.event_type, event.created_at_ms, event.body])?;
     let event_seq = conn.last_insert_rowid();
     let subscribers = conn
-        .prepare_cached("SELECT seq, id, event_types FROM endpoints WHERE workspace_id = ?1 ORDER BY seq")?
-        .query_map([&event.workspace_id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+        .prepare_cached(
+            "SELECT seq, id, event_types FROM endpoints WHERE workspace_id = ?1 ORDER BY seq",
+        )?
+        .query_map([&event.workspace_id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
@@ -169,7 +215,10 @@ pub fn next_due_at_ms(conn: &Connection) -> Result<Option<i64>> {
         "SELECT d.next_attempt_at_ms FROM deliveries d JOIN endpoints e ON e.seq = d.endpoint_seq
          WHERE {DUE} ORDER BY d.next_attempt_at_ms LIMIT 1"
     );
-    Ok(conn.prepare_cached(&sql)?.query_row([i64::MAX], |row| row.get(0)).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([i64::MAX], |row| row.get(0))
+        .optional()?)
 }
 
 /// Writes an attempt and its delivery's new status together. A delivery deleted meanwhile
@@ -228,18 +277,23 @@ pub struct EndpointRow {
 
 fn parse_headers(json: &str) -> Vec<(String, String)> {
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
-        .map(|map| map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect())
+        .map(|map| {
+            map.into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn headers_json(headers: &[(String, String)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> =
-        headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
     serde_json::Value::Object(map).to_string()
 }
 
-const ENDPOINT_COLUMNS: &str =
-    "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, created_at_ms, updated_at_ms";
+const ENDPOINT_COLUMNS: &str = "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, created_at_ms, updated_at_ms";
 
 fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
     let event_types: String = row.get(4)?;
@@ -285,18 +339,29 @@ pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &s
 
 pub fn endpoint(conn: &Connection, id: &str) -> Result<Option<EndpointRow>> {
     let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], endpoint_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], endpoint_from_row)
+        .optional()?)
 }
 
 /// A page of endpoints, newest first, after the cursor `before_seq`; `workspace_id` narrows it.
-pub fn endpoints(conn: &Connection, workspace_id: Option<&str>, before_seq: i64, limit: usize) -> Result<Vec<EndpointRow>> {
+pub fn endpoints(
+    conn: &Connection,
+    workspace_id: Option<&str>,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<EndpointRow>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE (?1 IS NULL OR workspace_id = ?1) AND seq < ?2
          ORDER BY seq DESC LIMIT ?3"
     );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_map(params![workspace_id, before_seq, limit as i64], endpoint_from_row)?
+        .query_map(
+            params![workspace_id, before_seq, limit as i64],
+            endpoint_from_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -323,7 +388,10 @@ pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow) -> Result<bool
 
 /// Deletes an endpoint with its deliveries and their attempts.
 pub fn delete_endpoint(conn: &Connection, seq: i64) -> Result<bool> {
-    Ok(conn.prepare_cached("DELETE FROM endpoints WHERE seq = ?1")?.execute([seq])? == 1)
+    Ok(conn
+        .prepare_cached("DELETE FROM endpoints WHERE seq = ?1")?
+        .execute([seq])?
+        == 1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +422,10 @@ fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
 
 pub fn event(conn: &Connection, id: &str) -> Result<Option<EventRow>> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], event_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], event_from_row)
+        .optional()?)
 }
 
 /// Narrows `events`: each `None` matches everything.
@@ -365,7 +436,12 @@ pub struct EventFilter<'a> {
     pub since_ms: Option<i64>,
 }
 
-pub fn events(conn: &Connection, filter: &EventFilter, before_seq: i64, limit: usize) -> Result<Vec<EventRow>> {
+pub fn events(
+    conn: &Connection,
+    filter: &EventFilter,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<EventRow>> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE (?1 IS NULL OR workspace_id = ?1) AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR created_at_ms >= ?3)
@@ -375,7 +451,13 @@ pub fn events(conn: &Connection, filter: &EventFilter, before_seq: i64, limit: u
     Ok(conn
         .prepare_cached(&sql)?
         .query_map(
-            params![filter.workspace_id, filter.event_type, filter.since_ms, before_seq, limit as i64],
+            params![
+                filter.workspace_id,
+                filter.event_type,
+                filter.since_ms,
+                before_seq,
+                limit as i64
+            ],
             event_from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?)
@@ -421,7 +503,10 @@ fn delivery_from_row(row: &Row) -> rusqlite::Result<DeliveryRow> {
 
 pub fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
     let sql = format!("{DELIVERY_SELECT} WHERE d.id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], delivery_from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], delivery_from_row)
+        .optional()?)
 }
 
 /// Narrows `deliveries`: each `None` matches everything.
@@ -433,7 +518,12 @@ pub struct DeliveryFilter<'a> {
     pub status: Option<&'a str>,
 }
 
-pub fn deliveries(conn: &Connection, filter: &DeliveryFilter, before_seq: i64, limit: usize) -> Result<Vec<DeliveryRow>> {
+pub fn deliveries(
+    conn: &Connection,
+    filter: &DeliveryFilter,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<DeliveryRow>> {
     let sql = format!(
         "{DELIVERY_SELECT}
          WHERE (?1 IS NULL OR ev.workspace_id = ?1) AND (?2 IS NULL OR e.id = ?2) AND (?3 IS NULL OR ev.id = ?3)
@@ -443,7 +533,14 @@ pub fn deliveries(conn: &Connection, filter: &DeliveryFilter, before_seq: i64, l
     Ok(conn
         .prepare_cached(&sql)?
         .query_map(
-            params![filter.workspace_id, filter.endpoint_id, filter.event_id, filter.status, before_seq, limit as i64],
+            params![
+                filter.workspace_id,
+                filter.endpoint_id,
+                filter.event_id,
+                filter.status,
+                before_seq,
+                limit as i64
+            ],
             delivery_from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?)

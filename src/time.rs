@@ -40,7 +40,15 @@ fn split_ms(ms: i64) -> (i64, i64, i64, i64, i64, i64, i64) {
     let secs = ms.div_euclid(1000);
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    (year, month, day, sod / 3600, sod % 3600 / 60, sod % 60, ms.rem_euclid(1000))
+    (
+        year,
+        month,
+        day,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        ms.rem_euclid(1000),
+    )
 }
 
 /// `2024-01-15T10:30:00Z`: the form of an event's `created_at`.
@@ -68,7 +76,10 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
     let day = digits(day.as_bytes())?;
     let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
     let year = digits(year.as_bytes())?;
-    let hms: Vec<i64> = hms.split(':').map(|p| digits(p.as_bytes()).unwrap_or(-1)).collect();
+    let hms: Vec<i64> = hms
+        .split(':')
+        .map(|p| digits(p.as_bytes()).unwrap_or(-1))
+        .collect();
     if hms.len() != 3 || hms.iter().any(|v| *v < 0) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
         return None;
     }
@@ -174,12 +185,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The shortest text `parse_duration` reads back as `duration`.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis() as u64;
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms != 0 && ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms != 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
-    if ms == 0 { "0s".to_string() } else { format!("{ms}ms") }
+    if ms == 0 {
+        "0s".to_string()
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 #[cfg(test)]
@@ -194,14 +214,26 @@ mod tests {
         assert_eq!(format_rfc3339_millis(ms + 7), "2024-01-15T10:30:00.007Z");
         assert_eq!(parse_rfc3339("2024-01-15T12:30:00.5+02:00"), Some(ms + 500));
         assert_eq!(format_rfc3339_seconds(0), "1970-01-01T00:00:00Z");
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").map(format_rfc3339_seconds).as_deref(), Some("2024-02-29T00:00:00Z"));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z")
+                .map(format_rfc3339_seconds)
+                .as_deref(),
+            Some("2024-02-29T00:00:00Z")
+        );
     }
 
     #[test]
     fn rejects_malformed_times() {
         for bad in [
-            "", "2024-01-15", "2024-01-15 10:30:00Z", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
-            "2024-01-15T24:00:00Z", "2024-01-15T10:30:00", "2024-01-15T10:30:00+0200", "2024-01-15T10:30:00.Z",
+            "",
+            "2024-01-15",
+            "2024-01-15 10:30:00Z",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-15T24:00:00Z",
+            "2024-01-15T10:30:00",
+            "2024-01-15T10:30:00+0200",
+            "2024-01-15T10:30:00.Z",
             "yesterday",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
@@ -212,10 +244,24 @@ mod tests {
 
     #[test]
     fn parses_durations_in_every_unit() {
-        let cases = [("250ms", 250), ("5s", 5000), ("1m", 60_000), ("2h", 7_200_000), ("3d", 259_200_000), ("0s", 0)];
+        let cases = [
+            ("250ms", 250),
+            ("5s", 5000),
+            ("1m", 60_000),
+            ("2h", 7_200_000),
+            ("3d", 259_200_000),
+            ("0s", 0),
+        ];
         for (text, ms) in cases {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
-            assert_eq!(parse_duration(&format_duration(Duration::from_millis(ms))), Ok(Duration::from_millis(ms)));
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+            assert_eq!(
+                parse_duration(&format_duration(Duration::from_millis(ms))),
+                Ok(Duration::from_millis(ms))
+            );
         }
         for bad in ["", "5", "5x", "s", "-1s", "1.5s", "5 s"] {
             let error = parse_duration(bad).unwrap_err();
@@ -225,8 +271,14 @@ mod tests {
 
     #[test]
     fn parses_http_dates() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:10 GMT"), Some(10_000));
-        assert_eq!(parse_http_date("Mon, 15 Jan 2024 10:30:00 GMT"), Some(1_705_314_600_000));
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:10 GMT"),
+            Some(10_000)
+        );
+        assert_eq!(
+            parse_http_date("Mon, 15 Jan 2024 10:30:00 GMT"),
+            Some(1_705_314_600_000)
+        );
         assert_eq!(parse_http_date("soon"), None);
     }
 }

@@ -12,9 +12,9 @@ use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
 
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
+use crate::retry;
 use crate::signing::{clockeye_signature, standard_signature};
 use crate::time::{now_ms, parse_http_date};
-use crate::retry;
 
 /// The start of a response body kept with the attempt.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
@@ -30,7 +30,12 @@ pub fn user_agent() -> String {
 
 /// The one HTTP client: explicit timeouts, no redirects, statuses as values, no proxy from the
 /// environment, our resolver and connector so every dialled address is vetted.
-pub fn agent(attempt_timeout: Duration, workers: usize, policy: Arc<AddressPolicy>, tls: ureq::tls::TlsConfig) -> Agent {
+pub fn agent(
+    attempt_timeout: Duration,
+    workers: usize,
+    policy: Arc<AddressPolicy>,
+    tls: ureq::tls::TlsConfig,
+) -> Agent {
     let config = Agent::config_builder()
         .timeout_global(Some(attempt_timeout))
         .max_redirects(0)
@@ -42,7 +47,9 @@ pub fn agent(attempt_timeout: Duration, workers: usize, policy: Arc<AddressPolic
         .tls_config(tls)
         .build();
     let connector = ()
-        .chain(VettingConnector { policy: policy.clone() })
+        .chain(VettingConnector {
+            policy: policy.clone(),
+        })
         .chain(TcpConnector::default())
         .chain(RustlsConnector::default());
     Agent::with_parts(config, connector, VettingResolver::new(policy))
@@ -59,7 +66,12 @@ pub fn main(worker: Worker) {
     for job in worker.jobs.iter() {
         let outcome = attempt(&worker.agent, &job);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
-        let decision = retry::next(&worker.retry_schedule, job.attempt_number, &outcome, finished_at_ms);
+        let decision = retry::next(
+            &worker.retry_schedule,
+            job.attempt_number,
+            &outcome,
+            finished_at_ms,
+        );
         log::debug!(
             "delivery={} attempt={} status={:?} outcome={} elapsed_ms={}",
             job.delivery_id,
@@ -90,14 +102,20 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
     let mut request = agent
         .post(&job.url)
         .header("Content-Type", "application/json")
-        .header("X-ClockEye-Signature", clockeye_signature(&job.secret, &job.body))
+        .header(
+            "X-ClockEye-Signature",
+            clockeye_signature(&job.secret, &job.body),
+        )
         .header("X-ClockEye-Event", &job.event_type)
         .header("X-ClockEye-Event-Id", &job.event_id)
         .header("X-ClockEye-Delivery", &job.delivery_id)
         .header("X-ClockEye-Attempt", job.attempt_number.to_string())
         .header("webhook-id", &job.event_id)
         .header("webhook-timestamp", timestamp_s.to_string())
-        .header("webhook-signature", standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body));
+        .header(
+            "webhook-signature",
+            standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body),
+        );
     for (name, value) in &job.headers {
         request = request.header(name, value);
     }
@@ -130,8 +148,11 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
                 outcome.response_excerpt = Some(String::from_utf8_lossy(&body).into_owned());
             }
             if !(200..300).contains(&status) {
-                outcome.error_class =
-                    Some(if (300..400).contains(&status) { ErrorClass::Redirect } else { ErrorClass::HttpStatus });
+                outcome.error_class = Some(if (300..400).contains(&status) {
+                    ErrorClass::Redirect
+                } else {
+                    ErrorClass::HttpStatus
+                });
                 outcome.error_message = Some(format!("receiver answered {status}"));
             } else if let Err(error) = read {
                 // A 2xx whose body could not be read in time is not a success.
@@ -162,14 +183,22 @@ fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
 /// The error class and a one-line message for a failed request.
 fn classify(error: &ureq::Error) -> (ErrorClass, String) {
     if let Some(ip) = blocked_address(error) {
-        return (ErrorClass::BlockedAddress, crate::net::BlockedAddress(ip).to_string());
+        return (
+            ErrorClass::BlockedAddress,
+            crate::net::BlockedAddress(ip).to_string(),
+        );
     }
     let class = match error {
         ureq::Error::Timeout(_) => ErrorClass::Timeout,
         ureq::Error::HostNotFound => ErrorClass::Dns,
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => ErrorClass::Tls,
         ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => ErrorClass::Redirect,
-        ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
             ErrorClass::Timeout
         }
         _ => ErrorClass::Connect,
@@ -185,8 +214,14 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(parse_retry_after("120", 0), Some(120_000));
-        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 4_000), Some(6_000));
-        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 20_000), Some(0));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 4_000),
+            Some(6_000)
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 20_000),
+            Some(0)
+        );
         assert_eq!(parse_retry_after("soon", 0), None);
     }
 }
