@@ -151,7 +151,14 @@ impl Api {
             return self.healthz();
         }
         if allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>()).is_empty() {
-            return Err(Problem::new(404, "not_found", format!("no route {path}")));
+            return Err(Problem::new(
+                404,
+                "not_found",
+                format!(
+                    "no route {} {path}; the API's routes start with /v1",
+                    request.method()
+                ),
+            ));
         }
         self.authorize(request)?;
         let query = Query::parse(query);
