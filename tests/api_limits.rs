@@ -40,10 +40,7 @@ fn idle_connections_do_not_block_others_and_are_dropped() {
     let started = Instant::now();
     let mut buffer = [0u8; 256];
     let read = socket.read(&mut buffer);
-    assert!(
-        matches!(read, Ok(_)),
-        "the server closed or answered: {read:?}"
-    );
+    assert!(read.is_ok(), "the server closed or answered: {read:?}");
     assert!(
         started.elapsed() < Duration::from_secs(12),
         "dropped after {:?}",
