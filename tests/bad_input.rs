@@ -6,6 +6,17 @@ mod util;
 use serde_json::{Value, json};
 use util::{ADMIN_TOKEN, Receiver, Service, local_flags};
 
+/// method, path, token, body, expected status, error code, field.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    String,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[test]
 fn bad_requests_get_a_clear_error_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,8 +40,8 @@ fn bad_requests_get_a_clear_error_and_store_nothing() {
         event(data)
     };
     let token = Some(ADMIN_TOKEN);
-    // (method, path, token, body, status, code, field)
-    let cases: Vec<(&str, &str, Option<&str>, String, u16, &str, Option<&str>)> = vec![
+    let endpoint_path = format!("/v1/endpoints/{endpoint_id}");
+    let cases: Vec<Case> = vec![
         ("POST", "/v1/events", token, "{\"type\": ".into(), 400, "invalid_json", None),
         ("POST", "/v1/events", token, "[1,2]".into(), 422, "invalid_field", None),
         ("POST", "/v1/events", token, json!({"type": "time_entry.exploded", "data": {}}).to_string(), 422, "unknown_event_type", Some("type")),
@@ -66,14 +77,11 @@ fn bad_requests_get_a_clear_error_and_store_nothing() {
         ("POST", "/v1/endpoints", token, json!({"url": format!("{}/x", receiver.url), "events": ["*"], "headers": {"X-ClockEye-Signature": "forged"}}).to_string(), 422, "invalid_field", Some("headers.X-ClockEye-Signature")),
         ("POST", "/v1/endpoints", token, json!({"url": format!("{}/x", receiver.url), "events": ["*"], "headers": {"X-Ok": "a\r\nInjected: 1"}}).to_string(), 422, "invalid_field", Some("headers.X-Ok")),
         ("POST", "/v1/endpoints", token, json!({"url": format!("{}/x", receiver.url), "events": ["*"], "enabled": false}).to_string(), 422, "invalid_field", Some("enabled")),
-        ("PATCH", &format!("/v1/endpoints/{endpoint_id}"), token, json!({"enabled": "yes"}).to_string(), 422, "invalid_field", Some("enabled")),
-        ("PATCH", &format!("/v1/endpoints/{endpoint_id}"), token, json!({"workspace_id": "other"}).to_string(), 422, "invalid_field", Some("workspace_id")),
+        ("PATCH", &endpoint_path, token, json!({"enabled": "yes"}).to_string(), 422, "invalid_field", Some("enabled")),
+        ("PATCH", &endpoint_path, token, json!({"workspace_id": "other"}).to_string(), 422, "invalid_field", Some("workspace_id")),
         ("PATCH", "/v1/endpoints/ep_missing", token, json!({"enabled": true}).to_string(), 404, "not_found", None),
         ("POST", "/v1/deliveries/dlv_missing/retry", token, String::new(), 404, "not_found", None),
-    ]
-    .into_iter()
-    .map(|(m, p, t, b, s, c, f)| (m, Box::leak(p.to_string().into_boxed_str()) as &str, t, b, s, c, f))
-    .collect();
+    ];
 
     for (method, path, token, body, status, code, field) in cases {
         let body = if body.is_empty() {
