@@ -7,9 +7,16 @@ use std::time::Duration;
 
 use util::{ADMIN_TOKEN, BIN, Service};
 
+/// Arguments, environment, the expected stderr.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn bad_flags_and_values_exit_2_with_one_clear_line() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+    let cases: [Case; 6] = [
         (
             &["serve", "--retry-schedule", "5x"],
             &[],

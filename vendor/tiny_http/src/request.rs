@@ -485,6 +485,9 @@ impl fmt::Debug for Request {
     }
 }
 
+/// Most bytes of an unread request body thrown away after the response (ClockEye patch).
+const BODY_DRAIN_BYTES_MAX: u64 = 1024 * 1024;
+
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
@@ -493,6 +496,13 @@ impl Drop for Request {
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
             }
+        }
+        // ClockEye patch: upstream drained only Content-Length bodies, so an unread chunked
+        // body was parsed as the next request on the connection (a stray 400). Whatever the
+        // handler left is now read and thrown away, up to a bound; past it the next read fails
+        // and the connection closes.
+        if let Some(mut reader) = self.data_reader.take() {
+            let _ = io::copy(&mut reader.by_ref().take(BODY_DRAIN_BYTES_MAX), &mut io::sink());
         }
     }
 }

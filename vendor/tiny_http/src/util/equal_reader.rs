@@ -64,12 +64,15 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
+        // ClockEye patch: upstream allocated a buffer as large as the unread rest (a client's
+        // Content-Length of many GB meant an allocation of many GB). Now a fixed buffer, and at
+        // most 1 MiB thrown away; past that the connection's next read fails and it closes.
+        let mut remaining_to_read = self.size.min(1024 * 1024);
+        let mut buf = [0u8; 8192];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let len = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..len]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
