@@ -80,7 +80,19 @@ pub fn standard_signature(secret: &str, webhook_id: &str, timestamp_s: i64, body
 }
 
 /// Receiver side: does `header` (the whole `X-ClockEye-Signature` value) match `body`?
-/// Compares in constant time.
+/// Compares in constant time. Verify the raw body bytes, before any JSON parsing.
+///
+/// ```
+/// use clockeye_webhooks::signing::{clockeye_signature, verify_clockeye};
+///
+/// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// let body = br#"{"id":"evt_1","type":"project.created","created_at":"2024-01-15T10:30:00Z","data":{}}"#;
+/// let header = clockeye_signature(secret, body);
+/// assert!(header.starts_with("sha256="));
+/// assert!(verify_clockeye(secret, body, &header));
+/// // Re-serialized JSON is different bytes, and fails:
+/// assert!(!verify_clockeye(secret, b"{\"id\": \"evt_1\"}", &header));
+/// ```
 pub fn verify_clockeye(secret: &str, body: &[u8], header: &str) -> bool {
     let Some(hex_digest) = header.strip_prefix("sha256=") else {
         return false;
@@ -95,6 +107,16 @@ pub fn verify_clockeye(secret: &str, body: &[u8], header: &str) -> bool {
 }
 
 /// Receiver side: does any `v1,` entry of a `webhook-signature` header match?
+/// (Check `webhook-timestamp` against your clock as well, to refuse replays.)
+///
+/// ```
+/// use clockeye_webhooks::signing::verify_standard;
+///
+/// // Standard Webhooks' own test vector.
+/// let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// let header = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+/// assert!(verify_standard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#, header));
+/// ```
 pub fn verify_standard(
     secret: &str,
     webhook_id: &str,
