@@ -17,7 +17,7 @@ use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
 use clockeye_webhooks::time::now_ms;
 use clockeye_webhooks::worker::{self, Worker};
-use clockeye_webhooks::{api, logging, store};
+use clockeye_webhooks::{api, bench, logging, store};
 use crossbeam_channel::bounded;
 
 /// Threads taking API requests; each waits for its events' commit, so this bounds how many
@@ -39,6 +39,7 @@ const USAGE: &str =
 
 usage:
   clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
+  clockeye-webhooks bench [FLAGS]   measure throughput and latency on this machine (see bench --help)
   clockeye-webhooks --version
 
 quick start:
@@ -65,6 +66,19 @@ fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("clockeye-webhooks: {error}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Some("bench") => {
+            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
+                print!("{}", bench::HELP);
+                return ExitCode::SUCCESS;
+            }
+            match bench::parse_options(&args[1..]).and_then(bench::main) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(line) => {
+                    eprintln!("clockeye-webhooks bench: {line}");
+                    ExitCode::from(2)
                 }
             }
         }

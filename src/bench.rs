@@ -1,0 +1,511 @@
+//! `clockeye-webhooks bench`: starts the real service (this same executable, `serve`) on a fresh
+//! database in a temp dir with a fast receiver on loopback, drives it, and prints figures as a
+//! table and as JSON. A measuring tool, not a test: it asserts nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// Concurrent clients of the single-event ingest figure.
+const INGEST_CLIENTS: usize = 16;
+/// Events per batch request, and clients sending batches.
+const BATCH_EVENTS: usize = 500;
+const BATCH_CLIENTS: usize = 4;
+/// Receiver threads (tiny_http) and how long the bench waits for all deliveries.
+const RECEIVER_THREADS: usize = 8;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What `bench` measures; each count has a flag.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Events for the single-event ingest figure.
+    pub ingest_events: usize,
+    /// Deliveries for each end-to-end figure (fan-out 1 and 10).
+    pub deliveries: usize,
+    /// Seconds of each steady-rate latency run.
+    pub latency_seconds: u64,
+    /// Whole repetitions; the table shows medians.
+    pub runs: usize,
+    /// Extra flags for `serve` (e.g. `--workers 16`).
+    pub serve_flags: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            ingest_events: 20_000,
+            deliveries: 50_000,
+            latency_seconds: 5,
+            runs: 1,
+            serve_flags: Vec::new(),
+        }
+    }
+}
+
+pub fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut index = 0;
+    while index < args.len() {
+        let flag = args[index].as_str();
+        let value = args
+            .get(index + 1)
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag}: \"{value}\" is not a positive whole number"))
+        };
+        match flag {
+            "--ingest-events" => options.ingest_events = number()?,
+            "--deliveries" => options.deliveries = number()?,
+            "--latency-seconds" => options.latency_seconds = number()? as u64,
+            "--runs" => options.runs = number()?,
+            "--serve-flag" => options.serve_flags.push(value.clone()),
+            _ => {
+                return Err(format!(
+                    "unknown flag {flag} (see clockeye-webhooks bench --help)"
+                ));
+            }
+        }
+        index += 2;
+    }
+    Ok(options)
+}
+
+pub const HELP: &str = "clockeye-webhooks bench: measure the real service on this machine
+
+usage: clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]...
+
+Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
+and prints: single-event and batch ingest rates, end-to-end deliveries/s at fan-out 1 and 10,
+ingest-ack-to-arrival latency at 200 and 500 events/s, peak RSS, database size per 100,000
+delivered events, binary size. With --runs N it prints the median of N runs, and each run's JSON.
+
+example: cargo run --release -- bench --runs 3
+";
+
+/// A receiver that answers 200 at once and notes when each event id arrived.
+struct Receiver {
+    url: String,
+    arrivals: Arc<Mutex<HashMap<String, Instant>>>,
+    count: Arc<AtomicUsize>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let server =
+            Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind a loopback receiver"));
+        let port = server.server_addr().to_ip().expect("an IP listener").port();
+        let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        for _ in 0..RECEIVER_THREADS {
+            let (server, arrivals, count) = (server.clone(), arrivals.clone(), count.clone());
+            thread::spawn(move || {
+                while let Ok(mut request) = server.recv() {
+                    let now = Instant::now();
+                    let mut body = Vec::new();
+                    let _ = request.as_reader().read_to_end(&mut body);
+                    let id = request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("X-ClockEye-Event-Id"))
+                        .map(|h| h.value.to_string());
+                    let path = request.url().to_string();
+                    let _ = request.respond(tiny_http::Response::empty(200));
+                    if let Some(id) = id {
+                        arrivals
+                            .lock()
+                            .expect("arrivals")
+                            .entry(format!("{path} {id}"))
+                            .or_insert(now);
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        Receiver {
+            url: format!("http://127.0.0.1:{port}"),
+            arrivals,
+            count,
+            server,
+        }
+    }
+
+    fn reset(&self) {
+        self.arrivals.lock().expect("arrivals").clear();
+        self.count.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        for _ in 0..RECEIVER_THREADS {
+            self.server.unblock();
+        }
+    }
+}
+
+/// One `serve` process on a fresh database.
+struct Service {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+    agent: ureq::Agent,
+}
+
+impl Service {
+    fn start(exe: &Path, dir: PathBuf, extra: &[String]) -> Service {
+        std::fs::create_dir_all(&dir).expect("create the bench directory");
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token",
+                TOKEN,
+                "--allow-http",
+                "--allow-network",
+                "127.0.0.0/8",
+            ])
+            .arg("--db")
+            .arg(dir.join("bench.db"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clockeye-webhooks serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let base = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve printed {first:?}"))
+            .to_string();
+        thread::spawn(move || for _ in lines {});
+        Service {
+            child,
+            base,
+            dir,
+            agent: client(),
+        }
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        post(&self.agent, &self.base, path, body)
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn database_bytes(&self) -> u64 {
+        ["bench.db", "bench.db-wal"]
+            .iter()
+            .filter_map(|name| std::fs::metadata(self.dir.join(name)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn endpoint(&self, url: &str) {
+        let (status, answer) = self.post(
+            "/v1/endpoints",
+            &json!({"url": url, "events": ["*"]}).to_string(),
+        );
+        assert_eq!(status, 201, "creating an endpoint: {answer}");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .proxy(None)
+        .build()
+        .into()
+}
+
+fn post(agent: &ureq::Agent, base: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut response = agent
+        .post(&format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .expect("the service answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn event_json() -> Value {
+    json!({"type": "time_entry.created", "data": {"id": "te_def456", "user_id": "usr_xyz789", "project_id": "prj_abc123",
+        "start_time": "2024-01-15T09:00:00Z", "duration": 3600, "description": "Working on feature X"}})
+}
+
+/// Events/s through single-event POSTs from `INGEST_CLIENTS` clients.
+fn ingest_single(service: &Service, events: usize) -> f64 {
+    let body = event_json().to_string();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..INGEST_CLIENTS)
+        .map(|index| {
+            let (base, body) = (service.base.clone(), body.clone());
+            let share = events / INGEST_CLIENTS + usize::from(index < events % INGEST_CLIENTS);
+            thread::spawn(move || {
+                let agent = client();
+                for _ in 0..share {
+                    let (status, answer) = post(&agent, &base, "/v1/events", &body);
+                    assert_eq!(status, 202, "{answer}");
+                }
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .for_each(|t| t.join().expect("client thread"));
+    events as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Sends `events` events in batches from `BATCH_CLIENTS` clients; returns events/s.
+fn ingest_batches(service: &Service, events: usize) -> f64 {
+    let batch = json!({"events": vec![event_json(); BATCH_EVENTS]}).to_string();
+    let batches = events.div_ceil(BATCH_EVENTS);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..BATCH_CLIENTS)
+        .map(|_| {
+            let (base, batch, next) = (service.base.clone(), batch.clone(), next.clone());
+            thread::spawn(move || {
+                let agent = client();
+                while next.fetch_add(1, Ordering::SeqCst) < batches {
+                    let (status, answer) = post(&agent, &base, "/v1/events/batch", &batch);
+                    assert_eq!(status, 202, "{answer}");
+                }
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .for_each(|t| t.join().expect("client thread"));
+    (batches * BATCH_EVENTS) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Deliveries/s from the first ingest to the receiver holding all of them.
+fn end_to_end(
+    service: &Service,
+    receiver: &Receiver,
+    fan_out: usize,
+    deliveries: usize,
+) -> (f64, u64) {
+    receiver.reset();
+    for index in 0..fan_out {
+        service.endpoint(&format!("{}/ep{index}", receiver.url));
+    }
+    let events = deliveries.div_ceil(fan_out).div_ceil(BATCH_EVENTS) * BATCH_EVENTS;
+    let expected = events * fan_out;
+    let started = Instant::now();
+    ingest_batches(service, events);
+    let deadline = started + DRAIN_TIMEOUT;
+    while receiver.count.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let received = receiver.count.load(Ordering::SeqCst);
+    let bytes_per_100k = service.database_bytes() * 100_000 / received.max(1) as u64;
+    (received as f64 / elapsed, bytes_per_100k)
+}
+
+/// Ingest-acknowledgement-to-arrival latencies (ms) at a steady rate: p50, p99, max.
+fn latency(service: &Service, receiver: &Receiver, rate: u64, seconds: u64) -> (f64, f64, f64) {
+    receiver.reset();
+    let total = (rate * seconds) as usize;
+    let body = event_json().to_string();
+    let acks: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let started = Instant::now() + Duration::from_millis(50);
+    let senders = 4;
+    let threads: Vec<_> = (0..senders)
+        .map(|sender| {
+            let (base, body, acks) = (service.base.clone(), body.clone(), acks.clone());
+            thread::spawn(move || {
+                let agent = client();
+                for index in (sender..total).step_by(senders) {
+                    let due = started + Duration::from_micros(index as u64 * 1_000_000 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        thread::sleep(wait);
+                    }
+                    let (status, answer) = post(&agent, &base, "/v1/events", &body);
+                    let acked = Instant::now();
+                    assert_eq!(status, 202, "{answer}");
+                    acks.lock()
+                        .expect("acks")
+                        .push((answer["id"].as_str().unwrap_or_default().to_string(), acked));
+                }
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .for_each(|t| t.join().expect("sender thread"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.count.load(Ordering::SeqCst) < total && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let arrivals = receiver.arrivals.lock().expect("arrivals");
+    let mut latencies: Vec<f64> = acks
+        .lock()
+        .expect("acks")
+        .iter()
+        .filter_map(|(id, acked)| {
+            let arrived = arrivals.get(&format!("/ep0 {id}"))?;
+            // The receiver may see the event before the client sees the 202: that is 0 ms.
+            Some(arrived.saturating_duration_since(*acked).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (
+        at(0.5),
+        at(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+/// One whole run: every scenario on its own fresh service.
+fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
+    let receiver = Receiver::start();
+    let root = std::env::temp_dir().join(format!("clockeye-bench-{}-{run}", std::process::id()));
+    let fresh = |name: &str| Service::start(exe, root.join(name), &options.serve_flags);
+    let mut peak_rss_kib = 0;
+
+    let service = fresh("ingest");
+    let ingest_single_rate = ingest_single(&service, options.ingest_events);
+    let ingest_batch_rate = ingest_batches(&service, options.deliveries);
+    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    drop(service);
+
+    let service = fresh("fanout1");
+    let (fan_out_1, db_bytes_per_100k) = end_to_end(&service, &receiver, 1, options.deliveries);
+    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    drop(service);
+
+    let service = fresh("fanout10");
+    let (fan_out_10, _) = end_to_end(&service, &receiver, 10, options.deliveries);
+    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    drop(service);
+
+    let mut latencies = Vec::new();
+    for rate in [200, 500] {
+        let service = fresh(&format!("latency{rate}"));
+        service.endpoint(&format!("{}/ep0", receiver.url));
+        let (p50, p99, max) = latency(&service, &receiver, rate, options.latency_seconds);
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        latencies.push(json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    json!({
+        "ingest_single_events_per_s": ingest_single_rate,
+        "ingest_batch_events_per_s": ingest_batch_rate,
+        "end_to_end_fan_out_1_deliveries_per_s": fan_out_1,
+        "end_to_end_fan_out_10_deliveries_per_s": fan_out_10,
+        "latency": latencies,
+        "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
+        "database_bytes_per_100k_delivered": db_bytes_per_100k,
+        "binary_bytes": std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0),
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs the bench and prints the table (medians) and the JSON of every run.
+pub fn main(options: Options) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let mut runs = Vec::new();
+    for run in 0..options.runs {
+        eprintln!("bench: run {} of {}…", run + 1, options.runs);
+        runs.push(run_once(&exe, &options, run));
+    }
+    let pick = |f: &dyn Fn(&Value) -> f64| median(runs.iter().map(f).collect());
+    let number = |key: &'static str| move |run: &Value| run[key].as_f64().unwrap_or(f64::NAN);
+    let latency = |index: usize, key: &'static str| {
+        move |run: &Value| run["latency"][index][key].as_f64().unwrap_or(f64::NAN)
+    };
+    let cores = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "clockeye-webhooks bench: {} run(s), median shown; {cores} cores; synchronous=FULL; receiver on loopback",
+        options.runs
+    );
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| ingest, single events, {INGEST_CLIENTS} clients | {:.0} events/s |",
+        pick(&number("ingest_single_events_per_s"))
+    );
+    println!(
+        "| ingest, batches of {BATCH_EVENTS}, {BATCH_CLIENTS} clients | {:.0} events/s |",
+        pick(&number("ingest_batch_events_per_s"))
+    );
+    println!(
+        "| end to end, fan-out 1, {} deliveries | {:.0} deliveries/s |",
+        options.deliveries,
+        pick(&number("end_to_end_fan_out_1_deliveries_per_s"))
+    );
+    println!(
+        "| end to end, fan-out 10, {} deliveries | {:.0} deliveries/s |",
+        options.deliveries,
+        pick(&number("end_to_end_fan_out_10_deliveries_per_s"))
+    );
+    for (index, rate) in [200, 500].into_iter().enumerate() {
+        println!(
+            "| latency ack→arrival at {rate}/s, p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |",
+            pick(&latency(index, "p50_ms")),
+            pick(&latency(index, "p99_ms")),
+            pick(&latency(index, "max_ms"))
+        );
+    }
+    println!(
+        "| peak RSS of the service | {:.1} MiB |",
+        pick(&number("peak_rss_mib"))
+    );
+    println!(
+        "| database per 100,000 delivered events | {:.1} MiB |",
+        pick(&number("database_bytes_per_100k_delivered")) / 1_048_576.0
+    );
+    println!(
+        "| binary size | {:.1} MiB |",
+        pick(&number("binary_bytes")) / 1_048_576.0
+    );
+    println!("{}", json!({ "runs": runs }));
+    Ok(())
+}
