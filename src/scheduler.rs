@@ -67,7 +67,17 @@ struct Round {
     woken: bool,
 }
 
+/// Counters logged when the scheduler stops: how well rounds batch.
+#[derive(Debug, Default)]
+struct Stats {
+    rounds: u64,
+    ingest_commands: u64,
+    results: u64,
+    claimed: u64,
+}
+
 pub fn main(mut scheduler: Scheduler) {
+    let mut stats = Stats::default();
     let mut jobs_in_flight = 0usize;
     // Results whose commit failed are written again in the next round.
     let mut unwritten: Vec<AttemptResult> = Vec::new();
@@ -86,6 +96,13 @@ pub fn main(mut scheduler: Scheduler) {
             if !unwritten.is_empty() {
                 write_results_at_exit(&mut scheduler.conn, &unwritten);
             }
+            log::info!(
+                "scheduler stopped: rounds={} ingest_commands={} results={} claimed={}",
+                stats.rounds,
+                stats.ingest_commands,
+                stats.results,
+                stats.claimed
+            );
             return;
         }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
@@ -159,6 +176,10 @@ pub fn main(mut scheduler: Scheduler) {
         } = round;
         match write_round(&mut scheduler.conn, &ingests, &results, claim_limit, now) {
             Ok((answers, jobs, next)) => {
+                stats.rounds += 1;
+                stats.ingest_commands += ingests.len() as u64;
+                stats.results += results.len() as u64;
+                stats.claimed += jobs.len() as u64;
                 for ((_, reply), answer) in ingests.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
