@@ -174,13 +174,14 @@ fn serve(config: Config) -> Result<(), Error> {
             worker::main(worker)
         }));
     }
-    drop((jobs_rx, results_tx));
+    drop(results_tx);
 
     let scheduler = Scheduler {
         conn,
         commands: commands_rx,
         results: results_rx,
         jobs: jobs_tx,
+        queued_jobs: jobs_rx,
         shutdown: shutdown_rx,
         jobs_in_flight_max,
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,

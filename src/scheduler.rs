@@ -52,6 +52,8 @@ pub struct Scheduler {
     pub commands: Receiver<Command>,
     pub results: Receiver<AttemptResult>,
     pub jobs: Sender<Job>,
+    /// The workers' end of `jobs`, to take back jobs not yet started when shutting down.
+    pub queued_jobs: Receiver<Job>,
     pub shutdown: Receiver<()>,
     /// Most jobs handed out and not yet answered; the jobs channel holds at least this many.
     pub jobs_in_flight_max: usize,
@@ -76,25 +78,37 @@ struct Stats {
     claimed: u64,
 }
 
+/// Consecutive failed commits after which results that cannot be written are dropped; their
+/// deliveries stay `delivering` and are sent again after the next start (at least once).
+const FAILED_COMMITS_BEFORE_DROPPING_RESULTS: u32 = 3;
+
 pub fn main(mut scheduler: Scheduler) {
     let mut stats = Stats::default();
     let mut jobs_in_flight = 0usize;
     // Results whose commit failed are written again in the next round.
     let mut unwritten: Vec<AttemptResult> = Vec::new();
+    // Jobs taken back from the queue at shutdown, to put back to `pending`.
+    let mut released: Vec<i64> = Vec::new();
+    let mut failed_commits = 0u32;
     let mut next_due_ms: Option<i64> = Some(0);
     let mut drain_deadline: Option<Instant> = None;
+    let never_commands = crossbeam_channel::never();
+    let never_shutdown = crossbeam_channel::never();
+    let mut commands_open = true;
+    let mut shutdown_open = true;
     loop {
         scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
         if let Some(deadline) = drain_deadline
+            && released.is_empty()
             && (jobs_in_flight == 0 || Instant::now() >= deadline)
         {
-            if jobs_in_flight > 0 {
-                log::warn!(
-                    "shutdown: {jobs_in_flight} attempts still in flight; they are sent again after restart"
-                );
-            }
+            unwritten.extend(scheduler.results.try_iter());
             if !unwritten.is_empty() {
                 write_results_at_exit(&mut scheduler.conn, &unwritten);
+            }
+            let still_in_flight = jobs_in_flight.saturating_sub(unwritten.len());
+            if still_in_flight > 0 {
+                log::warn!("shutdown: {still_in_flight} attempts still in flight; they are sent again after restart");
             }
             log::info!(
                 "scheduler stopped: rounds={} ingest_commands={} results={} claimed={}",
@@ -106,30 +120,27 @@ pub fn main(mut scheduler: Scheduler) {
             return;
         }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        let wait = if !unwritten.is_empty() {
+        let wait = if failed_commits > 0 {
             FAILED_COMMIT_BACKOFF
+        } else if !released.is_empty() {
+            Duration::ZERO
         } else if !can_claim {
             POLL_INTERVAL_MAX
         } else {
             match next_due_ms {
-                Some(due_ms) => Duration::from_millis(
-                    (due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64,
-                ),
+                Some(due_ms) => Duration::from_millis((due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64),
                 None => POLL_INTERVAL_MAX,
             }
         };
-        let mut round = Round {
-            ingests: Vec::new(),
-            results: std::mem::take(&mut unwritten),
-            woken: false,
-        };
+        let mut round = Round { ingests: Vec::new(), results: std::mem::take(&mut unwritten), woken: false };
+        let commands = if commands_open { &scheduler.commands } else { &never_commands };
+        let shutdown = if shutdown_open { &scheduler.shutdown } else { &never_shutdown };
+        let mut start_drain = false;
         select! {
-            recv(scheduler.commands) -> command => match command {
+            recv(commands) -> command => match command {
                 Ok(command) => take_command(&mut round, command),
-                Err(_) => {
-                    // Every API thread is gone: nothing more will be ingested.
-                    drain_deadline.get_or_insert_with(|| Instant::now() + scheduler.drain_timeout);
-                }
+                // Every API thread is gone: nothing more will be ingested.
+                Err(_) => { commands_open = false; start_drain = true; }
             },
             recv(scheduler.results) -> result => {
                 if let Ok(result) = result {
@@ -137,21 +148,24 @@ pub fn main(mut scheduler: Scheduler) {
                     round.results.push(result);
                 }
             },
-            recv(scheduler.shutdown) -> _ => {
-                drain_deadline.get_or_insert_with(|| Instant::now() + scheduler.drain_timeout);
-            },
-            default(wait) => {}
+            recv(shutdown) -> _ => { shutdown_open = false; start_drain = true; },
+            // Nothing arrived: look at the database anyway (a missed wake-up, a due retry).
+            default(wait) => round.woken = true,
         }
-        while round.ingests.len() < COMMANDS_PER_ROUND_MAX {
-            let Ok(command) = scheduler.commands.try_recv() else {
-                break;
-            };
+        if start_drain && drain_deadline.is_none() {
+            drain_deadline = Some(Instant::now() + scheduler.drain_timeout);
+            // Jobs no worker has started yet go back to `pending` rather than out.
+            for job in scheduler.queued_jobs.try_iter() {
+                jobs_in_flight -= 1;
+                released.push(job.delivery_seq);
+            }
+        }
+        while commands_open && round.ingests.len() < COMMANDS_PER_ROUND_MAX {
+            let Ok(command) = scheduler.commands.try_recv() else { break };
             take_command(&mut round, command);
         }
         while round.results.len() < RESULTS_PER_ROUND_MAX {
-            let Ok(result) = scheduler.results.try_recv() else {
-                break;
-            };
+            let Ok(result) = scheduler.results.try_recv() else { break };
             jobs_in_flight -= 1;
             round.results.push(result);
         }
@@ -159,23 +173,15 @@ pub fn main(mut scheduler: Scheduler) {
         let now = now_ms();
         let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        if round.ingests.is_empty()
-            && round.results.is_empty()
-            && !round.woken
-            && !(due_now && can_claim)
-        {
+        if round.ingests.is_empty() && round.results.is_empty() && released.is_empty() && !round.woken && !(due_now && can_claim) {
             continue;
         }
-        let claim_limit = if can_claim {
-            (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX)
-        } else {
-            0
-        };
-        let Round {
-            ingests, results, ..
-        } = round;
-        match write_round(&mut scheduler.conn, &ingests, &results, claim_limit, now) {
+        let claim_limit = if can_claim { (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX) } else { 0 };
+        let Round { ingests, results, .. } = round;
+        match write_round(&mut scheduler.conn, &ingests, &results, &released, claim_limit, now) {
             Ok((answers, jobs, next)) => {
+                failed_commits = 0;
+                released.clear();
                 stats.rounds += 1;
                 stats.ingest_commands += ingests.len() as u64;
                 stats.results += results.len() as u64;
@@ -185,23 +191,25 @@ pub fn main(mut scheduler: Scheduler) {
                 }
                 jobs_in_flight += jobs.len();
                 for job in jobs {
-                    scheduler
-                        .jobs
-                        .send(job)
-                        .expect("workers outlive the scheduler");
+                    scheduler.jobs.send(job).expect("workers outlive the scheduler");
                 }
                 next_due_ms = next;
             }
             Err(error) => {
+                failed_commits += 1;
                 log::error!(
-                    "commit failed, will retry: error={error} events_refused={} results_kept={}",
+                    "commit failed (try {failed_commits}): error={error} ingest_commands_refused={} results_kept={}",
                     ingests.len(),
                     results.len()
                 );
                 for (_, reply) in ingests {
                     let _ = reply.send(Err(Error::Unavailable(error.to_string())));
                 }
-                unwritten = results;
+                if failed_commits >= FAILED_COMMITS_BEFORE_DROPPING_RESULTS && !results.is_empty() {
+                    log::error!("dropping {} attempt results that cannot be written; their deliveries are sent again after restart", results.len());
+                } else {
+                    unwritten = results;
+                }
                 next_due_ms = Some(now);
             }
         }
@@ -224,12 +232,16 @@ fn write_round(
     conn: &mut Connection,
     ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
+    released: &[i64],
     claim_limit: usize,
     now: i64,
 ) -> Result<RoundOutput> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for result in results {
         store::record_attempt(&tx, result, now)?;
+    }
+    for delivery_seq in released {
+        store::release_delivery(&tx, *delivery_seq, now)?;
     }
     let mut answers = Vec::with_capacity(ingests.len());
     for (events, _) in ingests {
@@ -269,7 +281,7 @@ fn write_round(
 /// At shutdown, one last try to keep results whose commit failed; they are otherwise
 /// redelivered after restart, which is allowed (at least once) but wasteful.
 fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
-    if let Err(error) = write_round(conn, &[], results, 0, now_ms()) {
+    if let Err(error) = write_round(conn, &[], results, &[], 0, now_ms()) {
         log::warn!(
             "shutdown: could not record {} attempt results: {error}",
             results.len()

@@ -257,6 +257,16 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
     Ok(())
 }
 
+/// Puts a claimed delivery whose attempt never started back to `pending`, due now.
+pub fn release_delivery(conn: &Connection, delivery_seq: i64, now_ms: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2
+         WHERE seq = ?1 AND status = 'delivering'",
+    )?
+    .execute(params![delivery_seq, now_ms])?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Endpoints
 

@@ -453,3 +453,42 @@ fn a_disabled_endpoint_gets_nothing_until_enabled_again() {
         }
     });
 }
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_error() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    // An HTTPS receiver on loopback whose certificate no public root signed.
+    let script = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), H)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir.path().join("cert.pem"))
+        .arg(dir.path().join("key.pem"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    BufReader::new(python.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let service = Service::start(dir.path(), &["--allow-network", "127.0.0.0/8", "--retry-schedule", ""]);
+    service.create_endpoint(&format!("https://127.0.0.1:{}/hook", port.trim()), &["*"], None);
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.wait_for_delivery_status(accepted["deliveries"][0]["id"].as_str().unwrap(), "failed", WAIT);
+    assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
+    let _ = python.kill();
+    let _ = python.wait();
+}
