@@ -234,7 +234,9 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         // SIGTERM, so the service logs its scheduler counters; they go to the bench's stderr.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
@@ -243,8 +245,15 @@ impl Drop for Service {
         let _ = self.child.wait();
         let log = std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default();
         if let Some(line) = log.lines().find(|line| line.contains("scheduler stopped")) {
-            let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            eprintln!("bench: {name}: {}", line.split("scheduler stopped: ").nth(1).unwrap_or(line));
+            let name = self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            eprintln!(
+                "bench: {name}: {}",
+                line.split("scheduler stopped: ").nth(1).unwrap_or(line)
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

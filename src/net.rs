@@ -90,6 +90,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
                 let [a, b, c, d] = (u128::from(v6) as u32).to_be_bytes();
                 return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
             }
+            if segments[0] == 0x2002 {
+                // 6to4: 2002:AABB:CCDD::/48 carries AA.BB.CC.DD.
+                let [a, b] = segments[1].to_be_bytes();
+                let [c, d] = segments[2].to_be_bytes();
+                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            }
             IpAddr::V6(v6)
         }
         v4 => v4,
@@ -124,6 +130,8 @@ pub fn is_non_public(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || (first == 0x2001 && v6.segments()[1] == 0) // Teredo tunnels 2001::/32
+                || (first == 0x64 && v6.segments()[1] == 0xff9b && v6.segments()[2] == 1) // local NAT64
                 || (u128::from(v6) >> 32) == 0 // IPv4-compatible ::a.b.c.d and friends
         }
     }
@@ -314,10 +322,33 @@ pub fn check_endpoint_url(
         return Err(format!("\"{url}\" has no host"));
     }
     let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = IpAddr::from_str(literal)
-        && !policy.allows(ip)
+    let port = authority
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let literal_ip = IpAddr::from_str(literal).ok();
+    let addresses: Vec<IpAddr> = match literal_ip {
+        Some(ip) => vec![ip],
+        // A name is resolved now too; one that does not resolve yet is accepted (attempts
+        // fail with `dns` until it does). Every connection is checked again anyway.
+        None => (host, port)
+            .to_socket_addrs()
+            .map(|found| found.map(|a| a.ip()).collect())
+            .unwrap_or_default(),
+    };
+    // Refused when no address of the host may be dialled (attempts use only allowed ones).
+    if !addresses.iter().any(|ip| policy.allows(*ip))
+        && let Some(ip) = addresses.first().copied()
     {
-        return Err(format!("{}; the url is refused", BlockedAddress(ip)));
+        let via = if literal_ip.is_some() {
+            String::new()
+        } else {
+            format!("{host} resolves to ")
+        };
+        return Err(format!("{via}{}; the url is refused", BlockedAddress(ip)));
     }
     Ok(())
 }
@@ -349,6 +380,10 @@ mod tests {
             "64:ff9b::7f00:1",
             "::127.0.0.1",
             "2001:db8::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::a00:1",
         ];
         for ip in blocked {
             assert!(
@@ -362,6 +397,7 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "2002:808:808::1",
         ] {
             assert!(!is_non_public(ip.parse().unwrap()), "{ip} should be public");
         }
@@ -418,6 +454,7 @@ mod tests {
             ("https://[::ffff:127.0.0.1]/", "not public"),
             ("https://[::1]:8443/", "not public"),
             ("https://169.254.169.254/latest/meta-data", "not public"),
+            ("https://localhost:8443/", "localhost resolves to"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
         ];

@@ -108,7 +108,9 @@ pub fn main(mut scheduler: Scheduler) {
             }
             let still_in_flight = jobs_in_flight.saturating_sub(unwritten.len());
             if still_in_flight > 0 {
-                log::warn!("shutdown: {still_in_flight} attempts still in flight; they are sent again after restart");
+                log::warn!(
+                    "shutdown: {still_in_flight} attempts still in flight; they are sent again after restart"
+                );
             }
             log::info!(
                 "scheduler stopped: rounds={} ingest_commands={} results={} claimed={}",
@@ -128,13 +130,27 @@ pub fn main(mut scheduler: Scheduler) {
             POLL_INTERVAL_MAX
         } else {
             match next_due_ms {
-                Some(due_ms) => Duration::from_millis((due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64),
+                Some(due_ms) => Duration::from_millis(
+                    (due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64,
+                ),
                 None => POLL_INTERVAL_MAX,
             }
         };
-        let mut round = Round { ingests: Vec::new(), results: std::mem::take(&mut unwritten), woken: false };
-        let commands = if commands_open { &scheduler.commands } else { &never_commands };
-        let shutdown = if shutdown_open { &scheduler.shutdown } else { &never_shutdown };
+        let mut round = Round {
+            ingests: Vec::new(),
+            results: std::mem::take(&mut unwritten),
+            woken: false,
+        };
+        let commands = if commands_open {
+            &scheduler.commands
+        } else {
+            &never_commands
+        };
+        let shutdown = if shutdown_open {
+            &scheduler.shutdown
+        } else {
+            &never_shutdown
+        };
         let mut start_drain = false;
         select! {
             recv(commands) -> command => match command {
@@ -161,11 +177,15 @@ pub fn main(mut scheduler: Scheduler) {
             }
         }
         while commands_open && round.ingests.len() < COMMANDS_PER_ROUND_MAX {
-            let Ok(command) = scheduler.commands.try_recv() else { break };
+            let Ok(command) = scheduler.commands.try_recv() else {
+                break;
+            };
             take_command(&mut round, command);
         }
         while round.results.len() < RESULTS_PER_ROUND_MAX {
-            let Ok(result) = scheduler.results.try_recv() else { break };
+            let Ok(result) = scheduler.results.try_recv() else {
+                break;
+            };
             jobs_in_flight -= 1;
             round.results.push(result);
         }
@@ -173,12 +193,30 @@ pub fn main(mut scheduler: Scheduler) {
         let now = now_ms();
         let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        if round.ingests.is_empty() && round.results.is_empty() && released.is_empty() && !round.woken && !(due_now && can_claim) {
+        if round.ingests.is_empty()
+            && round.results.is_empty()
+            && released.is_empty()
+            && !round.woken
+            && !(due_now && can_claim)
+        {
             continue;
         }
-        let claim_limit = if can_claim { (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX) } else { 0 };
-        let Round { ingests, results, .. } = round;
-        match write_round(&mut scheduler.conn, &ingests, &results, &released, claim_limit, now) {
+        let claim_limit = if can_claim {
+            (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX)
+        } else {
+            0
+        };
+        let Round {
+            ingests, results, ..
+        } = round;
+        match write_round(
+            &mut scheduler.conn,
+            &ingests,
+            &results,
+            &released,
+            claim_limit,
+            now,
+        ) {
             Ok((answers, jobs, next)) => {
                 failed_commits = 0;
                 released.clear();
@@ -191,7 +229,10 @@ pub fn main(mut scheduler: Scheduler) {
                 }
                 jobs_in_flight += jobs.len();
                 for job in jobs {
-                    scheduler.jobs.send(job).expect("workers outlive the scheduler");
+                    scheduler
+                        .jobs
+                        .send(job)
+                        .expect("workers outlive the scheduler");
                 }
                 next_due_ms = next;
             }
@@ -206,7 +247,10 @@ pub fn main(mut scheduler: Scheduler) {
                     let _ = reply.send(Err(Error::Unavailable(error.to_string())));
                 }
                 if failed_commits >= FAILED_COMMITS_BEFORE_DROPPING_RESULTS && !results.is_empty() {
-                    log::error!("dropping {} attempt results that cannot be written; their deliveries are sent again after restart", results.len());
+                    log::error!(
+                        "dropping {} attempt results that cannot be written; their deliveries are sent again after restart",
+                        results.len()
+                    );
                 } else {
                     unwritten = results;
                 }

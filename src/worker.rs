@@ -65,19 +65,25 @@ pub struct Worker {
 pub fn main(worker: Worker) {
     for job in worker.jobs.iter() {
         // A panic is a bug, but it must not leave the delivery in flight for ever.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt(&worker.agent, &job)))
-            .unwrap_or_else(|_| {
-                log::error!("delivery={} attempt={}: the attempt panicked", job.delivery_id, job.attempt_number);
-                Outcome {
-                    started_at_ms: now_ms(),
-                    duration_ms: 0,
-                    status_code: None,
-                    error_class: Some(ErrorClass::Connect),
-                    error_message: Some("internal error while sending; see the service log".into()),
-                    response_excerpt: None,
-                    retry_after_ms: None,
-                }
-            });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            attempt(&worker.agent, &job)
+        }))
+        .unwrap_or_else(|_| {
+            log::error!(
+                "delivery={} attempt={}: the attempt panicked",
+                job.delivery_id,
+                job.attempt_number
+            );
+            Outcome {
+                started_at_ms: now_ms(),
+                duration_ms: 0,
+                status_code: None,
+                error_class: Some(ErrorClass::Connect),
+                error_message: Some("internal error while sending; see the service log".into()),
+                response_excerpt: None,
+                retry_after_ms: None,
+            }
+        });
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
             &worker.retry_schedule,
@@ -215,7 +221,13 @@ fn classify(error: &ureq::Error) -> (ErrorClass, String) {
             ErrorClass::Timeout
         }
         // rustls reports handshake and certificate failures inside an io::Error.
-        ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => ErrorClass::Tls,
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            ErrorClass::Tls
+        }
         _ => ErrorClass::Connect,
     };
     let message = error.to_string().replace('\n', " ");

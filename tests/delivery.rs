@@ -460,7 +460,11 @@ fn an_untrusted_certificate_is_a_tls_error() {
     let dir = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
     // An HTTPS receiver on loopback whose certificate no public root signed.
     let script = r#"
 import http.server, ssl, sys
@@ -483,11 +487,24 @@ server.serve_forever()
         .spawn()
         .unwrap();
     let mut port = String::new();
-    BufReader::new(python.stdout.take().unwrap()).read_line(&mut port).unwrap();
-    let service = Service::start(dir.path(), &["--allow-network", "127.0.0.0/8", "--retry-schedule", ""]);
-    service.create_endpoint(&format!("https://127.0.0.1:{}/hook", port.trim()), &["*"], None);
+    BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let service = Service::start(
+        dir.path(),
+        &["--allow-network", "127.0.0.0/8", "--retry-schedule", ""],
+    );
+    service.create_endpoint(
+        &format!("https://127.0.0.1:{}/hook", port.trim()),
+        &["*"],
+        None,
+    );
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(accepted["deliveries"][0]["id"].as_str().unwrap(), "failed", WAIT);
+    let delivery = service.wait_for_delivery_status(
+        accepted["deliveries"][0]["id"].as_str().unwrap(),
+        "failed",
+        WAIT,
+    );
     assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
     let _ = python.kill();
     let _ = python.wait();
