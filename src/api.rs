@@ -23,6 +23,8 @@ use crate::{catalog, time};
 
 /// Largest body of any request but events: endpoint JSON and the like.
 pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
+/// Longest a request body may take to arrive when the API thread reads it.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest body of `POST /v1/events/batch`.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Items per list page when `?limit=` is not given, and the most it may ask for.
@@ -609,18 +611,35 @@ fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
     if request.body_length().is_some_and(|length| length > limit) {
         return Err(too_large());
     }
+    // Bodies up to 1 MiB were read by the connection's thread already; a larger one is read
+    // here, in chunks, under a deadline, so a trickling sender cannot keep this thread.
+    let deadline = std::time::Instant::now() + BODY_READ_TIMEOUT;
     let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut reader = request.as_reader().take(limit as u64 + 1);
+    loop {
+        let read = reader.read(&mut chunk).map_err(|error| {
             Problem::new(
                 400,
                 "unreadable_body",
                 format!("could not read the request body: {error}"),
             )
         })?;
+        if read == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..read]);
+        if std::time::Instant::now() > deadline {
+            return Err(Problem::new(
+                408,
+                "request_timeout",
+                format!(
+                    "the request body took longer than {}s to arrive",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    }
     if body.len() > limit {
         return Err(too_large());
     }

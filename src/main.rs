@@ -31,6 +31,12 @@ const API_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes in a request head, and most header lines; past either the client gets 431.
 const API_HEAD_BYTES_MAX: usize = 16 * 1024;
 const API_HEADERS_MAX: usize = 100;
+/// Request bodies up to this size are read whole by the connection's thread before an API
+/// thread sees the request, so a slow sender holds no API thread. Covers the default
+/// `--max-event-bytes`; larger batches are read by the API thread under `BODY_READ_TIMEOUT`.
+const API_BODY_PREBUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// Most API connections open at once (each has a thread); more are closed at once.
+const API_CONNECTIONS_MAX: usize = 1024;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
@@ -126,6 +132,8 @@ fn serve(config: Config) -> Result<(), Error> {
         head_timeout: API_HEAD_TIMEOUT,
         head_bytes_max: API_HEAD_BYTES_MAX,
         headers_max: API_HEADERS_MAX,
+        body_prebuffer_bytes_max: API_BODY_PREBUFFER_BYTES_MAX,
+        connections_max: API_CONNECTIONS_MAX,
     };
     let server = Arc::new(
         tiny_http::Server::from_listener_with_limits(listener, None, limits).map_err(|e| {

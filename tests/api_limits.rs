@@ -131,3 +131,39 @@ fn a_head_sent_byte_by_byte_does_not_hold_the_api() {
         "the server closed the trickling connection before the head ended"
     );
 }
+
+#[test]
+fn bodies_trickled_by_many_clients_do_not_hold_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // More slow senders than the API has threads, each promising a body it sends a byte at a time.
+    let senders: Vec<_> = (0..40)
+        .map(|_| {
+            let (address, stop) = (address(&service), stop.clone());
+            std::thread::spawn(move || {
+                let mut socket = TcpStream::connect(address).unwrap();
+                let head = format!(
+                    "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 100000\r\n\r\n"
+                );
+                let _ = socket.write_all(head.as_bytes());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if socket.write_all(b" ").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500)); // let the slow senders connect: fault setup, not a wait for state
+    for _ in 0..5 {
+        served_quickly(&service);
+        let (status, _) = service.request("GET", "/healthz", None, None);
+        assert_eq!(status, 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+}

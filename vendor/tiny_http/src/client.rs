@@ -174,6 +174,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.limits.body_prebuffer_bytes_max,
         )
         .map_err(|e| {
             use crate::request;

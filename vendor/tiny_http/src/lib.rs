@@ -170,6 +170,22 @@ pub struct IncomingRequests<'a> {
     server: &'a Server,
 }
 
+/// Counts an open connection while it lives (ClockEye patch).
+struct OpenConnection(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: Arc<std::sync::atomic::AtomicUsize>) -> OpenConnection {
+        count.fetch_add(1, Relaxed);
+        OpenConnection(count)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Limits on each client connection (ClockEye patch: upstream tiny_http has none).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -181,6 +197,11 @@ pub struct Limits {
     pub head_bytes_max: usize,
     /// Most header lines in a request; past it: 431, connection closed.
     pub headers_max: usize,
+    /// Bodies up to this size (with a Content-Length) are read whole by the connection's own
+    /// thread before the request is handed out.
+    pub body_prebuffer_bytes_max: usize,
+    /// Most connections served at once; a connection past it is closed at once.
+    pub connections_max: usize,
 }
 
 impl Default for Limits {
@@ -190,6 +211,8 @@ impl Default for Limits {
             head_timeout: std::time::Duration::from_secs(10),
             head_bytes_max: 16 * 1024,
             headers_max: 100,
+            body_prebuffer_bytes_max: 1024 * 1024,
+            connections_max: 1024,
         }
     }
 }
@@ -322,10 +345,16 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    // ClockEye patch: a cap on connections (each has its own thread).
+                    Ok(_) if connections.load(Relaxed) >= limits.connections_max => {
+                        log::warn!("connection refused: {} connections open", limits.connections_max);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         if sock.set_timeouts(limits.io_timeout).is_err() {
                             continue;
@@ -357,7 +386,9 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let open = OpenConnection::new(connections.clone());
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = &open;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {

@@ -135,6 +135,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    body_prebuffer_bytes_max: usize,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -191,7 +192,10 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= body_prebuffer_bytes_max.max(1024) && !expects_continue {
+            // ClockEye patch: upstream buffered only bodies up to 1 KiB here. Reading the whole
+            // body in the connection's own thread means a slow client holds only that thread,
+            // never one of the threads that handle requests.
             // if the content-length is small enough, we just read everything into a buffer
 
             let mut buffer = vec![0; content_length];
