@@ -209,7 +209,7 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = error_response(400, "bad_request", "the request line or a header is malformed");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -219,7 +219,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = error_response(400, "bad_request", "the request line or a header is malformed");
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
@@ -227,7 +227,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::HeadTooLarge) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
+                    let response = error_response(431, "request_head_too_large", "the request head is too large or has too many headers");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -237,7 +237,7 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = error_response(408, "request_timeout", "the request head did not arrive in time");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -246,7 +246,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response = error_response(417, "expectation_failed", "the Expect header is not supported");
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -294,6 +294,22 @@ impl Iterator for ClientConnection {
             return Some(rq);
         }
     }
+}
+
+/// An error answer in the service's JSON shape (ClockEye patch; upstream sent empty bodies).
+fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(crate::StatusCode(status))
+        .with_header(
+            "Content-Type: application/json"
+                .parse::<crate::Header>()
+                .expect("a valid header"),
+        )
 }
 
 /// What is left of a request head's byte and time allowance (ClockEye patch).
