@@ -3,7 +3,8 @@
 //! table and as JSON. A measuring tool, not a test: it asserts nothing.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -268,6 +269,91 @@ fn client() -> ureq::Agent {
         .into()
 }
 
+/// A lean HTTP/1.1 keep-alive client for generating load. The bench runs on the cores it
+/// measures, so its own per-request cost must stay small: one write per request, no pool.
+struct RawClient {
+    address: String,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl RawClient {
+    fn new(base: &str) -> RawClient {
+        RawClient {
+            address: base.trim_start_matches("http://").to_string(),
+            stream: None,
+        }
+    }
+
+    fn post(&mut self, path: &str, body: &str) -> (u16, Value) {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(&self.address).expect("connect to the service");
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            self.stream = Some(BufReader::new(stream));
+        }
+        // No retry: a POST that may have been taken must not be sent twice.
+        match self.exchange(&request) {
+            Ok(answer) => answer,
+            Err(error) => panic!("POST {path}: {error}"),
+        }
+    }
+
+    fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Value)> {
+        let stream = self.stream.as_mut().expect("connected");
+        stream.get_mut().write_all(request)?;
+        let mut line = String::new();
+        stream.read_line(&mut line)?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status line"))?;
+        let mut length = 0usize;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            stream.read_line(&mut line)?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                stream.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim(), 16)
+                    .map_err(|_| std::io::Error::other("bad chunk"))?;
+                let start = body.len();
+                body.resize(start + size, 0);
+                stream.read_exact(&mut body[start..])?;
+                line.clear();
+                stream.read_line(&mut line)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            body.resize(length, 0);
+            stream.read_exact(&mut body)?;
+        }
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+}
+
 fn post(agent: &ureq::Agent, base: &str, path: &str, body: &str) -> (u16, Value) {
     let mut response = agent
         .post(&format!("{base}{path}"))
@@ -294,9 +380,9 @@ fn ingest_single(service: &Service, events: usize) -> f64 {
             let (base, body) = (service.base.clone(), body.clone());
             let share = events / INGEST_CLIENTS + usize::from(index < events % INGEST_CLIENTS);
             thread::spawn(move || {
-                let agent = client();
+                let mut client = RawClient::new(&base);
                 for _ in 0..share {
-                    let (status, answer) = post(&agent, &base, "/v1/events", &body);
+                    let (status, answer) = client.post("/v1/events", &body);
                     assert_eq!(status, 202, "{answer}");
                 }
             })
@@ -318,9 +404,9 @@ fn ingest_batches(service: &Service, events: usize) -> f64 {
         .map(|_| {
             let (base, batch, next) = (service.base.clone(), batch.clone(), next.clone());
             thread::spawn(move || {
-                let agent = client();
+                let mut client = RawClient::new(&base);
                 while next.fetch_add(1, Ordering::SeqCst) < batches {
-                    let (status, answer) = post(&agent, &base, "/v1/events/batch", &batch);
+                    let (status, answer) = client.post("/v1/events/batch", &batch);
                     assert_eq!(status, 202, "{answer}");
                 }
             })
@@ -369,13 +455,13 @@ fn latency(service: &Service, receiver: &Receiver, rate: u64, seconds: u64) -> (
         .map(|sender| {
             let (base, body, acks) = (service.base.clone(), body.clone(), acks.clone());
             thread::spawn(move || {
-                let agent = client();
+                let mut client = RawClient::new(&base);
                 for index in (sender..total).step_by(senders) {
                     let due = started + Duration::from_micros(index as u64 * 1_000_000 / rate);
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         thread::sleep(wait);
                     }
-                    let (status, answer) = post(&agent, &base, "/v1/events", &body);
+                    let (status, answer) = client.post("/v1/events", &body);
                     let acked = Instant::now();
                     assert_eq!(status, 202, "{answer}");
                     acks.lock()
