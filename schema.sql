@@ -55,7 +55,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at_ms) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (endpoint_seq, seq);
-CREATE INDEX IF NOT EXISTS deliveries_delivering ON deliveries (status) WHERE status = 'delivering';
 
 -- One POST of a delivery.
 CREATE TABLE IF NOT EXISTS attempts (

