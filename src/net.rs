@@ -1,7 +1,7 @@
 //! Which addresses attempts may reach, and the ureq resolver and connector that enforce it on
 //! every connection against the addresses actually dialled (so DNS rebinding cannot slip past
-//! a check made earlier). The resolver calls the OS resolver in the sending thread itself:
-//! ureq's own resolver starts a thread per request whenever a timeout is set.
+//! a check made earlier). Lookups run on a small pool of `dns-N` threads, bounded by the
+//! attempt's timeout; ureq's own resolver starts a thread per request whenever a timeout is set.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -185,32 +185,82 @@ pub fn blocked_address(error: &ureq::Error) -> Option<IpAddr> {
 
 type CacheEntry = (Instant, ResolvedSocketAddrs);
 
-/// Resolves in the calling thread, keeps only allowed addresses, caches briefly.
+/// Threads that call the OS resolver, and lookups that may wait for one.
+pub const DNS_THREADS: usize = 4;
+pub const DNS_QUEUE_MAX: usize = 256;
+/// Longest a lookup waits when the attempt itself has no deadline.
+pub const DNS_LOOKUP_WAIT_MAX: Duration = Duration::from_secs(30);
+
+type Lookup = (
+    String,
+    u16,
+    crossbeam_channel::Sender<std::io::Result<Vec<SocketAddr>>>,
+);
+
+/// Keeps only allowed addresses and caches them briefly. The OS resolver runs on a few `dns-N`
+/// threads, so a lookup is bounded by the attempt's timeout (getaddrinfo has none of its own)
+/// and no thread is started per request (as ureq's own resolver does when a timeout is set).
 #[derive(Debug, Clone)]
 pub struct VettingResolver {
     policy: Arc<AddressPolicy>,
     cache: Arc<Mutex<HashMap<(String, u16), CacheEntry>>>,
+    lookups: crossbeam_channel::Sender<Lookup>,
 }
 
 impl VettingResolver {
     pub fn new(policy: Arc<AddressPolicy>) -> VettingResolver {
+        let (lookups, queue) = crossbeam_channel::bounded::<Lookup>(DNS_QUEUE_MAX);
+        for index in 0..DNS_THREADS {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("dns-{index}"))
+                .spawn(move || {
+                    for (host, port, reply) in queue.iter() {
+                        let _ = reply.send(
+                            (host.as_str(), port)
+                                .to_socket_addrs()
+                                .map(Iterator::collect),
+                        );
+                    }
+                })
+                .expect("the OS can start a thread");
+        }
         VettingResolver {
             policy,
             cache: Arc::default(),
+            lookups,
         }
     }
 
-    fn lookup(&self, host: &str, port: u16) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let key = (host.to_string(), port);
         if let Some((at, addrs)) = self.cache.lock().expect("dns cache lock").get(&key)
             && at.elapsed() < DNS_CACHE_TTL
         {
             return Ok(addrs.clone());
         }
-        let found: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .map_err(|_| ureq::Error::HostNotFound)?
-            .collect();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self
+            .lookups
+            .try_send((host.to_string(), port, reply))
+            .is_err()
+        {
+            return Err(ureq::Error::Io(std::io::Error::other(
+                "too many DNS lookups waiting",
+            )));
+        }
+        // Our agent always sets a global timeout; the cap guards the "no timeout" case.
+        let wait = (*timeout.after).min(DNS_LOOKUP_WAIT_MAX);
+        let found: Vec<SocketAddr> = match answer.recv_timeout(wait) {
+            Ok(Ok(found)) => found,
+            Ok(Err(_)) => return Err(ureq::Error::HostNotFound),
+            Err(_) => return Err(ureq::Error::Timeout(timeout.reason)),
+        };
         let mut addrs = self.empty();
         let mut first_blocked = None;
         for addr in found {
@@ -242,7 +292,7 @@ impl Resolver for VettingResolver {
         &self,
         uri: &Uri,
         _config: &ureq::config::Config,
-        _timeout: NextTimeout,
+        timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let authority = uri
             .authority()
@@ -264,7 +314,7 @@ impl Resolver for VettingResolver {
             addrs.push(SocketAddr::new(ip, port));
             return Ok(addrs);
         }
-        self.lookup(host, port)
+        self.lookup(host, port, timeout)
     }
 }
 
