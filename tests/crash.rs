@@ -12,7 +12,7 @@ use serde_json::json;
 use util::{ADMIN_TOKEN, Receiver, Service, client, eventually, local_flags, rand_u64};
 
 const CLIENTS: usize = 4;
-const KILLS: usize = 3;
+const KILLS: usize = 5;
 
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_event() {
