@@ -51,8 +51,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at_ms      INTEGER NOT NULL,                                      -- last status change
     CHECK ((status = 'pending') = (next_attempt_at_ms IS NOT NULL))
 ) STRICT;
--- "Due" is read through this index only: pending rows ordered by when they are due.
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at_ms) WHERE status = 'pending';
+-- Scheduling reads through this index only: pending rows per endpoint, by when they are due.
+-- (An earlier build had `deliveries_due` on time alone.)
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (endpoint_seq, next_attempt_at_ms)
+    WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (endpoint_seq, seq);
 

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use clockeye_webhooks::config::{self, Config};
+use clockeye_webhooks::dispatch::{Dispatcher, Takes};
 use clockeye_webhooks::error::Error;
 use clockeye_webhooks::net::AddressPolicy;
 use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
@@ -40,6 +41,13 @@ const API_CONNECTIONS_MAX: usize = 1024;
 /// glibc malloc arenas (see `limit_malloc_arenas`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MALLOC_ARENAS_MAX: libc::c_int = 2;
+/// Most jobs claimed and not yet answered, over all endpoints (about 0.5 KiB each).
+const JOBS_CLAIMED_MAX: usize = 16_384;
+/// One worker in this many takes only first attempts, so retries cannot occupy every worker.
+const FIRST_ATTEMPT_WORKERS_DIVISOR: usize = 4;
+/// Jobs claimed ahead per `--endpoint-concurrency` slot: claims happen once per round, so an
+/// endpoint needs this many waiting to keep its slots busy until the next round.
+const ENDPOINT_CLAIMED_PER_SLOT: usize = 16;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
@@ -157,10 +165,11 @@ fn serve(config: Config) -> Result<(), Error> {
         source,
     })?;
 
-    // Each worker has one attempt running and up to three waiting, so workers stay busy while
-    // the scheduler gathers results into bigger transactions.
-    let jobs_in_flight_max = config.workers * 4;
-    let (jobs_tx, jobs_rx) = bounded(jobs_in_flight_max);
+    // Claimed jobs are bounded per endpoint (ENDPOINT_CLAIMED_PER_SLOT); this bound on all of
+    // them together only caps memory, and is high enough that endpoints which hang, each
+    // holding its share, cannot use it up and starve the others.
+    let jobs_in_flight_max = JOBS_CLAIMED_MAX;
+    let dispatcher = Arc::new(Dispatcher::new(config.endpoint_concurrency));
     let (results_tx, results_rx) = bounded(jobs_in_flight_max);
     let (commands_tx, commands_rx) = bounded(COMMAND_QUEUE_MAX);
     let (shutdown_tx, shutdown_rx) = bounded(1);
@@ -179,9 +188,16 @@ fn serve(config: Config) -> Result<(), Error> {
     let retry_schedule = Arc::new(config.retry_schedule.clone());
     let mut workers = Vec::new();
     for index in 0..config.workers {
+        // A share of the workers takes only first attempts (see dispatch.rs).
+        let takes = if index < config.workers / FIRST_ATTEMPT_WORKERS_DIVISOR {
+            Takes::FirstAttemptsOnly
+        } else {
+            Takes::Any
+        };
         let worker = Worker {
             agent: agent.clone(),
-            jobs: jobs_rx.clone(),
+            dispatcher: dispatcher.clone(),
+            takes,
             results: results_tx.clone(),
             retry_schedule: retry_schedule.clone(),
         };
@@ -195,8 +211,8 @@ fn serve(config: Config) -> Result<(), Error> {
         conn,
         commands: commands_rx,
         results: results_rx,
-        jobs: jobs_tx,
-        queued_jobs: jobs_rx,
+        dispatcher: dispatcher.clone(),
+        endpoint_claimed_max: config.endpoint_concurrency * ENDPOINT_CLAIMED_PER_SLOT,
         shutdown: shutdown_rx,
         jobs_in_flight_max,
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
@@ -263,6 +279,7 @@ fn serve(config: Config) -> Result<(), Error> {
     drop(server);
     let _ = shutdown_tx.send(());
     let _ = scheduler_thread.join();
+    dispatcher.close();
     for thread in workers {
         let _ = thread.join();
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
+use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
 use crate::store;
@@ -55,11 +56,14 @@ pub struct Scheduler {
     pub conn: Connection,
     pub commands: Receiver<Command>,
     pub results: Receiver<AttemptResult>,
-    pub jobs: Sender<Job>,
-    /// The workers' end of `jobs`, to take back jobs not yet started when shutting down.
-    pub queued_jobs: Receiver<Job>,
+    /// Where claimed jobs wait for a worker, per endpoint.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Most jobs claimed for one endpoint and not finished (queued or running): enough to keep
+    /// its `--endpoint-concurrency` slots busy between rounds, few enough that a hanging
+    /// endpoint does not hold many deliveries in `delivering`.
+    pub endpoint_claimed_max: usize,
     pub shutdown: Receiver<()>,
-    /// Most jobs handed out and not yet answered; the jobs channel holds at least this many.
+    /// Most jobs claimed and not yet answered, over all endpoints.
     pub jobs_in_flight_max: usize,
     /// How long shutdown waits for attempts in flight.
     pub drain_timeout: Duration,
@@ -175,7 +179,7 @@ pub fn main(mut scheduler: Scheduler) {
         if start_drain && drain_deadline.is_none() {
             drain_deadline = Some(Instant::now() + scheduler.drain_timeout);
             // Jobs no worker has started yet go back to `pending` rather than out.
-            for job in scheduler.queued_jobs.try_iter() {
+            for job in scheduler.dispatcher.take_back_queued() {
                 jobs_in_flight -= 1;
                 released.push(job.delivery_seq);
             }
@@ -188,10 +192,8 @@ pub fn main(mut scheduler: Scheduler) {
             && round.results.len() < RESULTS_LINGER_COUNT
         {
             let linger_until = Instant::now() + RESULTS_LINGER;
-            // Only while most slots are busy: idle workers must not wait for the linger.
-            while round.results.len() < RESULTS_LINGER_COUNT
-                && jobs_in_flight * 2 > scheduler.jobs_in_flight_max
-            {
+            // Only while workers have queued jobs to run: idle workers must not wait for it.
+            while round.results.len() < RESULTS_LINGER_COUNT && scheduler.dispatcher.queued() > 0 {
                 let left = linger_until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -248,12 +250,17 @@ pub fn main(mut scheduler: Scheduler) {
         let Round {
             ingests, results, ..
         } = round;
+        let claims = Claims {
+            limit: claim_limit,
+            dispatcher: &scheduler.dispatcher,
+            endpoint_claimed_max: scheduler.endpoint_claimed_max,
+        };
         match write_round(
             &mut scheduler.conn,
             &ingests,
             &results,
             &released,
-            claim_limit,
+            &claims,
             now,
         ) {
             Ok((answers, jobs, next)) => {
@@ -267,12 +274,7 @@ pub fn main(mut scheduler: Scheduler) {
                     let _ = reply.send(answer);
                 }
                 jobs_in_flight += jobs.len();
-                for job in jobs {
-                    scheduler
-                        .jobs
-                        .send(job)
-                        .expect("workers outlive the scheduler");
-                }
+                scheduler.dispatcher.push(jobs);
                 next_due_ms = next;
             }
             Err(error) => {
@@ -316,7 +318,7 @@ fn write_round(
     ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
     released: &[i64],
-    claim_limit: usize,
+    claims: &Claims,
     now: i64,
 ) -> Result<RoundOutput> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -347,24 +349,72 @@ fn write_round(
             }
         }
     }
-    let jobs = if claim_limit > 0 {
-        store::claim_due(&tx, now, claim_limit)?
-    } else {
-        Vec::new()
-    };
-    let next_due_ms = if claim_limit > 0 && jobs.len() == claim_limit {
-        Some(now)
-    } else {
-        store::next_due_at_ms(&tx)?
-    };
+    let (jobs, next_due_ms) = claim(&tx, claims, now)?;
     tx.commit()?;
     Ok((answers, jobs, next_due_ms))
+}
+
+/// How much a round may claim.
+struct Claims<'a> {
+    /// Most jobs over all endpoints (0: claim nothing, e.g. while shutting down).
+    limit: usize,
+    dispatcher: &'a Dispatcher,
+    endpoint_claimed_max: usize,
+}
+
+/// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
+/// them with when the next claimable delivery is due (None: nothing pending that may be
+/// claimed; an endpoint at its limit is looked at again when one of its attempts ends).
+fn claim(conn: &Connection, claims: &Claims, now: i64) -> Result<(Vec<Job>, Option<i64>)> {
+    let mut jobs = Vec::new();
+    let mut next_due_ms: Option<i64> = None;
+    if claims.limit == 0 {
+        return Ok((jobs, next_due_ms));
+    }
+    let mut endpoints = store::pending_endpoints(conn)?;
+    // Endpoints with the least claimed already go first, so a round's budget reaches an idle
+    // endpoint before one whose slots are all held by slow attempts.
+    endpoints.sort_by_cached_key(|(endpoint_seq, due_ms)| {
+        (claims.dispatcher.outstanding(*endpoint_seq), *due_ms)
+    });
+    for (endpoint_seq, due_ms) in endpoints {
+        if due_ms > now {
+            next_due_ms = Some(next_due_ms.map_or(due_ms, |next| next.min(due_ms)));
+            continue;
+        }
+        let room = claims
+            .endpoint_claimed_max
+            .saturating_sub(claims.dispatcher.outstanding(endpoint_seq));
+        if room == 0 {
+            continue;
+        }
+        let budget = claims.limit - jobs.len();
+        if budget == 0 {
+            next_due_ms = Some(now);
+            break;
+        }
+        let asked = room.min(budget);
+        let claimed = store::claim_due(conn, endpoint_seq, now, asked)?;
+        let filled = claimed.len() == asked;
+        jobs.extend(claimed);
+        // What this endpoint still has pending is due later (if its room did not run out first).
+        if !filled && let Some(later_ms) = store::next_due_for_endpoint(conn, endpoint_seq)? {
+            next_due_ms = Some(next_due_ms.map_or(later_ms, |next| next.min(later_ms)));
+        }
+    }
+    Ok((jobs, next_due_ms))
 }
 
 /// At shutdown, one last try to keep results whose commit failed; they are otherwise
 /// redelivered after restart, which is allowed (at least once) but wasteful.
 fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
-    if let Err(error) = write_round(conn, &[], results, &[], 0, now_ms()) {
+    let dispatcher = Dispatcher::new(1);
+    let claims = Claims {
+        limit: 0,
+        dispatcher: &dispatcher,
+        endpoint_claimed_max: 0,
+    };
+    if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms()) {
         log::warn!(
             "shutdown: could not record {} attempt results: {error}",
             results.len()

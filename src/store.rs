@@ -179,21 +179,62 @@ fn subscribes(event_types_json: &str, event_type: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Scheduling
 
-/// The one definition of "due": pending, its time has come, its endpoint enabled.
-const DUE: &str = "d.status = 'pending' AND d.next_attempt_at_ms <= ?1 AND e.enabled = 1";
+/// The one definition of "pending for an endpoint", matching the partial index
+/// `deliveries_pending` (endpoint, then time): every scheduling query reads through it.
+const PENDING_FOR_ENDPOINT: &str = "d.status = 'pending' AND d.endpoint_seq = ?1";
 
-/// Marks up to `limit` due deliveries `delivering` and returns the attempts to make, oldest due first.
-pub fn claim_due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Job>> {
+/// Each enabled endpoint that has pending deliveries, with when its earliest is due. One index
+/// seek per such endpoint (a skip scan written as a recursive query), however long the queues:
+/// a disabled endpoint's backlog costs one seek, not a scan.
+pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+    let sql = format!(
+        "WITH RECURSIVE pending(endpoint_seq) AS (
+             SELECT (SELECT MIN(endpoint_seq) FROM deliveries WHERE status = 'pending')
+             UNION ALL
+             SELECT (SELECT MIN(endpoint_seq) FROM deliveries
+                     WHERE status = 'pending' AND endpoint_seq > pending.endpoint_seq)
+             FROM pending WHERE pending.endpoint_seq IS NOT NULL
+         )
+         SELECT p.endpoint_seq,
+                (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT})
+         FROM pending p JOIN endpoints e ON e.seq = p.endpoint_seq
+         WHERE e.enabled = 1"
+    )
+    .replace("?1", "p.endpoint_seq");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// When the earliest pending delivery of one endpoint is due, if it has any.
+pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
+    let sql =
+        format!("SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT}");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([endpoint_seq], |row| row.get(0))?)
+}
+
+/// Marks up to `limit` due deliveries of one endpoint `delivering` and returns the attempts to
+/// make, oldest due first.
+pub fn claim_due(
+    conn: &Connection,
+    endpoint_seq: i64,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<Job>> {
     let sql = format!(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
-         WHERE {DUE} ORDER BY d.next_attempt_at_ms LIMIT ?2"
+         WHERE {PENDING_FOR_ENDPOINT} AND d.next_attempt_at_ms <= ?2
+         ORDER BY d.next_attempt_at_ms LIMIT ?3"
     );
     let jobs = conn
         .prepare_cached(&sql)?
-        .query_map(params![now_ms, limit as i64], |row| {
+        .query_map(params![endpoint_seq, now_ms, limit as i64], |row| {
             let headers: String = row.get(6)?;
             let body: Vec<u8> = row.get(9)?;
             Ok(Job {
@@ -217,18 +258,6 @@ pub fn claim_due(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Job
         mark.execute(params![job.delivery_seq, now_ms])?;
     }
     Ok(jobs)
-}
-
-/// When the earliest pending delivery of an enabled endpoint is due, if any.
-pub fn next_due_at_ms(conn: &Connection) -> Result<Option<i64>> {
-    let sql = format!(
-        "SELECT d.next_attempt_at_ms FROM deliveries d JOIN endpoints e ON e.seq = d.endpoint_seq
-         WHERE {DUE} ORDER BY d.next_attempt_at_ms LIMIT 1"
-    );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([i64::MAX], |row| row.get(0))
-        .optional()?)
 }
 
 /// Writes an attempt and its delivery's new status together. A delivery deleted meanwhile

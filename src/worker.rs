@@ -6,10 +6,11 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use ureq::Agent;
 use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
 
+use crate::dispatch::{Dispatcher, Takes};
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
@@ -62,13 +63,14 @@ pub fn agent(
 
 pub struct Worker {
     pub agent: Agent,
-    pub jobs: Receiver<Job>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub takes: Takes,
     pub results: Sender<AttemptResult>,
     pub retry_schedule: Arc<Vec<Duration>>,
 }
 
 pub fn main(worker: Worker) {
-    for job in worker.jobs.iter() {
+    while let Some(job) = worker.dispatcher.take(worker.takes) {
         // A panic is a bug, but it must not leave the delivery in flight for ever.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             attempt(&worker.agent, &job)
@@ -89,6 +91,7 @@ pub fn main(worker: Worker) {
                 retry_after_ms: None,
             }
         });
+        worker.dispatcher.done(job.endpoint_seq);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
             &worker.retry_schedule,
