@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     headers         TEXT NOT NULL DEFAULT '{}',                    -- JSON object of extra request headers
     enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)), -- 0: gets nothing; deliveries wait
     disabled_reason TEXT,                                          -- why it was disabled, NULL when enabled
+    failing_since_ms INTEGER,                                      -- first failed attempt since the last success, NULL when healthy
     created_at_ms   INTEGER NOT NULL,                              -- creation time
     updated_at_ms   INTEGER NOT NULL                               -- last change by the API
 ) STRICT;
@@ -74,4 +75,4 @@ CREATE TABLE IF NOT EXISTS attempts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_seq, number);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

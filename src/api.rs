@@ -369,6 +369,7 @@ impl Api {
             headers: Vec::new(),
             enabled: true,
             disabled_reason: None,
+            failing_since_ms: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -453,6 +454,10 @@ impl Api {
                         } else {
                             Some("disabled through the API".to_string())
                         };
+                        if enabled {
+                            // A fresh start: the health record begins again (store does the same).
+                            endpoint.failing_since_ms = None;
+                        }
                     }
                 }
                 other => {
@@ -807,6 +812,7 @@ fn endpoint_json(endpoint: &EndpointRow) -> Value {
         "headers": headers,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
+        "failing_since": endpoint.failing_since_ms.map(format_rfc3339_millis),
         "created_at": format_rfc3339_millis(endpoint.created_at_ms),
         "updated_at": format_rfc3339_millis(endpoint.updated_at_ms),
     })

@@ -136,6 +136,19 @@ impl Dispatcher {
         jobs
     }
 
+    /// Takes back one endpoint's jobs not yet started (it was just disabled).
+    pub fn take_back_endpoint(&self, endpoint_seq: i64) -> Vec<Job> {
+        let mut state = self.state.lock().expect("dispatcher lock");
+        let Some(queue) = state.endpoints.get_mut(&endpoint_seq) else {
+            return Vec::new();
+        };
+        queue
+            .first
+            .drain(..)
+            .chain(queue.retries.drain(..))
+            .collect()
+    }
+
     /// Wakes every worker; each returns once nothing is left for it.
     pub fn close(&self) {
         self.state.lock().expect("dispatcher lock").closed = true;

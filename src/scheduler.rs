@@ -65,6 +65,8 @@ pub struct Scheduler {
     pub shutdown: Receiver<()>,
     /// Most jobs claimed and not yet answered, over all endpoints.
     pub jobs_in_flight_max: usize,
+    /// `--disable-after`: an endpoint whose every attempt failed this long is disabled.
+    pub disable_after: Duration,
     /// How long shutdown waits for attempts in flight.
     pub drain_timeout: Duration,
     /// Unix ms of the last round, read by `/healthz`.
@@ -254,6 +256,7 @@ pub fn main(mut scheduler: Scheduler) {
             limit: claim_limit,
             dispatcher: &scheduler.dispatcher,
             endpoint_claimed_max: scheduler.endpoint_claimed_max,
+            disable_after_ms: scheduler.disable_after.as_millis() as i64,
         };
         match write_round(
             &mut scheduler.conn,
@@ -263,9 +266,19 @@ pub fn main(mut scheduler: Scheduler) {
             &claims,
             now,
         ) {
-            Ok((answers, jobs, next)) => {
+            Ok((answers, jobs, next, disabled)) => {
                 failed_commits = 0;
                 released.clear();
+                // A disabled endpoint's jobs not yet started go back to `pending` and wait.
+                for (endpoint_seq, reason) in disabled {
+                    log::warn!(
+                        "endpoint disabled: endpoint_seq={endpoint_seq} reason=\"{reason}\""
+                    );
+                    for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
+                        jobs_in_flight -= 1;
+                        released.push(job.delivery_seq);
+                    }
+                }
                 stats.rounds += 1;
                 stats.ingest_commands += ingests.len() as u64;
                 stats.results += results.len() as u64;
@@ -308,7 +321,14 @@ fn take_command(round: &mut Round, command: Command) {
     }
 }
 
-type RoundOutput = (Vec<Result<Vec<StoredEvent>>>, Vec<Job>, Option<i64>);
+/// Each command's answer, the claimed jobs, when the next delivery is due, and the endpoints
+/// disabled in this round with why.
+type RoundOutput = (
+    Vec<Result<Vec<StoredEvent>>>,
+    Vec<Job>,
+    Option<i64>,
+    Vec<(i64, String)>,
+);
 
 /// One transaction: attempt results, then events (each command in a savepoint, so a bad one
 /// fails alone), then claims. Returns each command's answer, the claimed jobs, and when the
@@ -322,8 +342,14 @@ fn write_round(
     now: i64,
 ) -> Result<RoundOutput> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut disabled = Vec::new();
     for result in results {
         store::record_attempt(&tx, result, now)?;
+        if let Some(reason) =
+            store::record_endpoint_health(&tx, result, now, claims.disable_after_ms)?
+        {
+            disabled.push((result.endpoint_seq, reason));
+        }
     }
     for delivery_seq in released {
         store::release_delivery(&tx, *delivery_seq, now)?;
@@ -351,7 +377,7 @@ fn write_round(
     }
     let (jobs, next_due_ms) = claim(&tx, claims, now)?;
     tx.commit()?;
-    Ok((answers, jobs, next_due_ms))
+    Ok((answers, jobs, next_due_ms, disabled))
 }
 
 /// How much a round may claim.
@@ -360,6 +386,8 @@ struct Claims<'a> {
     limit: usize,
     dispatcher: &'a Dispatcher,
     endpoint_claimed_max: usize,
+    /// `--disable-after`, in ms.
+    disable_after_ms: i64,
 }
 
 /// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
@@ -413,6 +441,7 @@ fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
         limit: 0,
         dispatcher: &dispatcher,
         endpoint_claimed_max: 0,
+        disable_after_ms: i64::MAX,
     };
     if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms()) {
         log::warn!(

@@ -13,7 +13,7 @@ use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
 use crate::signing::new_id;
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
@@ -51,8 +51,15 @@ pub fn open(path: &Path) -> Result<Connection> {
         });
     }
     if version < SCHEMA_VERSION {
+        // Version 1 lacked `endpoints.failing_since_ms` (and had another due index, which
+        // schema.sql drops); everything else in schema.sql is IF NOT EXISTS.
+        let migrate = if version == 1 {
+            "ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER;"
+        } else {
+            ""
+        };
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {} COMMIT;",
+            "BEGIN IMMEDIATE; {migrate} {} COMMIT;",
             include_str!("../schema.sql")
         ))
         .map_err(open_error)?;
@@ -296,6 +303,60 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
     Ok(())
 }
 
+/// Keeps an endpoint's health up to date after an attempt, in the attempt's transaction: a
+/// success clears `failing_since_ms`, a failure sets it if unset. The endpoint is disabled when
+/// the receiver answered 410 Gone, or when every attempt has failed for `disable_after_ms`.
+/// Returns the reason when it was disabled just now.
+pub fn record_endpoint_health(
+    conn: &Connection,
+    result: &AttemptResult,
+    now_ms: i64,
+    disable_after_ms: i64,
+) -> Result<Option<String>> {
+    let endpoint_seq = result.endpoint_seq;
+    if result.outcome.succeeded() {
+        conn.prepare_cached("UPDATE endpoints SET failing_since_ms = NULL WHERE seq = ?1 AND failing_since_ms IS NOT NULL")?
+            .execute([endpoint_seq])?;
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "UPDATE endpoints SET failing_since_ms = ?2 WHERE seq = ?1 AND failing_since_ms IS NULL",
+    )?
+    .execute(params![endpoint_seq, now_ms])?;
+    let reason = if result.outcome.status_code == Some(410) {
+        Some(format!(
+            "the receiver answered 410 Gone (delivery {})",
+            result.delivery_id
+        ))
+    } else {
+        let failing_since_ms: Option<i64> = conn
+            .prepare_cached(
+                "SELECT failing_since_ms FROM endpoints WHERE seq = ?1 AND enabled = 1",
+            )?
+            .query_row([endpoint_seq], |row| row.get(0))
+            .optional()?
+            .flatten();
+        failing_since_ms
+            .filter(|since| now_ms - since >= disable_after_ms)
+            .map(|since| {
+                format!(
+                    "every attempt failed since {} (--disable-after {})",
+                    crate::time::format_rfc3339_seconds(since),
+                    crate::time::format_duration(std::time::Duration::from_millis(
+                        disable_after_ms as u64
+                    ))
+                )
+            })
+    };
+    let Some(reason) = reason else {
+        return Ok(None);
+    };
+    let changed = conn
+        .prepare_cached("UPDATE endpoints SET enabled = 0, disabled_reason = ?2, updated_at_ms = ?3 WHERE seq = ?1 AND enabled = 1")?
+        .execute(params![endpoint_seq, reason, now_ms])?;
+    Ok((changed == 1).then_some(reason))
+}
+
 /// Puts a claimed delivery whose attempt never started back to `pending`, due now.
 pub fn release_delivery(conn: &Connection, delivery_seq: i64, now_ms: i64) -> Result<()> {
     conn.prepare_cached(
@@ -320,6 +381,7 @@ pub struct EndpointRow {
     pub headers: Vec<(String, String)>,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
+    pub failing_since_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -342,7 +404,8 @@ fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-const ENDPOINT_COLUMNS: &str = "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, created_at_ms, updated_at_ms";
+const ENDPOINT_COLUMNS: &str = "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, \
+     created_at_ms, updated_at_ms, failing_since_ms";
 
 fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
     let event_types: String = row.get(4)?;
@@ -359,6 +422,7 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
         disabled_reason: row.get(8)?,
         created_at_ms: row.get(9)?,
         updated_at_ms: row.get(10)?,
+        failing_since_ms: row.get(11)?,
     })
 }
 
@@ -418,8 +482,9 @@ pub fn endpoints(
 pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE endpoints SET url = ?2, event_types = ?3, description = ?4, headers = ?5, enabled = ?6,
-                                  disabled_reason = ?7, updated_at_ms = ?8
+            "UPDATE endpoints SET url = ?2, event_types = ?3, description = ?4, headers = ?5,
+                                  failing_since_ms = CASE WHEN ?6 = 1 AND enabled = 0 THEN NULL ELSE failing_since_ms END,
+                                  enabled = ?6, disabled_reason = ?7, updated_at_ms = ?8
              WHERE seq = ?1",
         )?
         .execute(params![

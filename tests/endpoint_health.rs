@@ -1,0 +1,148 @@
+//! Endpoints left broken are disabled, with the reason visible in the API: at once on 410 Gone,
+//! or when every attempt has failed for --disable-after. Enabling one resumes its deliveries.
+
+mod util;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::{Receiver, Reply, Service, eventually};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn delivery_for(accepted: &Value, endpoint_id: &str) -> String {
+    let deliveries = accepted["deliveries"].as_array().unwrap();
+    deliveries
+        .iter()
+        .find(|d| d["endpoint_id"] == endpoint_id)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn gone_fails_the_delivery_at_once_and_disables_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver =
+        Receiver::start(|request| Reply::status(if request.path == "/gone" { 410 } else { 200 }));
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--allow-http",
+            "--allow-network",
+            "127.0.0.0/8",
+            "--retry-schedule",
+            "100ms,100ms",
+        ],
+    );
+    let (gone, _) = service.create_endpoint(&format!("{}/gone", receiver.url), &["*"], None);
+    let (live, _) = service.create_endpoint(&format!("{}/live", receiver.url), &["*"], None);
+
+    let first = service.send_sample("project.created", json!({}));
+    let delivery = service.wait_for_delivery_status(&delivery_for(&first, &gone), "failed", WAIT);
+    assert_eq!(
+        delivery["attempts_made"], 1,
+        "no retry after 410: {delivery}"
+    );
+    let (_, endpoint) = service.get(&format!("/v1/endpoints/{gone}"));
+    assert_eq!(endpoint["enabled"], false, "{endpoint}");
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("410 Gone"),
+        "{endpoint}"
+    );
+
+    // Later events wait for it as pending, while the other endpoint gets them.
+    let second = service.send_sample("project.created", json!({}));
+    service.wait_for_delivery_status(&delivery_for(&second, &live), "succeeded", WAIT);
+    let (_, waiting) = service.get(&format!("/v1/deliveries/{}", delivery_for(&second, &gone)));
+    assert_eq!(
+        (
+            waiting["status"].as_str(),
+            waiting["attempts_made"].as_i64()
+        ),
+        (Some("pending"), Some(0)),
+        "{waiting}"
+    );
+    assert_eq!(
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.path == "/gone")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let answer = Arc::new(AtomicU16::new(500));
+    let status = answer.clone();
+    let receiver = Receiver::start(move |_| Reply::status(status.load(Ordering::SeqCst)));
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--allow-http",
+            "--allow-network",
+            "127.0.0.0/8",
+            "--retry-schedule",
+            "300ms,300ms,300ms,300ms,300ms,300ms",
+            "--disable-after",
+            "1s",
+        ],
+    );
+    let (endpoint_id, _) = service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery_id = accepted["deliveries"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let endpoint = eventually("the failing endpoint to be disabled", WAIT, || {
+        let (_, endpoint) = service.get(&format!("/v1/endpoints/{endpoint_id}"));
+        if endpoint["enabled"] == false {
+            Ok(endpoint)
+        } else {
+            Err(endpoint.to_string())
+        }
+    });
+    let reason = endpoint["disabled_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("every attempt failed since") && reason.contains("--disable-after 1s"),
+        "{reason}"
+    );
+    assert!(endpoint["failing_since"].is_string(), "{endpoint}");
+    let (_, delivery) = service.get(&format!("/v1/deliveries/{delivery_id}"));
+    let attempts_when_disabled = delivery["attempts_made"].as_i64().unwrap();
+    assert!(
+        attempts_when_disabled >= 4,
+        "it failed for at least a second first: {delivery}"
+    );
+    assert_eq!(
+        delivery["status"], "pending",
+        "the delivery waits for the endpoint: {delivery}"
+    );
+
+    // The receiver is fixed and the endpoint enabled again: the delivery goes out.
+    answer.store(200, Ordering::SeqCst);
+    let (status, enabled) = service.patch(
+        &format!("/v1/endpoints/{endpoint_id}"),
+        &json!({"enabled": true}),
+    );
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(enabled["disabled_reason"], Value::Null);
+    assert_eq!(enabled["failing_since"], Value::Null);
+    let delivery = service.wait_for_delivery_status(&delivery_id, "succeeded", WAIT);
+    assert_eq!(
+        delivery["attempts_made"].as_i64().unwrap(),
+        attempts_when_disabled + 1,
+        "{delivery}"
+    );
+    let _ = receiver.received();
+}
