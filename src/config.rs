@@ -37,6 +37,8 @@ pub struct Config {
     pub allow_private_networks: bool,
     pub allow_networks: Vec<Cidr>,
     pub ca_file: Option<PathBuf>,
+    /// The certificates read from `ca_file` (DER), checked when the flag was read.
+    pub extra_roots_der: Vec<Vec<u8>>,
     pub max_event_bytes: usize,
     pub retention: Duration,
     pub disable_after: Duration,
@@ -57,6 +59,7 @@ impl Default for Config {
             allow_private_networks: false,
             allow_networks: Vec::new(),
             ca_file: None,
+            extra_roots_der: Vec::new(),
             max_event_bytes: 262_144,
             retention: Duration::from_secs(30 * 86_400),
             disable_after: Duration::from_secs(5 * 86_400),
@@ -347,7 +350,10 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         "allow-http" => config.allow_http = switch(value)?,
         "allow-private-networks" => config.allow_private_networks = switch(value)?,
         "allow-network" => config.allow_networks.push(value.parse()?),
-        "ca-file" => config.ca_file = Some(PathBuf::from(value)),
+        "ca-file" => {
+            config.extra_roots_der = read_certificates(value)?;
+            config.ca_file = Some(PathBuf::from(value));
+        }
         "max-event-bytes" => config.max_event_bytes = count(value, 256, EVENT_BYTES_LIMIT_MAX)?,
         "retention" => config.retention = positive_duration(value)?,
         "disable-after" => config.disable_after = positive_duration(value)?,
@@ -361,6 +367,27 @@ fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
         _ => unreachable!("every flag in SERVE_FLAGS is applied"),
     }
     Ok(())
+}
+
+/// Every certificate in a PEM file, as DER; an error names the file and the problem.
+fn read_certificates(path: &str) -> Result<Vec<Vec<u8>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read \"{path}\": {e}"))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => {
+                certificates.push(certificate.der().to_vec())
+            }
+            Ok(_) => {}
+            Err(error) => return Err(format!("\"{path}\" is not valid PEM: {error}")),
+        }
+    }
+    if certificates.is_empty() {
+        return Err(format!(
+            "\"{path}\" holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(certificates)
 }
 
 fn count(value: &str, min: usize, max: usize) -> Result<usize, String> {

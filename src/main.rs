@@ -119,14 +119,6 @@ fn main() -> ExitCode {
 fn serve(config: Config) -> Result<(), Error> {
     limit_malloc_arenas();
     logging::init(config.log_format, log::LevelFilter::Info);
-    if let Some(path) = &config.ca_file {
-        return Err(Error::Io {
-            context: format!("--ca-file {}", path.display()),
-            source: std::io::Error::other(
-                "extra trusted roots are not supported by this build yet",
-            ),
-        });
-    }
     let conn = store::open(&config.db)?;
     store::set_cache_kib(&conn, store::WRITER_CACHE_KIB)?;
     let recovered = store::recover_delivering(&conn, now_ms())?;
@@ -183,7 +175,7 @@ fn serve(config: Config) -> Result<(), Error> {
         config.attempt_timeout,
         config.workers,
         policy.clone(),
-        ureq::tls::TlsConfig::default(),
+        worker::tls_config(&config.extra_roots_der),
     );
     let retry_schedule = Arc::new(config.retry_schedule.clone());
     let mut workers = Vec::new();

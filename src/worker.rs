@@ -31,6 +31,27 @@ pub fn user_agent() -> String {
     format!("ClockEye-Webhooks/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// TLS settings of attempts: the public web's roots (webpki-root-certs), plus any extra roots
+/// from `--ca-file`.
+pub fn tls_config(extra_roots_der: &[Vec<u8>]) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    if extra_roots_der.is_empty() {
+        return TlsConfig::builder().root_certs(RootCerts::WebPki).build();
+    }
+    let roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .chain(
+            extra_roots_der
+                .iter()
+                .map(|der| Certificate::from_der(der).to_owned()),
+        )
+        .collect();
+    TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .build()
+}
+
 /// The one HTTP client: explicit timeouts, no redirects, statuses as values, no proxy from the
 /// environment, our resolver and connector so every dialled address is vetted.
 pub fn agent(

@@ -456,7 +456,6 @@ fn a_disabled_endpoint_gets_nothing_until_enabled_again() {
 
 #[test]
 fn an_untrusted_certificate_is_a_tls_error() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
@@ -466,11 +465,37 @@ fn an_untrusted_certificate_is_a_tls_error() {
     )
     .unwrap();
     // An HTTPS receiver on loopback whose certificate no public root signed.
+    let (mut python, port) =
+        https_receiver(&dir.path().join("cert.pem"), &dir.path().join("key.pem"));
+    let service = Service::start(
+        dir.path(),
+        &["--allow-network", "127.0.0.0/8", "--retry-schedule", ""],
+    );
+    service.create_endpoint(&format!("https://127.0.0.1:{}/hook", port), &["*"], None);
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.wait_for_delivery_status(
+        accepted["deliveries"][0]["id"].as_str().unwrap(),
+        "failed",
+        WAIT,
+    );
+    assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
+    let _ = python.kill();
+    let _ = python.wait();
+}
+
+/// An HTTPS receiver on 127.0.0.1 (python's ssl) with the given certificate chain; returns its
+/// process and port.
+fn https_receiver(
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
     let script = r#"
 import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
-        self.send_response(200); self.end_headers()
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200); self.send_header("content-length", "2"); self.end_headers(); self.wfile.write(b"ok")
     def log_message(self, *a): pass
 server = http.server.HTTPServer(("127.0.0.1", 0), H)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -481,8 +506,8 @@ server.serve_forever()
 "#;
     let mut python = std::process::Command::new("python3")
         .args(["-c", script])
-        .arg(dir.path().join("cert.pem"))
-        .arg(dir.path().join("key.pem"))
+        .arg(cert_pem)
+        .arg(key_pem)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -490,15 +515,54 @@ server.serve_forever()
     BufReader::new(python.stdout.take().unwrap())
         .read_line(&mut port)
         .unwrap();
+    (python, port.trim().to_string())
+}
+
+#[test]
+fn a_receiver_signed_by_a_ca_from_ca_file_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    // A throwaway CA, and a certificate for 127.0.0.1 that it signs.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("leaf.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    let (mut python, port) =
+        https_receiver(&dir.path().join("leaf.pem"), &dir.path().join("leaf.key"));
+
+    let ca_file = dir.path().join("ca.pem");
+    let flags = [
+        "--allow-network",
+        "127.0.0.0/8",
+        "--retry-schedule",
+        "",
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+    ];
+    let service = Service::start(dir.path(), &flags);
+    service.create_endpoint(&format!("https://127.0.0.1:{port}/hook"), &["*"], None);
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.wait_for_delivery_status(
+        accepted["deliveries"][0]["id"].as_str().unwrap(),
+        "succeeded",
+        WAIT,
+    );
+    assert_eq!(delivery["attempts"][0]["status_code"], 200, "{delivery}");
+
+    // The same receiver without --ca-file: the attempt fails as `tls`.
+    let other = tempfile::tempdir().unwrap();
     let service = Service::start(
-        dir.path(),
+        other.path(),
         &["--allow-network", "127.0.0.0/8", "--retry-schedule", ""],
     );
-    service.create_endpoint(
-        &format!("https://127.0.0.1:{}/hook", port.trim()),
-        &["*"],
-        None,
-    );
+    service.create_endpoint(&format!("https://127.0.0.1:{port}/hook"), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
     let delivery = service.wait_for_delivery_status(
         accepted["deliveries"][0]["id"].as_str().unwrap(),
@@ -508,4 +572,21 @@ server.serve_forever()
     assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
     let _ = python.kill();
     let _ = python.wait();
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+    let output = std::process::Command::new(util::BIN)
+        .args(["serve", "--ca-file"])
+        .arg(dir.path().join("junk.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--ca-file") && stderr.contains("holds no certificate"),
+        "{stderr}"
+    );
 }
