@@ -146,3 +146,64 @@ fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled() 
     );
     let _ = receiver.received();
 }
+
+#[test]
+fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicU16::new(0));
+    let seen = calls.clone();
+    let receiver = Receiver::start(move |_| match seen.fetch_add(1, Ordering::SeqCst) {
+        // Asks for 5 s: more than twice the 400 ms delay, so the wait is 800 ms.
+        0 => Reply {
+            headers: vec![("Retry-After".into(), "5".into())],
+            body: "x".repeat(10_000),
+            ..Reply::status(429)
+        },
+        // Asks for 0 s: less than the delay, so the wait is the scheduled 400 ms.
+        1 => Reply {
+            headers: vec![("Retry-After".into(), "Thu, 01 Jan 1970 00:00:00 GMT".into())],
+            ..Reply::status(503)
+        },
+        _ => Reply::status(200),
+    });
+    let service = Service::start(
+        dir.path(),
+        &[
+            "--allow-http",
+            "--allow-network",
+            "127.0.0.0/8",
+            "--retry-schedule",
+            "400ms,400ms,400ms",
+        ],
+    );
+    service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.wait_for_delivery_status(
+        accepted["deliveries"][0]["id"].as_str().unwrap(),
+        "succeeded",
+        WAIT,
+    );
+    let received = receiver.received();
+    assert_eq!(received.len(), 3, "{delivery}");
+    let gap = |n: usize| received[n + 1].at.duration_since(received[n].at);
+    assert!(
+        gap(0) >= Duration::from_millis(800) && gap(0) < Duration::from_millis(1400),
+        "429 Retry-After: 5 → {:?}",
+        gap(0)
+    );
+    assert!(
+        gap(1) >= Duration::from_millis(400) && gap(1) < Duration::from_millis(800),
+        "503 with a past date → {:?}",
+        gap(1)
+    );
+    // The first 4 KiB of the 10,000-byte body are kept with the attempt.
+    assert_eq!(
+        delivery["attempts"][0]["response_excerpt"]
+            .as_str()
+            .unwrap()
+            .len(),
+        4096,
+        "{delivery}"
+    );
+    assert_eq!(delivery["attempts"][0]["status_code"], 429);
+}
