@@ -97,11 +97,7 @@ fn allow_network_opens_one_range_for_names_too() {
     let (status, answer) = create(&service, "http://10.0.0.1/");
     assert_eq!(status, 422, "other private ranges stay closed: {answer}");
     let accepted = service.send_sample("project.created", json!({}));
-    service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        Duration::from_secs(10),
-    );
+    service.first_delivery(&accepted, "succeeded", Duration::from_secs(10));
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -115,11 +111,7 @@ fn a_policy_tightened_after_creation_blocks_the_next_connection() {
 
     let service = Service::start(dir.path(), &["--allow-http", "--retry-schedule", ""]);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        Duration::from_secs(10),
-    );
+    let delivery = service.first_delivery(&accepted, "failed", Duration::from_secs(10));
     assert_eq!(
         delivery["attempts"][0]["error_class"], "blocked_address",
         "{delivery}"

@@ -138,11 +138,7 @@ fn an_event_goes_only_to_its_workspace_and_subscribed_endpoints() {
     // A second event, to the other workspace, as a marker: once it has arrived, the first
     // could not have gone anywhere else unseen.
     let marker = service.send_sample("user.invited", json!({"workspace_id": "globex"}));
-    service.wait_for_delivery_status(
-        marker["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        WAIT,
-    );
+    service.first_delivery(&marker, "succeeded", WAIT);
     let paths: Vec<String> = receiver.received().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, vec!["/acme-all", "/globex-all"]);
     let (_, listed) = service.get("/v1/deliveries?limit=10");
@@ -166,11 +162,7 @@ fn a_known_event_id_returns_the_original_and_queues_nothing() {
     assert_eq!(status, 200, "{again}");
     assert_eq!(again, first);
 
-    service.wait_for_delivery_status(
-        first["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        WAIT,
-    );
+    service.first_delivery(&first, "succeeded", WAIT);
     let (_, event) = service.get("/v1/events/evt_order_42");
     assert_eq!(
         event["data"]["name"], "Website redesign",
@@ -301,11 +293,7 @@ fn a_success_after_failures_ends_the_delivery() {
     let service = Service::start(dir.path(), &local_flags("100ms,100ms,100ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("user.activated", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
     assert_eq!(delivery["attempts_made"], 3);
     let statuses: Vec<&Value> = delivery["attempts"]
         .as_array()
@@ -332,11 +320,7 @@ fn redirects_are_never_followed() {
     let service = Service::start(dir.path(), &local_flags("100ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "failed", WAIT);
     assert_eq!(delivery["attempts_made"], 2);
     for attempt in delivery["attempts"].as_array().unwrap() {
         assert_eq!(attempt["status_code"], 302);
@@ -380,22 +364,14 @@ fn timeouts_and_refused_connections_are_recorded_as_such() {
     let to_slow = service.send_sample("project.created", json!({"workspace_id": "slow"}));
     let to_closed = service.send_sample("project.created", json!({"workspace_id": "closed"}));
 
-    let delivery = service.wait_for_delivery_status(
-        to_slow["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&to_slow, "failed", WAIT);
     let attempt = &delivery["attempts"][0];
     assert_eq!(attempt["error_class"], "timeout", "{delivery}");
     assert!(
         attempt["duration_ms"].as_i64().unwrap() < 1400,
         "the attempt was cut at the timeout: {attempt}"
     );
-    let delivery = service.wait_for_delivery_status(
-        to_closed["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&to_closed, "failed", WAIT);
     assert_eq!(
         delivery["attempts"][0]["error_class"], "connect",
         "{delivery}"
@@ -473,11 +449,7 @@ fn an_untrusted_certificate_is_a_tls_error() {
     );
     service.create_endpoint(&format!("https://127.0.0.1:{}/hook", port), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "failed", WAIT);
     assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
     let _ = python.kill();
     let _ = python.wait();
@@ -549,11 +521,7 @@ fn a_receiver_signed_by_a_ca_from_ca_file_is_trusted() {
     let service = Service::start(dir.path(), &flags);
     service.create_endpoint(&format!("https://127.0.0.1:{port}/hook"), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
     assert_eq!(delivery["attempts"][0]["status_code"], 200, "{delivery}");
 
     // The same receiver without --ca-file: the attempt fails as `tls`.
@@ -564,11 +532,7 @@ fn a_receiver_signed_by_a_ca_from_ca_file_is_trusted() {
     );
     service.create_endpoint(&format!("https://127.0.0.1:{port}/hook"), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "failed", WAIT);
     assert_eq!(delivery["attempts"][0]["error_class"], "tls", "{delivery}");
     let _ = python.kill();
     let _ = python.wait();

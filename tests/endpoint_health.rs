@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Receiver, Reply, Service, eventually};
+use util::{Receiver, Reply, Service, eventually, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -28,16 +28,7 @@ fn gone_fails_the_delivery_at_once_and_disables_the_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let receiver =
         Receiver::start(|request| Reply::status(if request.path == "/gone" { 410 } else { 200 }));
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--allow-http",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--retry-schedule",
-            "100ms,100ms",
-        ],
-    );
+    let service = Service::start(dir.path(), &loopback_flags("100ms,100ms"));
     let (gone, _) = service.create_endpoint(&format!("{}/gone", receiver.url), &["*"], None);
     let (live, _) = service.create_endpoint(&format!("{}/live", receiver.url), &["*"], None);
 
@@ -166,23 +157,10 @@ fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
         },
         _ => Reply::status(200),
     });
-    let service = Service::start(
-        dir.path(),
-        &[
-            "--allow-http",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--retry-schedule",
-            "400ms,400ms,400ms",
-        ],
-    );
+    let service = Service::start(dir.path(), &loopback_flags("400ms,400ms,400ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "succeeded",
-        WAIT,
-    );
+    let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
     let received = receiver.received();
     assert_eq!(received.len(), 3, "{delivery}");
     let gap = |n: usize| received[n + 1].at.duration_since(received[n].at);

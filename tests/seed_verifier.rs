@@ -140,11 +140,7 @@ fn the_seeds_verifier_refuses_a_wrong_secret() {
         None,
     );
     let accepted = service.send_sample("time_entry.created", json!({}));
-    let delivery = service.wait_for_delivery_status(
-        accepted["deliveries"][0]["id"].as_str().unwrap(),
-        "failed",
-        Duration::from_secs(20),
-    );
+    let delivery = service.first_delivery(&accepted, "failed", Duration::from_secs(20));
     assert_eq!(delivery["attempts"][0]["status_code"], 401, "{delivery}");
     let _ = node.kill();
     let _ = node.wait();

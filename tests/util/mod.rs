@@ -220,6 +220,14 @@ impl Service {
         value
     }
 
+    /// Waits until the first delivery of an ingest answer has the given status.
+    pub fn first_delivery(&self, accepted: &Value, status: &str, timeout: Duration) -> Value {
+        let delivery_id = accepted["deliveries"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no delivery in {accepted}"));
+        self.wait_for_delivery_status(delivery_id, status, timeout)
+    }
+
     /// Waits until the delivery has the given status; returns it with its attempts.
     pub fn wait_for_delivery_status(
         &self,
@@ -396,17 +404,20 @@ impl Drop for Receiver {
     }
 }
 
-/// The service flags every delivery test uses: http and loopback allowed, a short schedule.
-pub fn local_flags(schedule: &'static str) -> Vec<&'static str> {
+/// Receivers on loopback over http allowed, and a short retry schedule.
+pub fn loopback_flags(schedule: &'static str) -> Vec<&'static str> {
     vec![
         "--allow-http",
         "--allow-network",
         "127.0.0.0/8",
         "--retry-schedule",
         schedule,
-        "--attempt-timeout",
-        "2s",
-        "--workers",
-        "8",
     ]
+}
+
+/// The service flags most delivery tests use: `loopback_flags`, a 2 s timeout, 8 workers.
+pub fn local_flags(schedule: &'static str) -> Vec<&'static str> {
+    let mut flags = loopback_flags(schedule);
+    flags.extend(["--attempt-timeout", "2s", "--workers", "8"]);
+    flags
 }
