@@ -343,8 +343,19 @@ fn write_round(
 ) -> Result<RoundOutput> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut disabled = Vec::new();
+    // Endpoints whose health row this round already marked healthy: a run of successes needs
+    // one update, not one per attempt.
+    let mut healthy: Vec<i64> = Vec::new();
     for result in results {
         store::record_attempt(&tx, result, now)?;
+        let succeeded = result.outcome.succeeded();
+        if succeeded && healthy.contains(&result.endpoint_seq) {
+            continue;
+        }
+        healthy.retain(|seq| *seq != result.endpoint_seq);
+        if succeeded {
+            healthy.push(result.endpoint_seq);
+        }
         if let Some(reason) =
             store::record_endpoint_health(&tx, result, now, claims.disable_after_ms)?
         {
