@@ -37,6 +37,10 @@ pub struct Options {
     pub runs: usize,
     /// Extra flags for `serve` (e.g. `--workers 16`).
     pub serve_flags: Vec<String>,
+    /// When set: instead of the figures, a soak of this many minutes at `soak_rate`.
+    pub soak_minutes: Option<u64>,
+    /// Events per second of the soak.
+    pub soak_rate: u64,
 }
 
 impl Default for Options {
@@ -47,6 +51,8 @@ impl Default for Options {
             latency_seconds: 5,
             runs: 1,
             serve_flags: Vec::new(),
+            soak_minutes: None,
+            soak_rate: 200,
         }
     }
 }
@@ -72,6 +78,8 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--latency-seconds" => options.latency_seconds = number()? as u64,
             "--runs" => options.runs = number()?,
             "--serve-flag" => options.serve_flags.push(value.clone()),
+            "--soak-minutes" => options.soak_minutes = Some(number()? as u64),
+            "--soak-rate" => options.soak_rate = number()? as u64,
             _ => {
                 return Err(format!(
                     "unknown flag {flag} (see clockeye-webhooks bench --help)"
@@ -86,13 +94,18 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
 pub const HELP: &str = "clockeye-webhooks bench: measure the real service on this machine
 
 usage: clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]...
+       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...
 
 Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
 and prints: single-event and batch ingest rates, end-to-end deliveries/s at fan-out 1 and 10,
 ingest-ack-to-arrival latency at 200 and 500 events/s, peak RSS, database size per 100,000
 delivered events, binary size. With --runs N it prints the median of N runs, and each run's JSON.
 
-example: cargo run --release -- bench --runs 3
+With --soak-minutes it instead sends a steady stream (default 200 events/s) for M minutes and
+prints, each minute, events sent and delivered, the service's RSS and the database size.
+
+examples: cargo run --release -- bench --runs 3
+          cargo run --release -- bench --soak-minutes 10
 ";
 
 /// A receiver that answers 200 at once and notes when each event id arrived.
@@ -206,11 +219,16 @@ impl Service {
     }
 
     fn peak_rss_kib(&self) -> u64 {
+        self.memory_kib("VmHWM:")
+    }
+
+    /// A `/proc/PID/status` memory line of the service, in KiB.
+    fn memory_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
@@ -555,8 +573,73 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Runs the bench and prints the table (medians) and the JSON of every run.
+/// A long run at a steady rate, printing each minute the service's memory and database size,
+/// which should stay flat (the database only once `--retention` prunes; see README).
+fn soak(exe: &Path, options: &Options, minutes: u64) {
+    let receiver = Receiver::start();
+    let root = std::env::temp_dir().join(format!("clockeye-soak-{}", std::process::id()));
+    let service = Service::start(exe, root.join("soak"), &options.serve_flags);
+    service.endpoint(&format!("{}/ep0", receiver.url));
+    let rate = options.soak_rate;
+    let body = event_json().to_string();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let end = started + Duration::from_secs(minutes * 60);
+    let senders = 4u64;
+    let threads: Vec<_> = (0..senders)
+        .map(|sender| {
+            let (base, body, sent) = (service.base.clone(), body.clone(), sent.clone());
+            thread::spawn(move || {
+                let mut client = RawClient::new(&base);
+                let mut index = sender;
+                loop {
+                    let due = started + Duration::from_micros(index * 1_000_000 / rate);
+                    if due >= end {
+                        return;
+                    }
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        thread::sleep(wait);
+                    }
+                    let (status, answer) = client.post("/v1/events", &body);
+                    assert_eq!(status, 202, "{answer}");
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    index += senders;
+                }
+            })
+        })
+        .collect();
+    println!("| minute | events sent | delivered | service RSS | database |");
+    println!("|---|---|---|---|---|");
+    for minute in 1..=minutes {
+        let at = started + Duration::from_secs(minute * 60);
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        println!(
+            "| {minute} | {} | {} | {:.1} MiB | {:.1} MiB |",
+            sent.load(Ordering::Relaxed),
+            receiver.count.load(Ordering::Relaxed),
+            service.memory_kib("VmRSS:") as f64 / 1024.0,
+            service.database_bytes() as f64 / 1_048_576.0
+        );
+    }
+    threads
+        .into_iter()
+        .for_each(|t| t.join().expect("sender thread"));
+    println!(
+        "peak RSS over the soak: {:.1} MiB",
+        service.peak_rss_kib() as f64 / 1024.0
+    );
+    drop(service);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 pub fn main(options: Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    if let Some(minutes) = options.soak_minutes {
+        soak(&exe, &options, minutes);
+        return Ok(());
+    }
     let mut runs = Vec::new();
     for run in 0..options.runs {
         eprintln!("bench: run {} of {}…", run + 1, options.runs);
