@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS events (
     body          BLOB NOT NULL           -- the exact bytes POSTed on every attempt
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_workspace ON events (workspace_id, seq);
+-- Retention prunes the oldest events first, through this.
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_at_ms);
 
 -- The outbox: one row per event per subscribed endpoint.
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -75,4 +77,4 @@ CREATE TABLE IF NOT EXISTS attempts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_seq, number);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -207,6 +207,7 @@ fn serve(config: Config) -> Result<(), Error> {
         endpoint_claimed_max: config.endpoint_concurrency * ENDPOINT_CLAIMED_PER_SLOT,
         shutdown: shutdown_rx,
         jobs_in_flight_max,
+        retention: config.retention,
         disable_after: config.disable_after,
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
         heartbeat_ms: heartbeat_ms.clone(),

@@ -31,6 +31,10 @@ pub const POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
 /// How long a round holding only attempt results waits for more, and how many it waits for.
 pub const RESULTS_LINGER: Duration = Duration::from_millis(2);
 pub const RESULTS_LINGER_COUNT: usize = 256;
+/// Most events pruned per retention transaction, and the longest pause between prunes; a full
+/// batch is followed by the next one at once.
+pub const PRUNE_BATCH_MAX: usize = 500;
+pub const PRUNE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// Pause after a failed commit (disk full, read-only file) before trying again.
 pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -65,6 +69,8 @@ pub struct Scheduler {
     pub shutdown: Receiver<()>,
     /// Most jobs claimed and not yet answered, over all endpoints.
     pub jobs_in_flight_max: usize,
+    /// `--retention`: finished work older than this is pruned.
+    pub retention: Duration,
     /// `--disable-after`: an endpoint whose every attempt failed this long is disabled.
     pub disable_after: Duration,
     /// How long shutdown waits for attempts in flight.
@@ -83,6 +89,7 @@ struct Round {
 #[derive(Debug, Default)]
 struct Stats {
     rounds: u64,
+    pruned_events: u64,
     ingest_commands: u64,
     results: u64,
     claimed: u64,
@@ -105,6 +112,8 @@ pub fn main(mut scheduler: Scheduler) {
     let never_commands = crossbeam_channel::never();
     let never_shutdown = crossbeam_channel::never();
     let mut commands_open = true;
+    let prune_interval = (scheduler.retention / 4).min(PRUNE_INTERVAL_MAX);
+    let mut next_prune = Instant::now();
     let mut shutdown_open = true;
     loop {
         scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
@@ -123,13 +132,24 @@ pub fn main(mut scheduler: Scheduler) {
                 );
             }
             log::info!(
-                "scheduler stopped: rounds={} ingest_commands={} results={} claimed={}",
+                "scheduler stopped: rounds={} pruned_events={} ingest_commands={} results={} claimed={}",
                 stats.rounds,
+                stats.pruned_events,
                 stats.ingest_commands,
                 stats.results,
                 stats.claimed
             );
             return;
+        }
+        if drain_deadline.is_none() && Instant::now() >= next_prune {
+            let pruned = prune(&mut scheduler.conn, scheduler.retention);
+            stats.pruned_events += pruned as u64;
+            next_prune = Instant::now()
+                + if pruned == PRUNE_BATCH_MAX {
+                    Duration::ZERO
+                } else {
+                    prune_interval
+                };
         }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         let wait = if failed_commits > 0 {
@@ -310,6 +330,27 @@ pub fn main(mut scheduler: Scheduler) {
                 }
                 next_due_ms = Some(now);
             }
+        }
+    }
+}
+
+/// One retention batch in its own transaction; returns how many events went (0 on error, which
+/// is logged: pruning waits for the next turn, nothing else depends on it).
+fn prune(conn: &mut Connection, retention: Duration) -> usize {
+    let cutoff_ms = now_ms() - retention.as_millis() as i64;
+    let pruned = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::from)
+        .and_then(|tx| {
+            let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
+            tx.commit()?;
+            Ok(pruned)
+        });
+    match pruned {
+        Ok(pruned) => pruned,
+        Err(error) => {
+            log::warn!("retention: pruning failed, will try again: {error}");
+            0
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
 use crate::signing::new_id;
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
@@ -52,7 +52,8 @@ pub fn open(path: &Path) -> Result<Connection> {
     }
     if version < SCHEMA_VERSION {
         // Version 1 lacked `endpoints.failing_since_ms` (and had another due index, which
-        // schema.sql drops); everything else in schema.sql is IF NOT EXISTS.
+        // schema.sql drops); version 2 lacked `events_by_time`. Everything else in schema.sql
+        // is IF NOT EXISTS, so applying it again adds what is missing.
         let migrate = if version == 1 {
             "ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER;"
         } else {
@@ -355,6 +356,22 @@ pub fn record_endpoint_health(
         .prepare_cached("UPDATE endpoints SET enabled = 0, disabled_reason = ?2, updated_at_ms = ?3 WHERE seq = ?1 AND enabled = 1")?
         .execute(params![endpoint_seq, reason, now_ms])?;
     Ok((changed == 1).then_some(reason))
+}
+
+/// Retention: deletes up to `limit` events created before `cutoff_ms` whose deliveries have all
+/// finished, with their deliveries and attempts (foreign keys cascade), oldest first. Pending
+/// work is never pruned. Returns how many events went.
+pub fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM events WHERE seq IN (
+                 SELECT ev.seq FROM events ev
+                 WHERE ev.created_at_ms < ?1
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.event_seq = ev.seq AND d.status IN ('pending', 'delivering'))
+                 ORDER BY ev.created_at_ms LIMIT ?2)",
+        )?
+        .execute(params![cutoff_ms, limit as i64])?)
 }
 
 /// Puts a claimed delivery whose attempt never started back to `pending`, due now.
