@@ -90,21 +90,34 @@ fn help_lists_every_flag_with_its_environment_variable() {
     }
 }
 
-#[test]
-fn the_first_start_shows_a_generated_admin_token_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("first.db");
+/// Starts `serve` on `db` without --admin-token; returns it with its stdout lines after the
+/// first, and the base URL.
+fn start_without_token(
+    db: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    String,
+) {
+    use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
+        .arg(db)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    use std::io::BufRead;
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let listening = lines.next().unwrap().unwrap();
     let base = listening.strip_prefix("listening on ").unwrap().to_string();
+    (child, lines, base)
+}
+
+#[test]
+fn the_first_start_shows_a_generated_admin_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("first.db");
+    let (mut child, mut lines, base) = start_without_token(&db);
     let token = lines
         .next()
         .unwrap()
@@ -114,7 +127,7 @@ fn the_first_start_shows_a_generated_admin_token_once() {
         .to_string();
     assert!(token.len() >= 32, "{token}");
     let agent = util::client();
-    let status = |token: &str| {
+    let status = |base: &str, token: &str| {
         agent
             .get(&format!("{base}/v1/endpoints"))
             .header("Authorization", format!("Bearer {token}"))
@@ -123,36 +136,16 @@ fn the_first_start_shows_a_generated_admin_token_once() {
             .status()
             .as_u16()
     };
-    assert_eq!(status(&token), 200);
-    assert_eq!(status("cew_admin_wrong"), 401);
+    assert_eq!(status(&base, &token), 200);
+    assert_eq!(status(&base, "cew_admin_wrong"), 401);
     let _ = child.kill();
     let _ = child.wait();
 
     // Second start on the same database: the token is not shown again, and still works.
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base2 = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (mut child, mut lines, base) = start_without_token(&db);
     let second = lines.next().unwrap().unwrap();
     assert!(!second.contains(&token), "{second}");
-    let status = agent
-        .get(&format!("{base2}/v1/endpoints"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 200);
+    assert_eq!(status(&base, &token), 200);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use util::{Receiver, Reply, Service, eventually, local_flags};
+use util::{Receiver, Reply, Service, eventually, local_flags, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -345,15 +345,7 @@ fn timeouts_and_refused_connections_are_recorded_as_such() {
     };
     let service = Service::start(
         dir.path(),
-        &[
-            "--allow-http",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--retry-schedule",
-            "",
-            "--attempt-timeout",
-            "300ms",
-        ],
+        &[&loopback_flags("")[..], &["--attempt-timeout", "300ms"]].concat(),
     );
     service.create_endpoint(&format!("{}/slow", slow.url), &["*"], Some("slow"));
     service.create_endpoint(

@@ -79,14 +79,10 @@ fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled() 
     let service = Service::start(
         dir.path(),
         &[
-            "--allow-http",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--retry-schedule",
-            "300ms,300ms,300ms,300ms,300ms,300ms",
-            "--disable-after",
-            "1s",
-        ],
+            &loopback_flags("300ms,300ms,300ms,300ms,300ms,300ms")[..],
+            &["--disable-after", "1s"],
+        ]
+        .concat(),
     );
     let (endpoint_id, _) = service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Service, eventually, rand_u64};
+use util::{Service, eventually, loopback_flags, rand_u64};
 
 /// Reads one request (head and Content-Length body); false when the client went away.
 fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
@@ -82,16 +82,10 @@ fn a_misbehaving_receiver_leaves_no_delivery_stuck_and_the_schedule_holds() {
     let service = Service::start(
         dir.path(),
         &[
-            "--allow-http",
-            "--allow-network",
-            "127.0.0.0/8",
-            "--retry-schedule",
-            "50ms,100ms,150ms",
-            "--attempt-timeout",
-            "300ms",
-            "--workers",
-            "8",
-        ],
+            &loopback_flags("50ms,100ms,150ms")[..],
+            &["--attempt-timeout", "300ms", "--workers", "8"],
+        ]
+        .concat(),
     );
     service.create_endpoint(&format!("http://127.0.0.1:{port}/hook"), &["*"], None);
     let sample =

@@ -11,22 +11,27 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use util::{Service, eventually, local_flags};
 
+/// The seed's receiver in node, reading its secret from `secret_file` on every request.
+fn seed_receiver(secret_file: &std::path::Path) -> std::process::Child {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/receivers/seed-receiver.mjs"
+    );
+    Command::new("node")
+        .arg(script)
+        .arg(secret_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node 20 is installed (.ci/run installs it)")
+}
+
 #[test]
 fn the_seeds_verifier_accepts_every_event_type() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, "not yet").unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/receivers/seed-receiver.mjs"
-    );
-    let mut node = Command::new("node")
-        .arg(script)
-        .arg(&secret_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node 20 is installed (.ci/run installs it)");
+    let mut node = seed_receiver(&secret_file);
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let stdout = node.stdout.take().unwrap();
     let seen = lines.clone();
@@ -119,16 +124,7 @@ fn the_seeds_verifier_refuses_a_wrong_secret() {
         "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     )
     .unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/receivers/seed-receiver.mjs"
-    );
-    let mut node = Command::new("node")
-        .arg(script)
-        .arg(&secret_file)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut node = seed_receiver(&secret_file);
     let mut stdout = BufReader::new(node.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
