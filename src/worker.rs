@@ -23,6 +23,9 @@ pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
 pub const RESPONSE_READ_BYTES_MAX: usize = 64 * 1024;
 /// Read and write buffer of each pooled connection.
 pub const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
+/// How long an idle keep-alive connection is kept for reuse: under node's default 5 s
+/// `keepAliveTimeout` (and ours), so an attempt does not race a receiver closing it.
+pub const IDLE_CONNECTION_AGE_MAX: Duration = Duration::from_secs(4);
 /// Idle keep-alive connections kept in all.
 pub const IDLE_CONNECTIONS_MAX: usize = 1024;
 
@@ -68,6 +71,7 @@ pub fn agent(
         .user_agent(user_agent())
         .max_idle_connections(IDLE_CONNECTIONS_MAX)
         .max_idle_connections_per_host(workers)
+        .max_idle_age(IDLE_CONNECTION_AGE_MAX)
         // ureq's default 128 KiB each way per connection made the pool the biggest use of memory.
         .input_buffer_size(CONNECTION_BUFFER_BYTES)
         .output_buffer_size(CONNECTION_BUFFER_BYTES)

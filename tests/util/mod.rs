@@ -47,6 +47,8 @@ pub fn client() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(20)))
         .proxy(None)
         .max_idle_connections_per_host(64)
+        // The API drops a connection idle for 5 s; reusing one near that moment races the close.
+        .max_idle_age(Duration::from_secs(2))
         .build()
         .into()
 }
