@@ -201,6 +201,7 @@ impl Api {
             (Method::Delete, ["v1", "endpoints", id]) => {
                 let endpoint = self.find_endpoint(id)?;
                 store::delete_endpoint(&self.conn, endpoint.seq).map_err(internal)?;
+                self.endpoint_changed(endpoint.seq);
                 Ok((204, Value::Null))
             }
             (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&query),
@@ -401,9 +402,17 @@ impl Api {
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Update)?;
         endpoint.updated_at_ms = now_ms();
         store::update_endpoint(&self.conn, &endpoint).map_err(internal)?;
-        // Enabling an endpoint may make deliveries due at once.
-        let _ = self.shared.commands.try_send(Command::Wake);
+        self.endpoint_changed(endpoint.seq);
         Ok((200, endpoint_json(&endpoint)))
+    }
+
+    /// Tells the scheduler, so work claimed with the old settings is not sent with them (and a
+    /// just-disabled endpoint gets nothing more). Blocking send: this must not be dropped.
+    fn endpoint_changed(&self, endpoint_seq: i64) {
+        let _ = self
+            .shared
+            .commands
+            .send(Command::EndpointChanged { endpoint_seq });
     }
 
     /// Checks each given field and writes it into `endpoint`.

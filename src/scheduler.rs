@@ -53,6 +53,9 @@ pub enum Command {
     },
     /// Something due may have changed (a retry, an endpoint enabled): look again now.
     Wake,
+    /// An endpoint was changed or deleted: jobs claimed for it with the old settings (URL,
+    /// secret, enabled) and not yet started go back to `pending`, to be claimed afresh or not.
+    EndpointChanged { endpoint_seq: i64 },
 }
 
 /// The scheduler's ends of its channels and its limits.
@@ -83,6 +86,7 @@ struct Round {
     ingests: Vec<(Vec<NewEvent>, IngestReply)>,
     results: Vec<AttemptResult>,
     woken: bool,
+    changed_endpoints: Vec<i64>,
 }
 
 /// Counters logged when the scheduler stops: how well rounds batch.
@@ -170,6 +174,7 @@ pub fn main(mut scheduler: Scheduler) {
             ingests: Vec::new(),
             results: std::mem::take(&mut unwritten),
             woken: false,
+            changed_endpoints: Vec::new(),
         };
         let commands = if commands_open {
             &scheduler.commands
@@ -253,6 +258,13 @@ pub fn main(mut scheduler: Scheduler) {
             round.results.push(result);
         }
 
+        // Claimed for an endpoint that changed: back to `pending`, claimed afresh below if due.
+        for endpoint_seq in std::mem::take(&mut round.changed_endpoints) {
+            for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
+                jobs_in_flight -= 1;
+                released.push(job.delivery_seq);
+            }
+        }
         let now = now_ms();
         let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
@@ -359,6 +371,10 @@ fn take_command(round: &mut Round, command: Command) {
     match command {
         Command::Ingest { events, reply } => round.ingests.push((events, reply)),
         Command::Wake => round.woken = true,
+        Command::EndpointChanged { endpoint_seq } => {
+            round.woken = true;
+            round.changed_endpoints.push(endpoint_seq);
+        }
     }
 }
 

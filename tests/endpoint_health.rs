@@ -181,3 +181,42 @@ fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
     );
     assert_eq!(delivery["attempts"][0]["status_code"], 429);
 }
+
+#[test]
+fn disabling_an_endpoint_stops_work_already_claimed_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(|_| Reply {
+        delay: Duration::from_millis(300),
+        ..Reply::status(200)
+    });
+    let flags = [&loopback_flags("1s")[..], &["--endpoint-concurrency", "1"]].concat();
+    let service = Service::start(dir.path(), &flags);
+    let (endpoint_id, _) = service.create_endpoint(&format!("{}/slow", receiver.url), &["*"], None);
+    let sample =
+        json!({"type": "project.created", "data": {"id": "p", "name": "n", "created_by": "u"}});
+    let (status, _) = service.post("/v1/events/batch", &json!({"events": vec![sample; 20]}));
+    assert_eq!(status, 202);
+    // One attempt runs (300 ms each, one at a time); the rest are claimed and queued behind it.
+    receiver.wait_for(1, WAIT);
+    let (status, _) = service.patch(
+        &format!("/v1/endpoints/{endpoint_id}"),
+        &json!({"enabled": false}),
+    );
+    assert_eq!(status, 200);
+    let pending = eventually("queued work to go back to pending", WAIT, || {
+        let (_, delivering) = service.get("/v1/deliveries?status=delivering");
+        let (_, pending) = service.get("/v1/deliveries?status=pending&limit=100");
+        let pending = pending["data"].as_array().unwrap().len();
+        if delivering["data"].as_array().unwrap().is_empty() {
+            Ok(pending)
+        } else {
+            Err(format!("{delivering}"))
+        }
+    });
+    let sent = receiver.received().len();
+    assert!(
+        sent <= 2,
+        "only attempts already running when it was disabled went out: {sent}"
+    );
+    assert_eq!(pending + sent, 20, "the rest wait as pending");
+}
