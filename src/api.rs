@@ -13,6 +13,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::error::Error;
 use crate::ingest::{self, DEFAULT_WORKSPACE, Problem};
+use crate::metrics::Metrics;
 use crate::model::{NewEvent, StoredEvent};
 use crate::net::{AddressPolicy, check_endpoint_url};
 use crate::scheduler::Command;
@@ -59,6 +60,7 @@ pub struct Shared {
     pub policy: Arc<AddressPolicy>,
     pub max_event_bytes: usize,
     pub heartbeat_ms: Arc<AtomicI64>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
@@ -102,6 +104,9 @@ fn internal(error: Error) -> Problem {
 
 impl Api {
     fn handle(&self, request: &mut Request) -> Response<std::io::Cursor<Vec<u8>>> {
+        if *request.method() == Method::Get && request.url().split('?').next() == Some("/metrics") {
+            return self.metrics();
+        }
         let started = std::time::Instant::now();
         let answer = self.route(request);
         let (status, body) = match answer {
@@ -152,6 +157,7 @@ impl Api {
         if parts == ["healthz"] && *request.method() == Method::Get {
             return self.healthz();
         }
+
         if allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>()).is_empty() {
             return Err(Problem::new(
                 404,
@@ -268,6 +274,23 @@ impl Api {
         }
     }
 
+    /// `GET /metrics`: Prometheus text, no token (like `/healthz`); no secret or payload in it.
+    fn metrics(&self) -> Response<std::io::Cursor<Vec<u8>>> {
+        match store::metrics_gauges(&self.conn, now_ms()) {
+            Ok(gauges) => Response::from_data(self.shared.metrics.render(&gauges).into_bytes())
+                .with_header(
+                    Header::from_bytes("Content-Type", "text/plain; version=0.0.4")
+                        .expect("valid header"),
+                ),
+            Err(error) => {
+                let problem = internal(error);
+                let body = json!({"error": {"code": problem.code, "message": problem.message}})
+                    .to_string();
+                Response::from_data(body.into_bytes()).with_status_code(problem.status)
+            }
+        }
+    }
+
     fn healthz(&self) -> Answer {
         let database = self
             .conn
@@ -297,7 +320,12 @@ impl Api {
             .send(Command::Ingest { events, reply })
             .map_err(|_| stopped())?;
         match answer.recv().map_err(|_| stopped())? {
-            Ok(stored) => Ok(stored),
+            Ok(stored) => {
+                for event in stored.iter().filter(|event| event.created) {
+                    self.shared.metrics.event_ingested(&event.event_type);
+                }
+                Ok(stored)
+            }
             Err(Error::EventIdConflict { id }) => Err(Problem::new(
                 409,
                 "event_id_conflict",
@@ -676,6 +704,7 @@ fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match parts.as_slice() {
         ["healthz"] => vec!["GET"],
+        ["metrics"] => vec!["GET"],
         ["v1", "events"] => vec!["GET", "POST"],
         ["v1", "events", "batch"] => vec!["POST", "GET"],
         ["v1", "events", _] => vec!["GET"],

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod retry;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clockeye_webhooks::config::{self, Config};
 use clockeye_webhooks::dispatch::{Dispatcher, Takes};
 use clockeye_webhooks::error::Error;
+use clockeye_webhooks::metrics::Metrics;
 use clockeye_webhooks::net::AddressPolicy;
 use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
@@ -178,6 +179,7 @@ fn serve(config: Config) -> Result<(), Error> {
         worker::tls_config(&config.extra_roots_der),
     );
     let retry_schedule = Arc::new(config.retry_schedule.clone());
+    let metrics = Arc::new(Metrics::default());
     let mut workers = Vec::new();
     for index in 0..config.workers {
         // A share of the workers takes only first attempts (see dispatch.rs).
@@ -192,6 +194,7 @@ fn serve(config: Config) -> Result<(), Error> {
             takes,
             results: results_tx.clone(),
             retry_schedule: retry_schedule.clone(),
+            metrics: metrics.clone(),
         };
         workers.push(spawn(format!("worker-{index}"), move || {
             worker::main(worker)
@@ -221,6 +224,7 @@ fn serve(config: Config) -> Result<(), Error> {
         policy,
         max_event_bytes: config.max_event_bytes,
         heartbeat_ms,
+        metrics,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();

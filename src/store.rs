@@ -374,6 +374,24 @@ pub fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<u
         .execute(params![cutoff_ms, limit as i64])?)
 }
 
+/// The database's share of `/metrics`.
+pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<crate::metrics::DatabaseGauges> {
+    let (deliveries_pending, oldest_due_ms): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at_ms <= ?1 THEN next_attempt_at_ms END)
+             FROM deliveries WHERE status = 'pending'",
+        )?
+        .query_row([now_ms], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let endpoints_disabled: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM endpoints WHERE enabled = 0")?
+        .query_row([], |row| row.get(0))?;
+    Ok(crate::metrics::DatabaseGauges {
+        deliveries_pending,
+        oldest_due_age_ms: oldest_due_ms.map_or(0, |due| (now_ms - due).max(0)),
+        endpoints_disabled,
+    })
+}
+
 /// Puts a claimed delivery whose attempt never started back to `pending`, due now.
 pub fn release_delivery(conn: &Connection, delivery_seq: i64, now_ms: i64) -> Result<()> {
     conn.prepare_cached(

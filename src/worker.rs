@@ -11,6 +11,7 @@ use ureq::Agent;
 use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
 
 use crate::dispatch::{Dispatcher, Takes};
+use crate::metrics::Metrics;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
@@ -92,6 +93,7 @@ pub struct Worker {
     pub takes: Takes,
     pub results: Sender<AttemptResult>,
     pub retry_schedule: Arc<Vec<Duration>>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn main(worker: Worker) {
@@ -117,6 +119,7 @@ pub fn main(worker: Worker) {
             }
         });
         worker.dispatcher.done(job.endpoint_seq);
+        worker.metrics.attempt(&outcome);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
             &worker.retry_schedule,
