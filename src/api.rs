@@ -107,6 +107,9 @@ impl Api {
         if *request.method() == Method::Get && request.url().split('?').next() == Some("/metrics") {
             return self.metrics();
         }
+        if let Some(response) = crate::dashboard::serve(request) {
+            return response;
+        }
         let started = std::time::Instant::now();
         let answer = self.route(request);
         let (status, body) = match answer {

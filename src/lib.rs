@@ -7,6 +7,7 @@ pub mod api;
 pub mod bench;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod error;
 pub mod ingest;

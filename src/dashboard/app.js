@@ -1,0 +1,1195 @@
+// ClockEye Webhooks dashboard: plain JavaScript, no framework, no build step, compiled into the
+// binary. It talks only to the JSON API under /v1 with the token the person signed in with.
+//
+// Rules kept throughout:
+// - Data from the API reaches the page only as text (el(), textContent, text nodes), never as
+//   HTML: endpoint descriptions, URLs and response excerpts are written by other people.
+// - The token lives in sessionStorage (this tab only), never in the URL: a portal link's
+//   `#token=…` is moved there and stripped from the address bar before anything else runs.
+// - API errors are shown in words next to the field or button they concern.
+'use strict';
+
+const TOKEN_KEY = 'clockeye-webhooks.token';
+/** How often an endpoint or event page looks again while a delivery is pending or in flight. */
+const POLL_MS = 1500;
+/** Deliveries and events per page of a list. */
+const PAGE_SIZE = 25;
+
+// A portal link carries the token in the fragment (never sent to the server); take it out of the
+// URL at once so it is not left in the address bar, history or a screenshot.
+(function takeTokenFromLink() {
+  const hash = location.hash;
+  if (hash.startsWith('#token=')) {
+    history.replaceState(null, '', location.pathname + location.search + '#/');
+    const token = decodeURIComponent(hash.slice('#token='.length)).trim();
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    }
+  }
+})();
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  me: null, // {role: 'admin'} or {role: 'workspace', workspace_id}
+  eventTypes: null, // the catalog, loaded once
+  generation: 0, // bumped on every page change: stale async work checks it and stops
+  timers: [],
+  flash: null, // a one-time notice for the next page (e.g. a new secret)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small DOM helpers
+
+/** Creates an element. Strings among children become text nodes, never markup. */
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  setProps(node, props);
+  appendAll(node, children);
+  return node;
+}
+
+/** Creates an SVG element (for the chart). */
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    node.setAttribute(name, String(value));
+  }
+  appendAll(node, children);
+  return node;
+}
+
+const PROPERTIES = new Set(['value', 'checked', 'disabled', 'hidden', 'selected', 'open', 'type']);
+
+function setProps(node, props) {
+  for (const [name, value] of Object.entries(props || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name === 'text') node.textContent = value;
+    else if (name.startsWith('on') && typeof value === 'function') {
+      node.addEventListener(name.slice(2), value);
+    } else if (PROPERTIES.has(name)) node[name] = value;
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+}
+
+function appendAll(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+function $(selector, root) {
+  return (root || document).querySelector(selector);
+}
+
+function formatTime(iso) {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+function timeEl(iso) {
+  return el('time', { datetime: iso || null, title: iso || null, text: formatTime(iso) });
+}
+
+function percent(rate) {
+  return rate === null || rate === undefined ? '—' : `${Math.round(rate * 1000) / 10}%`;
+}
+
+function link(href, text, props) {
+  return el('a', Object.assign({ href, text }, props || {}));
+}
+
+function endpointHref(id) {
+  return `#/endpoints/${encodeURIComponent(id)}`;
+}
+
+function eventHref(id) {
+  return `#/events/${encodeURIComponent(id)}`;
+}
+
+function badge(kind, text) {
+  return el('span', { class: `badge badge-${kind}`, text: text || kind });
+}
+
+/** A live region for the result of an action: text in words, `error` for failures. */
+function note() {
+  return el('p', { class: 'note', role: 'status', 'aria-live': 'polite' });
+}
+
+function say(target, text, kind) {
+  target.textContent = text || '';
+  target.classList.toggle('error', kind === 'error');
+  target.classList.toggle('ok', kind === 'ok');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field || null;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  const init = { method, headers, cache: 'no-store' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new ApiError(0, 'network', 'The service did not answer; check that it is running and try again.');
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const problem = (data && data.error) || {};
+    const message = problem.message || `The service answered ${response.status}.`;
+    const error = new ApiError(response.status, problem.code || `http_${response.status}`, message, problem.field);
+    if (response.status === 401 && path !== '/v1/me') {
+      signOut('The service no longer accepts your token; sign in again.');
+    }
+    throw error;
+  }
+  return data;
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== '') search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+async function eventTypes() {
+  if (!state.eventTypes) {
+    state.eventTypes = (await api('GET', '/v1/event-types')).data;
+  }
+  return state.eventTypes;
+}
+
+/** Words for an error that has no field to stand next to. */
+function words(error) {
+  if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
+  if (error.status === 403) return `Not allowed: ${error.message}`;
+  return error.message;
+}
+
+/**
+ * Shows an API error next to the form field it names (`events[2]` → the `events` field), or at
+ * the form's own message line when no field matches.
+ */
+function showFormError(form, error) {
+  const field = error instanceof ApiError && error.field ? error.field.split(/[.[]/)[0] : null;
+  let target = field ? form.querySelector(`[data-error-for="${CSS.escape(field)}"]`) : null;
+  if (!target) target = form.querySelector('[data-error-for="_form"]');
+  say(target, words(error), 'error');
+  const input = field ? form.querySelector(`[name="${CSS.escape(field)}"]`) : null;
+  if (input && target.dataset.errorFor === field) {
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
+}
+
+function clearFormErrors(form) {
+  for (const target of form.querySelectorAll('[data-error-for]')) say(target, '');
+  for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+}
+
+function fieldError(name) {
+  return el('p', { class: 'note error field-error', 'data-error-for': name, id: `error-${name}`, role: 'alert' });
+}
+
+/** Runs `action` with the button disabled; errors go to `target` (a note or a form). */
+async function busy(button, action) {
+  button.disabled = true;
+  try {
+    return await action();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages and routing
+
+function newPage() {
+  state.generation += 1;
+  for (const timer of state.timers) clearTimeout(timer);
+  state.timers = [];
+  const main = $('#main');
+  main.replaceChildren();
+  window.scrollTo(0, 0);
+  return { generation: state.generation, main };
+}
+
+function alive(page) {
+  return page.generation === state.generation;
+}
+
+/** Runs `tick` again after `ms` while the page is shown. */
+function later(page, ms, tick) {
+  if (!alive(page)) return;
+  state.timers.push(setTimeout(() => {
+    if (alive(page)) tick();
+  }, ms));
+}
+
+async function route() {
+  if (!state.token) {
+    showSignIn();
+    return;
+  }
+  if (!state.me) {
+    try {
+      state.me = await api('GET', '/v1/me');
+    } catch (error) {
+      if (error.status === 401) {
+        signOut('This token is not valid (it may have been revoked). Sign in again.');
+      } else {
+        const page = newPage();
+        page.main.append(el('p', { class: 'note error', text: words(error) }));
+      }
+      return;
+    }
+  }
+  showChrome();
+  const parts = (location.hash.replace(/^#\/?/, '') || '').split('/').filter(Boolean).map(decodeURIComponent);
+  const [section, id, action] = parts;
+  markNav(section === 'events' ? 'events' : section === 'portal' ? 'portal' : 'endpoints');
+  try {
+    if (!section || (section === 'endpoints' && !id)) await endpointsPage();
+    else if (section === 'endpoints' && id === 'new') await endpointFormPage(null);
+    else if (section === 'endpoints' && action === 'edit') await endpointFormPage(id);
+    else if (section === 'endpoints') await endpointPage(id);
+    else if (section === 'events' && !id) await eventsPage();
+    else if (section === 'events') await eventPage(id);
+    else if (section === 'portal' && state.me.role === 'admin') await portalPage();
+    else notFoundPage('There is no such page.');
+  } catch (error) {
+    if (error.status === 401) return;
+    const page = newPage();
+    if (error.status === 404) notFoundPage(words(error));
+    else page.main.append(el('p', { class: 'note error', role: 'alert', text: words(error) }));
+  }
+}
+
+function notFoundPage(message) {
+  const page = newPage();
+  page.main.append(
+    el('h1', { text: 'Not found' }),
+    el('p', { class: 'note error', role: 'alert', text: message }),
+    el('p', {}, link('#/', 'Back to endpoints')),
+  );
+}
+
+function showChrome() {
+  const me = state.me;
+  $('#nav').hidden = false;
+  $('#who').hidden = false;
+  $('#nav-portal').hidden = me.role !== 'admin';
+  $('#who-text').textContent = me.role === 'admin' ? 'Admin' : `Workspace ${me.workspace_id}`;
+}
+
+function markNav(name) {
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+function signOut(message, kind) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  state.me = null;
+  state.eventTypes = null;
+  history.replaceState(null, '', location.pathname + location.search);
+  showSignIn(message, kind);
+}
+
+function showSignIn(message, kind) {
+  const page = newPage();
+  $('#nav').hidden = true;
+  $('#who').hidden = true;
+  const input = el('input', {
+    name: 'token', id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false',
+    required: true, 'aria-describedby': 'error-token',
+  });
+  const form = el('form', { class: 'card narrow', id: 'sign-in', novalidate: true },
+    el('h1', { text: 'Sign in' }),
+    el('p', { text: 'Use the admin token, or the workspace token that ClockEye gave you. A portal link signs you in by itself.' }),
+    el('label', { for: 'token', text: 'Token' }),
+    input,
+    fieldError('token'),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('button', { type: 'submit', text: 'Sign in' }),
+  );
+  if (message) say($('[data-error-for="_form"]', form), message, kind || 'error');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    const token = input.value.trim();
+    if (!token) {
+      showFormError(form, new ApiError(0, 'missing', 'Enter a token.', 'token'));
+      return;
+    }
+    state.token = token;
+    try {
+      state.me = await busy(form.querySelector('button'), () => api('GET', '/v1/me'));
+    } catch (error) {
+      state.token = null;
+      const shown = error.status === 401
+        ? new ApiError(401, error.code, 'This token is not valid: check that it was copied whole.', 'token')
+        : error;
+      showFormError(form, shown);
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    if (location.hash === '' || location.hash === '#/' || location.hash === '#') route();
+    else location.hash = '#/';
+  });
+  page.main.append(form);
+  input.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints list
+
+async function endpointsPage() {
+  const page = newPage();
+  const admin = state.me.role === 'admin';
+  page.main.append(
+    el('div', { class: 'row between' },
+      el('h1', { text: admin ? 'Endpoints' : `Webhook endpoints of ${state.me.workspace_id}` }),
+      link('#/endpoints/new', 'Add endpoint', { class: 'button', id: 'add-endpoint' })),
+  );
+  const list = el('ul', { class: 'cards', id: 'endpoints' });
+  const more = el('button', { type: 'button', class: 'secondary', text: 'Show more', hidden: true });
+  const message = note();
+  page.main.append(list, message, more);
+  let next = null;
+  const load = async () => {
+    const answer = await api('GET', `/v1/endpoints${query({ limit: PAGE_SIZE, after: next })}`);
+    if (!alive(page)) return;
+    for (const endpoint of answer.data) list.append(endpointCard(endpoint, admin));
+    next = answer.next;
+    more.hidden = !next;
+    if (!list.children.length) {
+      say(message, 'No endpoints yet. Add one to start receiving events.');
+    }
+  };
+  more.addEventListener('click', () => busy(more, load).catch((error) => say(message, words(error), 'error')));
+  await load();
+}
+
+function statusBadge(endpoint) {
+  return endpoint.enabled ? badge('enabled', 'Enabled') : badge('disabled', 'Disabled');
+}
+
+function endpointCard(endpoint, admin) {
+  const health = el('dl', { class: 'facts' }, el('dt', { text: 'Health' }), el('dd', { text: 'loading…' }));
+  const card = el('li', { class: 'card endpoint', 'data-endpoint-id': endpoint.id },
+    el('div', { class: 'row between' },
+      el('h2', { class: 'url' }, link(endpointHref(endpoint.id), endpoint.url)),
+      statusBadge(endpoint)),
+    endpoint.description ? el('p', { class: 'description', text: endpoint.description }) : null,
+    endpoint.enabled ? null : el('p', { class: 'note error', text: `Disabled: ${endpoint.disabled_reason || 'no reason recorded'}` }),
+    el('p', { class: 'chips' }, endpoint.events.map((name) => el('code', { class: 'chip', text: name === '*' ? 'all event types' : name }))),
+    health,
+    admin ? el('p', { class: 'muted', text: `Workspace ${endpoint.workspace_id}` }) : null,
+  );
+  api('GET', `/v1/endpoints/${encodeURIComponent(endpoint.id)}/stats?hours=24`).then((stats) => {
+    health.replaceChildren(...healthFacts(endpoint, stats));
+  }, (error) => {
+    health.replaceChildren(el('dt', { text: 'Health' }), el('dd', { class: 'error', text: words(error) }));
+  });
+  return card;
+}
+
+function healthFacts(endpoint, stats) {
+  const totals = stats.totals;
+  const finished = totals.succeeded + totals.failed;
+  const facts = [
+    el('dt', { text: 'Last success' }), el('dd', {}, stats.last_success_at ? timeEl(stats.last_success_at) : 'never'),
+    el('dt', { text: `Success rate, ${stats.hours} h` }),
+    el('dd', { class: 'success-rate', text: finished ? `${percent(stats.success_rate)} of ${finished}` : 'no finished deliveries' }),
+  ];
+  if (endpoint.failing_since) {
+    facts.push(el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since)));
+  }
+  return facts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add or edit an endpoint
+
+async function endpointFormPage(id) {
+  const page = newPage();
+  const [types, endpoint] = await Promise.all([
+    eventTypes(),
+    id ? api('GET', `/v1/endpoints/${encodeURIComponent(id)}`) : Promise.resolve(null),
+  ]);
+  if (!alive(page)) return;
+  const admin = state.me.role === 'admin';
+  const subscribed = new Set(endpoint ? endpoint.events : []);
+  const all = el('input', { type: 'checkbox', name: 'events', value: '*', id: 'event-all', checked: subscribed.has('*') });
+  const boxes = types.map((type) => el('input', {
+    type: 'checkbox', name: 'events', value: type.type, id: `event-${type.type}`, checked: subscribed.has(type.type),
+  }));
+  const syncAll = () => {
+    for (const box of boxes) box.disabled = all.checked;
+  };
+  all.addEventListener('change', syncAll);
+  syncAll();
+  const form = el('form', { class: 'card', id: 'endpoint-form', novalidate: true },
+    el('h1', { text: endpoint ? 'Edit endpoint' : 'Add endpoint' }),
+    el('label', { for: 'url', text: 'URL' }),
+    el('input', {
+      id: 'url', name: 'url', type: 'text', inputmode: 'url', autocomplete: 'off', spellcheck: 'false',
+      placeholder: 'https://example.com/webhooks/clockeye', value: endpoint ? endpoint.url : '',
+      'aria-describedby': 'error-url',
+    }),
+    fieldError('url'),
+    el('label', { for: 'description', text: 'Description (optional)' }),
+    el('textarea', { id: 'description', name: 'description', rows: 2, value: endpoint ? endpoint.description : '' }),
+    fieldError('description'),
+    admin && !endpoint ? [
+      el('label', { for: 'workspace_id', text: 'Workspace' }),
+      el('input', { id: 'workspace_id', name: 'workspace_id', type: 'text', placeholder: 'default', autocomplete: 'off' }),
+      fieldError('workspace_id'),
+    ] : null,
+    el('fieldset', { class: 'event-types', 'aria-describedby': 'error-events' },
+      el('legend', { text: 'Event types' }),
+      el('label', { class: 'check', for: 'event-all' }, all, el('span', {}, el('strong', { text: 'All event types' }),
+        el('small', { text: 'including types added later' }))),
+      types.map((type, index) => el('label', { class: 'check', for: `event-${type.type}` }, boxes[index],
+        el('span', {}, el('code', { text: type.type }), el('small', { text: type.description })))),
+    ),
+    fieldError('events'),
+    endpoint && Object.keys(endpoint.headers || {}).length
+      ? el('p', { class: 'muted', text: `Extra headers (${Object.keys(endpoint.headers).join(', ')}) are kept; change them through the API.` })
+      : null,
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('div', { class: 'row' },
+      el('button', { type: 'submit', text: endpoint ? 'Save' : 'Add endpoint' }),
+      link(endpoint ? endpointHref(endpoint.id) : '#/', 'Cancel', { class: 'button secondary' })),
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    const body = {
+      url: form.elements.url.value.trim(),
+      events: all.checked ? ['*'] : boxes.filter((box) => box.checked).map((box) => box.value),
+      description: form.elements.description.value,
+    };
+    if (!body.events.length) {
+      showFormError(form, new ApiError(0, 'missing', 'Choose at least one event type.', 'events'));
+      return;
+    }
+    if (form.elements.workspace_id && form.elements.workspace_id.value.trim()) {
+      body.workspace_id = form.elements.workspace_id.value.trim();
+    }
+    try {
+      const saved = await busy(form.querySelector('button[type=submit]'), () => endpoint
+        ? api('PATCH', `/v1/endpoints/${encodeURIComponent(endpoint.id)}`, body)
+        : api('POST', '/v1/endpoints', body));
+      if (!endpoint) {
+        state.flash = { kind: 'secret', title: 'Endpoint added. Its signing secret (shown here once; "Reveal secret" shows it again):', secret: saved.secret };
+      } else {
+        state.flash = { kind: 'ok', title: 'Saved.' };
+      }
+      location.hash = endpointHref(saved.id);
+    } catch (error) {
+      showFormError(form, error);
+    }
+  });
+  page.main.append(form);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One endpoint
+
+function secretBox(title, secret, id) {
+  const code = el('code', { class: 'secret', id, text: secret });
+  const status = el('span', { class: 'muted', role: 'status' });
+  const copy = el('button', { type: 'button', class: 'secondary small', text: 'Copy' });
+  copy.addEventListener('click', () => copyText(secret, code, status));
+  return el('div', { class: 'secret-box' }, title ? el('p', { text: title }) : null,
+    el('div', { class: 'row wrap' }, code, copy, status));
+}
+
+function copyText(text, node, status) {
+  const selectIt = () => {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    status.textContent = 'Selected: press Ctrl+C (⌘C) to copy.';
+  };
+  if (!navigator.clipboard || !window.isSecureContext) {
+    selectIt();
+    return;
+  }
+  navigator.clipboard.writeText(text).then(() => {
+    status.textContent = 'Copied.';
+  }, selectIt);
+}
+
+async function endpointPage(id) {
+  const page = newPage();
+  const path = `/v1/endpoints/${encodeURIComponent(id)}`;
+  const endpoint = await api('GET', path);
+  if (!alive(page)) return;
+  const flash = state.flash;
+  state.flash = null;
+
+  const admin = state.me.role === 'admin';
+  const head = el('section', { class: 'card', id: 'endpoint' },
+    el('p', {}, link('#/', '← Endpoints')),
+    el('div', { class: 'row between' },
+      el('h1', { class: 'url', id: 'endpoint-url', text: endpoint.url }),
+      el('span', { id: 'endpoint-status' }, statusBadge(endpoint))),
+    endpoint.description ? el('p', { class: 'description', id: 'endpoint-description', text: endpoint.description }) : null,
+    endpoint.enabled ? null : el('p', { class: 'note error', id: 'disabled-reason', text: `Disabled: ${endpoint.disabled_reason || 'no reason recorded'}` }),
+    el('dl', { class: 'facts' },
+      el('dt', { text: 'Id' }), el('dd', {}, el('code', { text: endpoint.id })),
+      admin ? [el('dt', { text: 'Workspace' }), el('dd', { text: endpoint.workspace_id })] : null,
+      el('dt', { text: 'Event types' }),
+      el('dd', { class: 'chips' }, endpoint.events.map((name) => el('code', { class: 'chip', text: name === '*' ? 'all event types' : name }))),
+      el('dt', { text: 'Created' }), el('dd', {}, timeEl(endpoint.created_at)),
+      endpoint.failing_since ? [el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since))] : null,
+    ),
+  );
+  if (flash && flash.kind === 'secret') head.prepend(el('div', { class: 'flash', id: 'flash' }, secretBox(flash.title, flash.secret, 'new-secret')));
+  if (flash && flash.kind === 'ok') head.prepend(el('p', { class: 'flash note ok', role: 'status', text: flash.title }));
+
+  // Edit, enable or disable, delete.
+  const actionNote = note();
+  actionNote.id = 'endpoint-action-note';
+  const toggle = el('button', { type: 'button', class: 'secondary', id: 'toggle-enabled', text: endpoint.enabled ? 'Disable' : 'Enable' });
+  toggle.addEventListener('click', () => busy(toggle, async () => {
+    try {
+      await api('PATCH', path, { enabled: !endpoint.enabled });
+      state.flash = { kind: 'ok', title: endpoint.enabled ? 'Disabled: nothing is sent to it until it is enabled again; new deliveries wait.' : 'Enabled: waiting deliveries go out now.' };
+      route();
+    } catch (error) {
+      say(actionNote, words(error), 'error');
+    }
+  }));
+  const remove = el('button', { type: 'button', class: 'danger', id: 'delete-endpoint', text: 'Delete' });
+  remove.addEventListener('click', async () => {
+    const sure = await confirmDialog(`Delete the endpoint ${endpoint.url}? Its deliveries and their history go with it. This cannot be undone.`, 'Delete');
+    if (!sure) return;
+    busy(remove, async () => {
+      try {
+        await api('DELETE', path);
+        location.hash = '#/';
+      } catch (error) {
+        say(actionNote, words(error), 'error');
+      }
+    });
+  });
+  head.append(el('div', { class: 'row wrap' },
+    link(`${endpointHref(endpoint.id)}/edit`, 'Edit', { class: 'button secondary', id: 'edit-endpoint' }), toggle, remove), actionNote);
+
+  page.main.append(head, secretSection(endpoint, path), testSection(endpoint, path, page));
+  const chart = chartSection(path, page);
+  page.main.append(chart.section);
+  const deliveries = deliveryList({ endpoint_id: endpoint.id }, page, { onChange: chart.reload });
+  page.main.append(
+    el('section', { class: 'card', id: 'deliveries-section' }, el('h2', { text: 'Deliveries' }), deliveries.element),
+    recoverSection(path, deliveries),
+  );
+  page.refreshDeliveries = deliveries.refresh;
+}
+
+function secretSection(endpoint, path) {
+  const shown = el('div', { id: 'secret-shown' });
+  const revealNote = note();
+  const reveal = el('button', { type: 'button', class: 'secondary', id: 'reveal-secret', text: 'Reveal secret' });
+  reveal.addEventListener('click', () => busy(reveal, async () => {
+    if (shown.childElementCount) {
+      shown.replaceChildren();
+      reveal.textContent = 'Reveal secret';
+      return;
+    }
+    try {
+      const answer = await api('GET', `${path}/secret`);
+      say(revealNote, '');
+      shown.replaceChildren(secretBox(null, answer.secret, 'secret'));
+      if (answer.previous_secret) {
+        shown.append(el('p', { class: 'muted' }, 'The previous secret also signs until ', timeEl(answer.previous_secret_expires_at), ':'),
+          secretBox(null, answer.previous_secret, 'previous-secret'));
+      }
+      reveal.textContent = 'Hide secret';
+    } catch (error) {
+      say(revealNote, words(error), 'error');
+    }
+  }));
+
+  const overlap = el('select', { name: 'overlap', id: 'overlap' },
+    el('option', { value: '24h', text: 'keep the old secret working for 24 hours', selected: true }),
+    el('option', { value: '1h', text: 'keep the old secret working for 1 hour' }),
+    el('option', { value: '0s', text: 'stop the old secret now (it leaked)' }));
+  const rotated = el('div', { id: 'rotated' });
+  const rotate = el('button', { type: 'submit', id: 'rotate-secret', text: 'Rotate secret' });
+  const form = el('form', { class: 'stack', id: 'rotate-form', novalidate: true },
+    el('label', { for: 'overlap', text: 'When rotating' }), overlap, fieldError('overlap'),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('div', { class: 'row' }, rotate), rotated);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    try {
+      const answer = await busy(rotate, () => api('POST', `${path}/rotate-secret`, { overlap: overlap.value }));
+      shown.replaceChildren();
+      reveal.textContent = 'Reveal secret';
+      const until = answer.previous_secret_expires_at
+        ? ` The old one also signs until ${formatTime(answer.previous_secret_expires_at)}.`
+        : ' The old one no longer signs.';
+      rotated.replaceChildren(secretBox(`New secret (shown here once; "Reveal secret" shows it again).${until}`, answer.secret, 'rotated-secret'));
+    } catch (error) {
+      showFormError(form, error);
+    }
+  });
+  return el('section', { class: 'card', id: 'secret-section' },
+    el('h2', { text: 'Signing secret' }),
+    el('p', { class: 'muted', text: 'Receivers check X-ClockEye-Signature (and webhook-signature) with this secret.' }),
+    el('div', { class: 'row' }, reveal), revealNote, shown, form);
+}
+
+function testSection(endpoint, path, page) {
+  const select = el('select', { name: 'type', id: 'test-type' });
+  const types = endpoint.events.includes('*') ? null : endpoint.events;
+  const fill = (names) => select.replaceChildren(...names.map((name) => el('option', { value: name, text: name })));
+  if (types) fill(types);
+  else eventTypes().then((all) => fill(all.map((type) => type.type)), () => fill(['time_entry.created']));
+  const send = el('button', { type: 'submit', id: 'send-test', text: 'Send test event' });
+  const result = el('p', { class: 'note', id: 'test-result', role: 'status' });
+  const form = el('form', { class: 'stack', id: 'test-form', novalidate: true },
+    el('label', { for: 'test-type', text: 'Event type' }),
+    el('div', { class: 'row wrap' }, select, send),
+    el('p', { class: 'note error', 'data-error-for': 'type', id: 'error-type', role: 'alert' }),
+    el('p', { class: 'note error', 'data-error-for': '_form', id: 'test-error', role: 'alert' }),
+    result);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    say(result, '');
+    try {
+      const answer = await busy(send, () => api('POST', `${path}/test`, { type: select.value }));
+      say(result, `Test event ${answer.id} (${answer.type}) sent; its delivery is at the top of the list below.`, 'ok');
+      if (page.refreshDeliveries) page.refreshDeliveries();
+    } catch (error) {
+      if (error.code === 'endpoint_disabled') {
+        error.message = 'This endpoint is disabled, so nothing can be sent to it. Enable it first.';
+      }
+      showFormError(form, error);
+    }
+  });
+  return el('section', { class: 'card', id: 'test-section' },
+    el('h2', { text: 'Send a test event' }),
+    el('p', { class: 'muted', text: 'A sample event of the chosen type goes to this endpoint only, signed like any other.' }),
+    form);
+}
+
+function recoverSection(path, deliveries) {
+  const local = (date) => {
+    const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
+    return shifted.toISOString().slice(0, 16);
+  };
+  const since = el('input', { type: 'datetime-local', id: 'recover-since', name: 'since', value: local(new Date(Date.now() - 24 * 3600 * 1000)) });
+  const until = el('input', { type: 'datetime-local', id: 'recover-until', name: 'until' });
+  const submit = el('button', { type: 'submit', id: 'recover', text: 'Recover failed deliveries' });
+  const result = el('p', { class: 'note', id: 'recover-result', role: 'status' });
+  const form = el('form', { class: 'stack', id: 'recover-form', novalidate: true },
+    el('div', { class: 'grid2' },
+      el('div', {}, el('label', { for: 'recover-since', text: 'Failed since' }), since, fieldError('since')),
+      el('div', {}, el('label', { for: 'recover-until', text: 'Until (optional)' }), until, fieldError('until'))),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('div', { class: 'row' }, submit), result);
+  const iso = (input) => {
+    if (!input.value) return null;
+    const date = new Date(input.value);
+    return Number.isNaN(date.getTime()) ? input.value : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  };
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    say(result, '');
+    const body = { since: iso(since) };
+    if (!body.since) {
+      showFormError(form, new ApiError(0, 'missing', 'Choose the time from which failed deliveries are sent again.', 'since'));
+      return;
+    }
+    if (iso(until)) body.until = iso(until);
+    try {
+      const answer = await busy(submit, () => api('POST', `${path}/recover`, body));
+      const n = answer.requeued;
+      say(result, n === 0 ? 'No failed deliveries in that window.' : `${n} failed ${n === 1 ? 'delivery goes' : 'deliveries go'} out again now.`, 'ok');
+      deliveries.refresh();
+    } catch (error) {
+      showFormError(form, error);
+    }
+  });
+  return el('section', { class: 'card', id: 'recover-section' },
+    el('h2', { text: 'Recover failed deliveries' }),
+    el('p', { class: 'muted', text: 'After an outage: send every delivery that failed in a time window again (the attempt count goes on).' }),
+    form);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart: deliveries per hour by outcome, as inline SVG
+
+function chartSection(path, page) {
+  const hours = el('select', { id: 'chart-hours', 'aria-label': 'Period' },
+    el('option', { value: '24', text: 'last 24 hours', selected: true }),
+    el('option', { value: '72', text: 'last 3 days' }),
+    el('option', { value: '168', text: 'last 7 days' }));
+  const figure = el('figure', { class: 'chart', id: 'chart' });
+  const summary = el('p', { class: 'muted', id: 'chart-summary' });
+  const section = el('section', { class: 'card', id: 'chart-section' },
+    el('div', { class: 'row between wrap' }, el('h2', { text: 'Deliveries per hour' }), hours), figure, summary);
+  const reload = async () => {
+    try {
+      const stats = await api('GET', `${path}/stats?hours=${hours.value}`);
+      if (!alive(page)) return;
+      figure.replaceChildren(chart(stats, figure.clientWidth || 600), legend());
+      const t = stats.totals;
+      summary.textContent = `${t.succeeded} succeeded, ${t.failed} failed, ${t.pending + t.delivering} pending; `
+        + `success rate ${percent(stats.success_rate)}; last success ${stats.last_success_at ? formatTime(stats.last_success_at) : 'never'}.`;
+    } catch (error) {
+      if (alive(page)) say(summary, words(error), 'error');
+    }
+  };
+  hours.addEventListener('change', reload);
+  reload();
+  return { section, reload };
+}
+
+const OUTCOMES = [['succeeded', 'succeeded'], ['failed', 'failed'], ['pending', 'pending or in flight']];
+
+function legend() {
+  return el('figcaption', { class: 'legend' }, OUTCOMES.map(([name, text]) => el('span', {},
+    el('span', { class: `swatch swatch-${name}` }), text)));
+}
+
+function chart(stats, width) {
+  const w = Math.max(280, Math.min(960, Math.round(width)));
+  const h = 150;
+  const left = 32;
+  const bottom = 22;
+  const top = 8;
+  const buckets = stats.hourly;
+  const max = Math.max(1, ...buckets.map((b) => b.succeeded + b.failed + b.pending));
+  const slot = (w - left - 4) / Math.max(1, buckets.length);
+  const bar = Math.max(1, slot * 0.8);
+  const scale = (h - top - bottom) / max;
+  const root = svg('svg', {
+    viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: 'img', class: 'chart-svg',
+    'aria-label': `Deliveries per hour over the last ${stats.hours} hours, by outcome`,
+  });
+  root.append(
+    svg('line', { x1: left, y1: h - bottom, x2: w, y2: h - bottom, class: 'axis' }),
+    svg('text', { x: left - 4, y: top + 8, class: 'tick', 'text-anchor': 'end' }, String(max)),
+    svg('text', { x: left - 4, y: h - bottom, class: 'tick', 'text-anchor': 'end' }, '0'),
+  );
+  const labelEvery = Math.ceil(buckets.length / Math.max(1, Math.floor((w - left) / 48)));
+  buckets.forEach((bucket, index) => {
+    const x = left + index * slot + (slot - bar) / 2;
+    let y = h - bottom;
+    const hour = new Date(bucket.hour);
+    const label = hour.toLocaleString(undefined, { weekday: stats.hours > 24 ? 'short' : undefined, hour: '2-digit', minute: '2-digit' });
+    const group = svg('g', { class: 'bucket' },
+      svg('title', {}, `${label}: ${bucket.succeeded} succeeded, ${bucket.failed} failed, ${bucket.pending} pending`));
+    for (const [name] of OUTCOMES) {
+      const count = bucket[name];
+      if (!count) continue;
+      const height = Math.max(1, count * scale);
+      y -= height;
+      group.append(svg('rect', { x: x.toFixed(1), y: y.toFixed(1), width: bar.toFixed(1), height: height.toFixed(1), class: `bar bar-${name}` }));
+    }
+    root.append(group);
+    if (index % labelEvery === 0) {
+      root.append(svg('text', { x: (x + bar / 2).toFixed(1), y: h - 6, class: 'tick', 'text-anchor': 'middle' },
+        hour.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })));
+    }
+  });
+  return root;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries: a list newest first, each opening to its attempts
+
+const STATUSES = ['pending', 'delivering', 'succeeded', 'failed'];
+
+/**
+ * A list of deliveries for `filter` ({endpoint_id} or {event_id}); refreshes itself while a
+ * shown delivery is pending or in flight. Returns {element, refresh}.
+ */
+function deliveryList(filter, page, options) {
+  const rows = new Map(); // delivery id → {details, update}
+  const status = el('select', { id: 'delivery-status', 'aria-label': 'Status' },
+    el('option', { value: '', text: 'all statuses' }),
+    STATUSES.map((name) => el('option', { value: name, text: name })));
+  const refreshButton = el('button', { type: 'button', class: 'secondary small', text: 'Refresh' });
+  const list = el('div', { class: 'deliveries', id: 'deliveries' });
+  const message = note();
+  const more = el('button', { type: 'button', class: 'secondary', text: 'Show older', hidden: true });
+  let next = null;
+  let polling = false;
+  let lastSignature = '';
+
+  const fetchPage = (after) => api('GET', `/v1/deliveries${query(Object.assign({}, filter, { status: status.value, limit: PAGE_SIZE, after }))}`);
+
+  const render = (deliveries, where) => {
+    for (const delivery of deliveries) {
+      const known = rows.get(delivery.id);
+      if (known) {
+        known.update(delivery);
+        continue;
+      }
+      const row = deliveryRow(delivery, filter);
+      rows.set(delivery.id, row);
+      if (where === 'top') list.insertBefore(row.details, list.firstChild);
+      else list.append(row.details);
+    }
+    say(message, rows.size ? '' : 'No deliveries yet.');
+  };
+
+  const refresh = async () => {
+    try {
+      const answer = await fetchPage(null);
+      if (!alive(page)) return;
+      // New ones go on top, newest first: add the page's unknown rows in reverse.
+      const unknown = answer.data.filter((d) => !rows.has(d.id));
+      render(answer.data.filter((d) => rows.has(d.id)), 'top');
+      render(unknown.reverse(), 'top');
+      if (!next && answer.next && rows.size === answer.data.length) next = answer.next;
+      more.hidden = !next;
+      const signature = answer.data.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
+      if (signature !== lastSignature) {
+        lastSignature = signature;
+        if (options && options.onChange) options.onChange();
+      }
+      schedule(answer.data);
+    } catch (error) {
+      if (alive(page)) say(message, words(error), 'error');
+    }
+  };
+
+  const schedule = (deliveries) => {
+    const unfinished = deliveries.some((d) => d.status === 'pending' || d.status === 'delivering');
+    if (unfinished && !polling) {
+      polling = true;
+      later(page, POLL_MS, () => {
+        polling = false;
+        refresh();
+      });
+    }
+  };
+
+  const reset = async () => {
+    rows.clear();
+    list.replaceChildren();
+    next = null;
+    lastSignature = '';
+    try {
+      const answer = await fetchPage(null);
+      if (!alive(page)) return;
+      render(answer.data, 'bottom');
+      next = answer.next;
+      more.hidden = !next;
+      lastSignature = answer.data.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
+      schedule(answer.data);
+    } catch (error) {
+      if (alive(page)) say(message, words(error), 'error');
+    }
+  };
+
+  status.addEventListener('change', reset);
+  refreshButton.addEventListener('click', () => busy(refreshButton, refresh));
+  more.addEventListener('click', () => busy(more, async () => {
+    try {
+      const answer = await fetchPage(next);
+      render(answer.data, 'bottom');
+      next = answer.next;
+      more.hidden = !next;
+    } catch (error) {
+      say(message, words(error), 'error');
+    }
+  }));
+  reset();
+  const element = el('div', {},
+    el('div', { class: 'row wrap' }, el('label', { for: 'delivery-status', class: 'inline', text: 'Show' }), status, refreshButton),
+    list, message, more);
+  return { element, refresh };
+}
+
+function deliveryRow(delivery, filter) {
+  const badgeSlot = el('span', { class: 'delivery-status' });
+  const attemptsSlot = el('span', { class: 'muted' });
+  const nextSlot = el('span', { class: 'muted' });
+  const body = el('div', { class: 'delivery-body' });
+  const details = el('details', { class: 'delivery', 'data-delivery-id': delivery.id },
+    el('summary', {},
+      badgeSlot,
+      el('code', { class: 'event-type', text: delivery.event_type }),
+      delivery.test ? badge('test', 'test') : null,
+      el('span', { class: 'muted' }, timeEl(delivery.created_at)),
+      attemptsSlot,
+      nextSlot),
+    body);
+  let current = delivery;
+  const update = (fresh) => {
+    current = fresh;
+    details.dataset.status = fresh.status;
+    badgeSlot.replaceChildren(badge(fresh.status));
+    attemptsSlot.textContent = `${fresh.attempts_made} ${fresh.attempts_made === 1 ? 'attempt' : 'attempts'}`;
+    nextSlot.textContent = fresh.status === 'pending' && fresh.next_attempt_at ? `next ${formatTime(fresh.next_attempt_at)}` : '';
+    if (details.open) loadAttempts();
+  };
+  const loadAttempts = async () => {
+    try {
+      const full = await api('GET', `/v1/deliveries/${encodeURIComponent(current.id)}`);
+      body.replaceChildren(deliveryBody(full, filter, update));
+    } catch (error) {
+      body.replaceChildren(el('p', { class: 'note error', text: words(error) }));
+    }
+  };
+  details.addEventListener('toggle', () => {
+    if (details.open) loadAttempts();
+  });
+  update(delivery);
+  return { details, update };
+}
+
+function deliveryBody(delivery, filter, update) {
+  const retryNote = note();
+  const retry = el('button', { type: 'button', class: 'secondary small retry', text: 'Retry now' });
+  retry.addEventListener('click', () => busy(retry, async () => {
+    try {
+      const fresh = await api('POST', `/v1/deliveries/${encodeURIComponent(delivery.id)}/retry`);
+      say(retryNote, 'Queued: it goes out again now.', 'ok');
+      update(fresh);
+    } catch (error) {
+      say(retryNote, words(error), 'error');
+    }
+  }));
+  const attempts = delivery.attempts || [];
+  return el('div', {},
+    el('dl', { class: 'facts' },
+      el('dt', { text: 'Delivery' }), el('dd', {}, el('code', { text: delivery.id })),
+      el('dt', { text: 'Event' }), el('dd', {}, filter.event_id
+        ? el('code', { text: delivery.event_id })
+        : link(eventHref(delivery.event_id), delivery.event_id, { title: 'This event and all its deliveries' })),
+      filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), delivery.endpoint_id))],
+    ),
+    attempts.length
+      ? el('ol', { class: 'attempts' }, attempts.map((attempt) => attemptItem(attempt)))
+      : el('p', { class: 'muted', text: 'No attempt yet.' }),
+    el('div', { class: 'row wrap' }, retry, retryNote));
+}
+
+function attemptItem(attempt) {
+  const ok = attempt.status_code >= 200 && attempt.status_code < 300 && !attempt.error_class;
+  const outcome = attempt.error_class
+    ? `${attempt.error_class}${attempt.status_code ? ` (HTTP ${attempt.status_code})` : ''}`
+    : `HTTP ${attempt.status_code}`;
+  return el('li', { class: 'attempt' },
+    el('div', { class: 'row wrap' },
+      el('strong', { text: `Attempt ${attempt.number}` }),
+      badge(ok ? 'succeeded' : 'failed', outcome),
+      el('span', { class: 'muted' }, timeEl(attempt.started_at)),
+      el('span', { class: 'muted', text: `${attempt.duration_ms} ms` })),
+    attempt.error ? el('p', { class: 'error', text: attempt.error }) : null,
+    attempt.response_excerpt
+      ? el('pre', { class: 'excerpt', text: attempt.response_excerpt })
+      : el('p', { class: 'muted', text: 'Empty response body.' }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+async function eventsPage() {
+  const page = newPage();
+  const types = await eventTypes();
+  if (!alive(page)) return;
+  const filter = el('select', { id: 'event-type-filter', 'aria-label': 'Event type' },
+    el('option', { value: '', text: 'all types' }), types.map((type) => el('option', { value: type.type, text: type.type })));
+  const list = el('ul', { class: 'rows', id: 'events' });
+  const message = note();
+  const more = el('button', { type: 'button', class: 'secondary', text: 'Show older', hidden: true });
+  let next = null;
+  const load = async (reset) => {
+    if (reset) {
+      list.replaceChildren();
+      next = null;
+    }
+    const answer = await api('GET', `/v1/events${query({ type: filter.value, limit: PAGE_SIZE, after: next })}`);
+    if (!alive(page)) return;
+    for (const event of answer.data) {
+      list.append(el('li', {},
+        link(eventHref(event.id), event.type, { class: 'event-type' }),
+        event.test ? badge('test', 'test') : null,
+        el('span', { class: 'muted' }, timeEl(event.created_at)),
+        el('code', { class: 'muted', text: event.id }),
+        state.me.role === 'admin' ? el('span', { class: 'muted', text: event.workspace_id }) : null));
+    }
+    next = answer.next;
+    more.hidden = !next;
+    say(message, list.children.length ? '' : 'No events yet.');
+  };
+  const run = (reset) => load(reset).catch((error) => say(message, words(error), 'error'));
+  filter.addEventListener('change', () => run(true));
+  more.addEventListener('click', () => busy(more, () => run(false)));
+  page.main.append(el('section', { class: 'card' },
+    el('div', { class: 'row between wrap' }, el('h1', { text: 'Events' }), filter), list, message, more));
+  await load(true);
+}
+
+async function eventPage(id) {
+  const page = newPage();
+  const event = await api('GET', `/v1/events/${encodeURIComponent(id)}`);
+  if (!alive(page)) return;
+  const deliveries = deliveryList({ event_id: event.id }, page);
+  page.main.append(
+    el('section', { class: 'card', id: 'event' },
+      el('p', {}, link('#/events', '← Events')),
+      el('div', { class: 'row between' }, el('h1', { text: event.type }), event.test ? badge('test', 'test event') : null),
+      el('dl', { class: 'facts' },
+        el('dt', { text: 'Id' }), el('dd', {}, el('code', { text: event.id })),
+        el('dt', { text: 'Created' }), el('dd', {}, timeEl(event.created_at)),
+        state.me.role === 'admin' ? [el('dt', { text: 'Workspace' }), el('dd', { text: event.workspace_id })] : null),
+      el('h2', { text: 'Data' }),
+      el('pre', { class: 'excerpt', text: JSON.stringify(event.data, null, 2) })),
+    el('section', { class: 'card' }, el('h2', { text: 'Deliveries of this event' }), deliveries.element),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portal links (admin): a workspace token and the link that signs a customer in with it
+
+async function portalPage() {
+  const page = newPage();
+  const result = el('div', { id: 'portal-result' });
+  const tokens = el('ul', { class: 'rows', id: 'tokens' });
+  const tokensNote = note();
+  const form = el('form', { class: 'stack', id: 'portal-form', novalidate: true },
+    el('label', { for: 'portal-workspace', text: 'Workspace' }),
+    el('input', { id: 'portal-workspace', name: 'workspace_id', type: 'text', autocomplete: 'off', placeholder: 'acme' }),
+    fieldError('workspace_id'),
+    el('label', { for: 'portal-description', text: 'Description (optional)' }),
+    el('input', { id: 'portal-description', name: 'description', type: 'text', autocomplete: 'off', placeholder: 'settings page in the ClockEye app' }),
+    fieldError('description'),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('div', { class: 'row wrap' },
+      el('button', { type: 'submit', text: 'Create token and link' }),
+      el('button', { type: 'button', class: 'secondary', id: 'list-tokens', text: 'List tokens' })),
+  );
+  const workspace = () => form.elements.workspace_id.value.trim();
+  const tokensPath = () => `/v1/workspaces/${encodeURIComponent(workspace())}/tokens`;
+  const listTokens = async () => {
+    clearFormErrors(form);
+    if (!workspace()) {
+      showFormError(form, new ApiError(0, 'missing', 'Enter a workspace.', 'workspace_id'));
+      return;
+    }
+    try {
+      const answer = await api('GET', `${tokensPath()}?limit=100`);
+      tokens.replaceChildren(...answer.data.map((token) => {
+        const revoke = el('button', { type: 'button', class: 'danger small', text: 'Revoke' });
+        const item = el('li', {}, el('code', { text: token.id }), el('span', { text: token.description || '' }),
+          el('span', { class: 'muted' }, 'last used ', token.last_used_at ? timeEl(token.last_used_at) : 'never'), revoke);
+        revoke.addEventListener('click', async () => {
+          if (!(await confirmDialog(`Revoke token ${token.id}? Links made with it stop working at once.`, 'Revoke'))) return;
+          try {
+            await api('DELETE', `${tokensPath()}/${encodeURIComponent(token.id)}`);
+            item.remove();
+          } catch (error) {
+            say(tokensNote, words(error), 'error');
+          }
+        });
+        return item;
+      }));
+      say(tokensNote, answer.data.length ? '' : `No tokens for ${workspace()}.`);
+    } catch (error) {
+      showFormError(form, error);
+    }
+  };
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    if (!workspace()) {
+      showFormError(form, new ApiError(0, 'missing', 'Enter a workspace.', 'workspace_id'));
+      return;
+    }
+    try {
+      const body = { description: form.elements.description.value };
+      const answer = await busy(form.querySelector('button[type=submit]'), () => api('POST', tokensPath(), body));
+      const url = `${location.origin}/#token=${encodeURIComponent(answer.token)}`;
+      result.replaceChildren(
+        secretBox(`Workspace token for ${answer.workspace_id} (shown once):`, answer.token, 'portal-token'),
+        secretBox('Link that opens this dashboard signed in as that workspace (the token is in the part after #, which browsers do not send to servers):', url, 'portal-link'));
+      listTokens();
+    } catch (error) {
+      showFormError(form, error);
+    }
+  });
+  $('#list-tokens', form).addEventListener('click', listTokens);
+  page.main.append(el('section', { class: 'card' },
+    el('h1', { text: 'Portal links' }),
+    el('p', { class: 'muted', text: 'A workspace token sees and changes only its own workspace. Give a customer its link to show them this page as their webhook settings.' }),
+    form, result, tokens, tokensNote));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmation dialog
+
+function confirmDialog(text, action) {
+  const dialog = $('#confirm');
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = action;
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      $('#confirm-ok').removeEventListener('click', ok);
+      $('#confirm-cancel').removeEventListener('click', cancel);
+      dialog.removeEventListener('cancel', cancel);
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const ok = () => finish(true);
+    const cancel = () => finish(false);
+    $('#confirm-ok').addEventListener('click', ok);
+    $('#confirm-cancel').addEventListener('click', cancel);
+    dialog.addEventListener('cancel', cancel);
+    dialog.showModal();
+    $('#confirm-cancel').focus();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+$('#sign-out').addEventListener('click', () => signOut('Signed out.', 'ok'));
+window.addEventListener('hashchange', route);
+route();
