@@ -4,6 +4,7 @@
 //! `main.rs` wires the threads; the receiver-side helpers live in `signing`.
 
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod catalog;
 pub mod config;
