@@ -88,20 +88,23 @@ pub fn serve(request: &Request) -> Option<Response<Cursor<Vec<u8>>>> {
     }
     let path = url.split(['?', '#']).next().unwrap_or("");
     let head = |name: &str, value: &str| Header::from_bytes(name, value).expect("valid header");
-    let plain = |status: u16, text: &str| {
-        Response::from_data(text.as_bytes().to_vec())
+    // Errors in the API's JSON shape, so a client sees one kind of error everywhere.
+    let problem = |status: u16, code: &str, message: String| {
+        let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+        Response::from_data(body.into_bytes())
             .with_status_code(status)
-            .with_header(head("Content-Type", "text/plain; charset=utf-8"))
+            .with_header(head("Content-Type", "application/json"))
             .with_header(head("X-Content-Type-Options", "nosniff"))
     };
     if !matches!(request.method(), Method::Get | Method::Head) {
+        let message = format!("{} is not allowed on {path}", request.method());
         return Some(
-            plain(405, "the dashboard's files answer GET and HEAD only\n")
-                .with_header(head("Allow", "GET, HEAD")),
+            problem(405, "method_not_allowed", message).with_header(head("Allow", "GET, HEAD")),
         );
     }
     let Some((content_type, bytes)) = file(path) else {
-        return Some(plain(404, &format!("no dashboard file {path}\n")));
+        let message = format!("no dashboard file {path}");
+        return Some(problem(404, "not_found", message));
     };
     let etag = etag(path);
     let fresh = request

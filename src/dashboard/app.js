@@ -215,6 +215,18 @@ function clearFormErrors(form) {
   for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
 }
 
+/** Clears a field's error as soon as the person changes that field. */
+function clearOnInput(form) {
+  form.addEventListener('input', (event) => {
+    const name = event.target.name;
+    if (!name) return;
+    const target = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    if (target) say(target, '');
+    event.target.removeAttribute('aria-invalid');
+  });
+  return form;
+}
+
 function fieldError(name) {
   return el('p', { class: 'note error field-error', 'data-error-for': name, id: `error-${name}`, role: 'alert' });
 }
@@ -334,7 +346,7 @@ function showSignIn(message, kind) {
     name: 'token', id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false',
     required: true, 'aria-describedby': 'error-token',
   });
-  const form = el('form', { class: 'card narrow', id: 'sign-in', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'card narrow', id: 'sign-in', novalidate: true },
     el('h1', { text: 'Sign in' }),
     el('p', { text: 'Use the admin token, or the workspace token that ClockEye gave you. A portal link signs you in by itself.' }),
     el('label', { for: 'token', text: 'Token' }),
@@ -342,7 +354,7 @@ function showSignIn(message, kind) {
     fieldError('token'),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
     el('button', { type: 'submit', text: 'Sign in' }),
-  );
+  ));
   if (message) say($('[data-error-for="_form"]', form), message, kind || 'error');
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -460,7 +472,7 @@ async function endpointFormPage(id) {
   };
   all.addEventListener('change', syncAll);
   syncAll();
-  const form = el('form', { class: 'card', id: 'endpoint-form', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'card', id: 'endpoint-form', novalidate: true },
     el('h1', { text: endpoint ? 'Edit endpoint' : 'Add endpoint' }),
     el('label', { for: 'url', text: 'URL' }),
     el('input', {
@@ -492,7 +504,7 @@ async function endpointFormPage(id) {
     el('div', { class: 'row' },
       el('button', { type: 'submit', text: endpoint ? 'Save' : 'Add endpoint' }),
       link(endpoint ? endpointHref(endpoint.id) : '#/', 'Cancel', { class: 'button secondary' })),
-  );
+  ));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearFormErrors(form);
@@ -653,10 +665,10 @@ function secretSection(endpoint, path) {
     el('option', { value: '0s', text: 'stop the old secret now (it leaked)' }));
   const rotated = el('div', { id: 'rotated' });
   const rotate = el('button', { type: 'submit', id: 'rotate-secret', text: 'Rotate secret' });
-  const form = el('form', { class: 'stack', id: 'rotate-form', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'stack', id: 'rotate-form', novalidate: true },
     el('label', { for: 'overlap', text: 'When rotating' }), overlap, fieldError('overlap'),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
-    el('div', { class: 'row' }, rotate), rotated);
+    el('div', { class: 'row' }, rotate), rotated));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearFormErrors(form);
@@ -686,12 +698,12 @@ function testSection(endpoint, path, page) {
   else eventTypes().then((all) => fill(all.map((type) => type.type)), () => fill(['time_entry.created']));
   const send = el('button', { type: 'submit', id: 'send-test', text: 'Send test event' });
   const result = el('p', { class: 'note', id: 'test-result', role: 'status' });
-  const form = el('form', { class: 'stack', id: 'test-form', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'stack', id: 'test-form', novalidate: true },
     el('label', { for: 'test-type', text: 'Event type' }),
     el('div', { class: 'row wrap' }, select, send),
     el('p', { class: 'note error', 'data-error-for': 'type', id: 'error-type', role: 'alert' }),
     el('p', { class: 'note error', 'data-error-for': '_form', id: 'test-error', role: 'alert' }),
-    result);
+    result));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearFormErrors(form);
@@ -722,12 +734,12 @@ function recoverSection(path, deliveries) {
   const until = el('input', { type: 'datetime-local', id: 'recover-until', name: 'until' });
   const submit = el('button', { type: 'submit', id: 'recover', text: 'Recover failed deliveries' });
   const result = el('p', { class: 'note', id: 'recover-result', role: 'status' });
-  const form = el('form', { class: 'stack', id: 'recover-form', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'stack', id: 'recover-form', novalidate: true },
     el('div', { class: 'grid2' },
       el('div', {}, el('label', { for: 'recover-since', text: 'Failed since' }), since, fieldError('since')),
       el('div', {}, el('label', { for: 'recover-until', text: 'Until (optional)' }), until, fieldError('until'))),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
-    el('div', { class: 'row' }, submit), result);
+    el('div', { class: 'row' }, submit), result));
   const iso = (input) => {
     if (!input.value) return null;
     const date = new Date(input.value);
@@ -746,7 +758,8 @@ function recoverSection(path, deliveries) {
     try {
       const answer = await busy(submit, () => api('POST', `${path}/recover`, body));
       const n = answer.requeued;
-      say(result, n === 0 ? 'No failed deliveries in that window.' : `${n} failed ${n === 1 ? 'delivery goes' : 'deliveries go'} out again now.`, 'ok');
+      const text = n === 0 ? 'No failed deliveries in that window.' : `${n} failed ${n === 1 ? 'delivery goes' : 'deliveries go'} out again now.`;
+      say(result, answer.more ? `${text} There are more: recover again for the next ones.` : text, 'ok');
       deliveries.refresh();
     } catch (error) {
       showFormError(form, error);
@@ -794,6 +807,12 @@ function legend() {
     el('span', { class: `swatch swatch-${name}` }), text)));
 }
 
+/** `14:00`, or `Tue 14:00` when the chart spans days: short enough for a phone. */
+function hourLabel(date, withDay) {
+  const time = `${String(date.getHours()).padStart(2, '0')}:00`;
+  return withDay ? `${date.toLocaleDateString(undefined, { weekday: 'short' })} ${time}` : time;
+}
+
 function chart(stats, width) {
   const w = Math.max(280, Math.min(960, Math.round(width)));
   const h = 150;
@@ -814,12 +833,12 @@ function chart(stats, width) {
     svg('text', { x: left - 4, y: top + 8, class: 'tick', 'text-anchor': 'end' }, String(max)),
     svg('text', { x: left - 4, y: h - bottom, class: 'tick', 'text-anchor': 'end' }, '0'),
   );
-  const labelEvery = Math.ceil(buckets.length / Math.max(1, Math.floor((w - left) / 48)));
+  const labelEvery = Math.ceil(buckets.length / Math.max(1, Math.floor((w - left) / (stats.hours > 24 ? 72 : 44))));
   buckets.forEach((bucket, index) => {
     const x = left + index * slot + (slot - bar) / 2;
     let y = h - bottom;
     const hour = new Date(bucket.hour);
-    const label = hour.toLocaleString(undefined, { weekday: stats.hours > 24 ? 'short' : undefined, hour: '2-digit', minute: '2-digit' });
+    const label = `${hour.toLocaleDateString(undefined, { dateStyle: 'medium' })} ${hourLabel(hour, false)}`;
     const group = svg('g', { class: 'bucket' },
       svg('title', {}, `${label}: ${bucket.succeeded} succeeded, ${bucket.failed} failed, ${bucket.pending} pending`));
     for (const [name] of OUTCOMES) {
@@ -832,7 +851,7 @@ function chart(stats, width) {
     root.append(group);
     if (index % labelEvery === 0) {
       root.append(svg('text', { x: (x + bar / 2).toFixed(1), y: h - 6, class: 'tick', 'text-anchor': 'middle' },
-        hour.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })));
+        hourLabel(hour, stats.hours > 24)));
     }
   });
   return root;
@@ -869,7 +888,7 @@ function deliveryList(filter, page, options) {
         known.update(delivery);
         continue;
       }
-      const row = deliveryRow(delivery, filter);
+      const row = deliveryRow(delivery, filter, () => refresh());
       rows.set(delivery.id, row);
       if (where === 'top') list.insertBefore(row.details, list.firstChild);
       else list.append(row.details);
@@ -946,11 +965,13 @@ function deliveryList(filter, page, options) {
   return { element, refresh };
 }
 
-function deliveryRow(delivery, filter) {
+function deliveryRow(delivery, filter, refreshList) {
   const badgeSlot = el('span', { class: 'delivery-status' });
   const attemptsSlot = el('span', { class: 'muted' });
   const nextSlot = el('span', { class: 'muted' });
-  const body = el('div', { class: 'delivery-body' });
+  const content = el('div', {});
+  const retryNote = note();
+  const retry = el('button', { type: 'button', class: 'secondary small retry', text: 'Retry now' });
   const details = el('details', { class: 'delivery', 'data-delivery-id': delivery.id },
     el('summary', {},
       badgeSlot,
@@ -959,24 +980,40 @@ function deliveryRow(delivery, filter) {
       el('span', { class: 'muted' }, timeEl(delivery.created_at)),
       attemptsSlot,
       nextSlot),
-    body);
+    el('div', { class: 'delivery-body' }, content, el('div', { class: 'row wrap' }, retry, retryNote)));
   let current = delivery;
+  let queued = false; // a retry was asked for and has not finished yet
   const update = (fresh) => {
     current = fresh;
     details.dataset.status = fresh.status;
     badgeSlot.replaceChildren(badge(fresh.status));
     attemptsSlot.textContent = `${fresh.attempts_made} ${fresh.attempts_made === 1 ? 'attempt' : 'attempts'}`;
     nextSlot.textContent = fresh.status === 'pending' && fresh.next_attempt_at ? `next ${formatTime(fresh.next_attempt_at)}` : '';
+    if (queued && (fresh.status === 'succeeded' || fresh.status === 'failed')) {
+      queued = false;
+      say(retryNote, '');
+    }
     if (details.open) loadAttempts();
   };
   const loadAttempts = async () => {
     try {
       const full = await api('GET', `/v1/deliveries/${encodeURIComponent(current.id)}`);
-      body.replaceChildren(deliveryBody(full, filter, update));
+      content.replaceChildren(deliveryFacts(full, filter));
     } catch (error) {
-      body.replaceChildren(el('p', { class: 'note error', text: words(error) }));
+      content.replaceChildren(el('p', { class: 'note error', text: words(error) }));
     }
   };
+  retry.addEventListener('click', () => busy(retry, async () => {
+    try {
+      const fresh = await api('POST', `/v1/deliveries/${encodeURIComponent(current.id)}/retry`);
+      say(retryNote, 'Queued: it goes out again now.', 'ok');
+      update(fresh);
+      queued = true;
+      refreshList();
+    } catch (error) {
+      say(retryNote, words(error), 'error');
+    }
+  }));
   details.addEventListener('toggle', () => {
     if (details.open) loadAttempts();
   });
@@ -984,18 +1021,8 @@ function deliveryRow(delivery, filter) {
   return { details, update };
 }
 
-function deliveryBody(delivery, filter, update) {
-  const retryNote = note();
-  const retry = el('button', { type: 'button', class: 'secondary small retry', text: 'Retry now' });
-  retry.addEventListener('click', () => busy(retry, async () => {
-    try {
-      const fresh = await api('POST', `/v1/deliveries/${encodeURIComponent(delivery.id)}/retry`);
-      say(retryNote, 'Queued: it goes out again now.', 'ok');
-      update(fresh);
-    } catch (error) {
-      say(retryNote, words(error), 'error');
-    }
-  }));
+/** What a delivery is, and its attempts: time, outcome, duration, error, response excerpt. */
+function deliveryFacts(delivery, filter) {
   const attempts = delivery.attempts || [];
   return el('div', {},
     el('dl', { class: 'facts' },
@@ -1007,15 +1034,16 @@ function deliveryBody(delivery, filter, update) {
     ),
     attempts.length
       ? el('ol', { class: 'attempts' }, attempts.map((attempt) => attemptItem(attempt)))
-      : el('p', { class: 'muted', text: 'No attempt yet.' }),
-    el('div', { class: 'row wrap' }, retry, retryNote));
+      : el('p', { class: 'muted', text: 'No attempt yet.' }));
 }
 
 function attemptItem(attempt) {
   const ok = attempt.status_code >= 200 && attempt.status_code < 300 && !attempt.error_class;
-  const outcome = attempt.error_class
-    ? `${attempt.error_class}${attempt.status_code ? ` (HTTP ${attempt.status_code})` : ''}`
-    : `HTTP ${attempt.status_code}`;
+  // The error class in words: `http_status` is just the status; the others (timeout, connect,
+  // dns, tls, redirect, blocked_address) name what went wrong before or instead of a status.
+  const outcome = !attempt.error_class || attempt.error_class === 'http_status'
+    ? `HTTP ${attempt.status_code}`
+    : `${attempt.error_class.replace('_', ' ')}${attempt.status_code ? ` (HTTP ${attempt.status_code})` : ''}`;
   return el('li', { class: 'attempt' },
     el('div', { class: 'row wrap' },
       el('strong', { text: `Attempt ${attempt.number}` }),
@@ -1095,7 +1123,7 @@ async function portalPage() {
   const result = el('div', { id: 'portal-result' });
   const tokens = el('ul', { class: 'rows', id: 'tokens' });
   const tokensNote = note();
-  const form = el('form', { class: 'stack', id: 'portal-form', novalidate: true },
+  const form = clearOnInput(el('form', { class: 'stack', id: 'portal-form', novalidate: true },
     el('label', { for: 'portal-workspace', text: 'Workspace' }),
     el('input', { id: 'portal-workspace', name: 'workspace_id', type: 'text', autocomplete: 'off', placeholder: 'acme' }),
     fieldError('workspace_id'),
@@ -1106,7 +1134,7 @@ async function portalPage() {
     el('div', { class: 'row wrap' },
       el('button', { type: 'submit', text: 'Create token and link' }),
       el('button', { type: 'button', class: 'secondary', id: 'list-tokens', text: 'List tokens' })),
-  );
+  ));
   const workspace = () => form.elements.workspace_id.value.trim();
   const tokensPath = () => `/v1/workspaces/${encodeURIComponent(workspace())}/tokens`;
   const listTokens = async () => {
