@@ -1,0 +1,222 @@
+//! The dashboard: its files are served without a token and with safe headers, and, in Debian's
+//! headless Chromium driven by `tests/browser/dashboard.mjs`, a person can sign in, add an
+//! endpoint, send a test event and see it delivered, rotate the secret, disable the endpoint,
+//! and a workspace token sees only its own workspace. `.ci/run` installs Chromium and the
+//! script's `npm ci`. `UPDATE_SCREENSHOTS=1 cargo test --test dashboard` rewrites `docs/*.png`.
+
+mod util;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use util::{ADMIN_TOKEN, Receiver, Reply, Service, local_flags};
+
+/// The browser the script drives: Debian's `chromium` package.
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The whole browser run, start to end; it takes about 10 s on two cores.
+const BROWSER_RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn raw_get(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {
+    let mut builder = ureq::http::Request::builder().method("GET").uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut response = util::client().run(builder.body(()).unwrap()).unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                value.to_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"))
+}
+
+#[test]
+fn the_page_and_its_files_are_served_without_a_token_with_a_strict_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+
+    let (status, headers, body) = raw_get(&format!("{}/", service.base), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    let policy = header(&headers, "content-security-policy");
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&headers, "cache-control"), "no-cache");
+    assert!(body.contains("/dashboard/app.js"));
+
+    for (path, content_type) in [
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, _) = raw_get(&format!("{}{path}", service.base), &[]);
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(header(&headers, "content-type"), content_type, "{path}");
+        // Revalidation: the same ETag back is a 304 without a body.
+        let etag = header(&headers, "etag").to_string();
+        let (status, _, body) = raw_get(
+            &format!("{}{path}", service.base),
+            &[("If-None-Match", &etag)],
+        );
+        assert_eq!((status, body.as_str()), (304, ""), "{path}");
+    }
+
+    let (status, headers, body) = raw_get(&format!("{}/dashboard/missing.js", service.base), &[]);
+    assert_eq!(status, 404);
+    assert!(body.contains("not_found"), "{body}");
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    let (status, body) = service.request("POST", "/", Some(ADMIN_TOKEN), Some(b"{}"));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (405, &json!("method_not_allowed"))
+    );
+    // The API itself still wants a token.
+    let (status, _) = service.request("GET", "/v1/endpoints", None, None);
+    assert_eq!(status, 401);
+}
+
+/// The node process, ended if the test gives up on it (playwright then closes the browser).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Says what is missing and how to get it, instead of a bare "No such file".
+fn browser_prerequisites(browser_dir: &Path) -> Result<(), String> {
+    if !Path::new(CHROMIUM).exists() {
+        return Err(format!(
+            "{CHROMIUM} is missing: run .ci/run (or apt-get install chromium) to install it"
+        ));
+    }
+    if !browser_dir.join("node_modules/playwright-core").is_dir() {
+        return Err(format!(
+            "{}/node_modules is missing: run .ci/run (or npm ci in tests/browser)",
+            browser_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser_dir = root.join("tests/browser");
+    if let Err(missing) = browser_prerequisites(&browser_dir) {
+        panic!("{missing}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Answers 500 with a small HTML body to events whose body says `fail-me`, 200 to the rest.
+    let receiver = Receiver::start(|request| {
+        if String::from_utf8_lossy(&request.body).contains("fail-me") {
+            Reply {
+                body: "<h1>database is down</h1>".to_string(),
+                ..Reply::status(500)
+            }
+        } else {
+            Reply {
+                body: "ok".to_string(),
+                ..Reply::status(200)
+            }
+        }
+    });
+    let service = Service::start(dir.path(), &local_flags("100ms"));
+
+    let (status, token) = service.post(
+        "/v1/workspaces/acme/tokens",
+        &json!({"description": "dashboard test"}),
+    );
+    assert_eq!(status, 201, "{token}");
+    let other_url = format!("{}/globex-only", receiver.url);
+    let (other_id, _) = service.create_endpoint(&other_url, &["*"], Some("globex"));
+
+    let screenshots = std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let docs = root.join("docs");
+    if screenshots {
+        std::fs::create_dir_all(&docs).unwrap();
+    }
+    let mut command = Command::new("node");
+    command
+        .arg("dashboard.mjs")
+        .current_dir(&browser_dir)
+        .env("BASE_URL", &service.base)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RECEIVER_URL", &receiver.url)
+        .env("WORKSPACE_ID", "acme")
+        .env("WORKSPACE_TOKEN", token["token"].as_str().unwrap())
+        .env("OTHER_ENDPOINT_ID", &other_id)
+        .env("OTHER_ENDPOINT_URL", &other_url)
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if screenshots {
+        command.env("SCREENSHOTS_DIR", &docs);
+    } else {
+        command.env_remove("SCREENSHOTS_DIR");
+    }
+    let mut child = KillOnDrop(
+        command
+            .spawn()
+            .expect("node is installed (.ci/run installs it)"),
+    );
+    // Read both pipes on their own threads so a chatty browser never blocks on a full pipe.
+    let mut stdout = child.0.stdout.take().unwrap();
+    let mut stderr = child.0.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = util::eventually(
+        "the browser run to finish",
+        BROWSER_RUN_TIMEOUT,
+        || match child.0.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(format!("still running after {:?}", started.elapsed())),
+            Err(error) => Err(error.to_string()),
+        },
+    );
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    println!("{out}");
+    assert!(
+        status.success(),
+        "the browser run failed ({status}):\n{out}\n{err}\nservice log:\n{}",
+        service.stderr()
+    );
+    assert!(out.contains(", 0 failed"), "{out}");
+    assert!(!out.contains("not ok"), "{out}");
+}
