@@ -984,6 +984,7 @@ function deliveryRow(delivery, filter, refreshList) {
   let current = delivery;
   let queued = false; // a retry was asked for and has not finished yet
   const update = (fresh) => {
+    const changed = fresh.status !== current.status || fresh.attempts_made !== current.attempts_made;
     current = fresh;
     details.dataset.status = fresh.status;
     badgeSlot.replaceChildren(badge(fresh.status));
@@ -991,9 +992,10 @@ function deliveryRow(delivery, filter, refreshList) {
     nextSlot.textContent = fresh.status === 'pending' && fresh.next_attempt_at ? `next ${formatTime(fresh.next_attempt_at)}` : '';
     if (queued && (fresh.status === 'succeeded' || fresh.status === 'failed')) {
       queued = false;
-      say(retryNote, '');
+      if (fresh.status === 'succeeded') say(retryNote, 'Retried: it succeeded.', 'ok');
+      else say(retryNote, 'Retried: it failed again; the attempts below say why.', 'error');
     }
-    if (details.open) loadAttempts();
+    if (details.open && changed) loadAttempts();
   };
   const loadAttempts = async () => {
     try {

@@ -192,9 +192,10 @@ try {
     check(await failed.locator('.attempt').count() === 2, 'both scheduled attempts are listed');
     check(await failed.locator('.excerpt').first().textContent() === '<h1>database is down</h1>', 'the response excerpt, as text');
     await failed.locator('button.retry').click();
-    await failed.locator('.note', { hasText: 'Queued' }).waitFor();
+    await failed.locator('.note', { hasText: /Queued|Retried/ }).waitFor();
     await failed.locator('.attempt', { hasText: 'Attempt 3' }).waitFor();
     await page.locator(`details.delivery[data-delivery-id="${failedId}"][data-status="failed"]`).waitFor();
+    await failed.locator('.note', { hasText: 'failed again' }).waitFor();
     await page.locator('#chart svg rect.bar-failed').first().waitFor();
     await page.locator('#chart-summary', { hasText: '1 failed' }).waitFor();
     await fitsWidth(page, 'the endpoint page on a desktop');
@@ -244,6 +245,19 @@ try {
     check(await card.locator('.description').textContent() === XSS, 'the description as text');
     await card.locator('.badge-disabled').waitFor();
     await shot(page, 'dashboard-endpoints.png', { fullPage: true });
+  });
+
+  await step('the endpoint is edited with its settings filled in', async () => {
+    await page.click(`li[data-endpoint-id="${endpointId}"] h2 a`);
+    await page.click('#edit-endpoint');
+    await page.locator('#endpoint-form').waitFor();
+    check(await page.isChecked('#event-time_entry\\.created') && await page.isChecked('#event-user\\.invited'), 'its two types are checked');
+    check(!(await page.isChecked('#event-project\\.created')), 'other types are not');
+    check(await page.inputValue('#description') === XSS, 'its description is in the field');
+    await page.fill('#description', 'Payroll sync');
+    await page.click('#endpoint-form button[type=submit]');
+    await page.locator('#endpoint-description', { hasText: 'Payroll sync' }).waitFor();
+    await page.locator('.flash', { hasText: 'Saved' }).waitFor();
   });
 
   await step('an event shows its deliveries', async () => {
