@@ -115,8 +115,12 @@ fn internal(error: Error) -> Problem {
 
 impl Api {
     fn handle(&self, request: &mut Request) -> Response<std::io::Cursor<Vec<u8>>> {
-        if *request.method() == Method::Get && request.url().split('?').next() == Some("/metrics") {
-            return self.metrics();
+        if *request.method() == Method::Get {
+            match request.url().split('?').next() {
+                Some("/metrics") => return self.metrics(),
+                Some("/openapi.json") => return openapi_response(),
+                _ => {}
+            }
         }
         let started = std::time::Instant::now();
         let answer = self.route(request);
@@ -1156,31 +1160,59 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GET /openapi.json`, built once.
+fn openapi_response() -> Response<std::io::Cursor<Vec<u8>>> {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| crate::openapi::document().to_string());
+    Response::from_data(text.clone().into_bytes())
+        .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"))
+}
+
+/// Every route: method and path, `{…}` standing for one segment. `allowed_methods` (404/405
+/// and `Allow`) reads this, and `openapi.rs` describes exactly these (a test compares them).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/events/batch"),
+    ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/event-types"),
+    ("POST", "/v1/endpoints"),
+    ("GET", "/v1/endpoints"),
+    ("GET", "/v1/endpoints/{id}"),
+    ("PATCH", "/v1/endpoints/{id}"),
+    ("DELETE", "/v1/endpoints/{id}"),
+    ("GET", "/v1/endpoints/{id}/secret"),
+    ("POST", "/v1/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/endpoints/{id}/test"),
+    ("POST", "/v1/endpoints/{id}/recover"),
+    ("GET", "/v1/endpoints/{id}/stats"),
+    ("GET", "/v1/deliveries"),
+    ("GET", "/v1/deliveries/{id}"),
+    ("POST", "/v1/deliveries/{id}/retry"),
+    ("POST", "/v1/workspaces/{workspace}/tokens"),
+    ("GET", "/v1/workspaces/{workspace}/tokens"),
+    ("DELETE", "/v1/workspaces/{workspace}/tokens/{id}"),
+];
+
 /// The methods a path answers to; empty when no route has that shape.
 fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    match parts.as_slice() {
-        ["healthz"] => vec!["GET"],
-        ["metrics"] => vec!["GET"],
-        ["v1", "events"] => vec!["GET", "POST"],
-        ["v1", "events", "batch"] => vec!["POST", "GET"],
-        ["v1", "events", _] => vec!["GET"],
-        ["v1", "event-types"] => vec!["GET"],
-        ["v1", "endpoints"] => vec!["GET", "POST"],
-        ["v1", "endpoints", _] => vec!["GET", "PATCH", "DELETE"],
-        ["v1", "deliveries"] => vec!["GET"],
-        ["v1", "deliveries", _] => vec!["GET"],
-        ["v1", "deliveries", _, "retry"] => vec!["POST"],
-        ["v1", "endpoints", _, "secret"] => vec!["GET"],
-        ["v1", "endpoints", _, "rotate-secret"] => vec!["POST"],
-        ["v1", "endpoints", _, "test"] => vec!["POST"],
-        ["v1", "endpoints", _, "recover"] => vec!["POST"],
-        ["v1", "endpoints", _, "stats"] => vec!["GET"],
-        ["v1", "workspaces", _, "tokens"] => vec!["GET", "POST"],
-        ["v1", "workspaces", _, "tokens", _] => vec!["DELETE"],
-        ["v1", "me"] => vec!["GET"],
-        _ => vec![],
+    let mut methods = Vec::new();
+    for (method, pattern) in ROUTES {
+        let pattern: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+        let matches = pattern.len() == parts.len()
+            && pattern
+                .iter()
+                .zip(parts)
+                .all(|(want, got)| want.starts_with('{') || want == got);
+        if matches && !methods.contains(method) {
+            methods.push(*method);
+        }
     }
+    methods
 }
 
 /// `?a=b&c=d`, percent-decoded.
