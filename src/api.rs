@@ -115,8 +115,12 @@ fn internal(error: Error) -> Problem {
 
 impl Api {
     fn handle(&self, request: &mut Request) -> Response<std::io::Cursor<Vec<u8>>> {
-        if *request.method() == Method::Get && request.url().split('?').next() == Some("/metrics") {
-            return self.metrics();
+        if *request.method() == Method::Get {
+            match request.url().split('?').next() {
+                Some("/metrics") => return self.metrics(),
+                Some("/openapi.json") => return openapi_response(),
+                _ => {}
+            }
         }
         if let Some(response) = crate::dashboard::serve(request) {
             return response;
@@ -172,7 +176,8 @@ impl Api {
             return self.healthz();
         }
 
-        if allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>()).is_empty() {
+        let allowed = allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        if allowed.is_empty() {
             return Err(Problem::new(
                 404,
                 "not_found",
@@ -185,6 +190,13 @@ impl Api {
         let access = self.authorize(request)?;
         let query = Query::parse(query);
         let method = request.method().clone();
+        if !allowed.contains(&method.to_string().as_str()) {
+            return Err(Problem::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}"),
+            ));
+        }
         let default_workspace = access.workspace().unwrap_or(DEFAULT_WORKSPACE);
         match (method, parts.as_slice()) {
             (Method::Get, ["v1", "me"]) => Ok((
@@ -691,8 +703,11 @@ impl Api {
             .ok_or_else(|| Problem::field("since", "since is required: an RFC 3339 time"))?;
         let now = now_ms();
         let until_ms = time_field("until")?.unwrap_or(i64::MAX);
-        if until_ms <= since_ms {
-            return Err(Problem::field("until", "until must be later than since"));
+        if until_ms < since_ms {
+            return Err(Problem::field(
+                "until",
+                "until must not be earlier than since",
+            ));
         }
         let endpoint = self.find_endpoint(access, id)?;
         let requeued = store::recover_failed(
@@ -1159,31 +1174,69 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// The methods a path answers to; empty when no route has that shape.
+/// `GET /openapi.json`, built once.
+fn openapi_response() -> Response<std::io::Cursor<Vec<u8>>> {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| crate::openapi::document().to_string());
+    Response::from_data(text.clone().into_bytes())
+        .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"))
+}
+
+/// Every route: method and path, `{…}` standing for one segment. `allowed_methods` (404/405
+/// and `Allow`) reads this, and `openapi.rs` describes exactly these (a test compares them).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/events/batch"),
+    ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/event-types"),
+    ("POST", "/v1/endpoints"),
+    ("GET", "/v1/endpoints"),
+    ("GET", "/v1/endpoints/{id}"),
+    ("PATCH", "/v1/endpoints/{id}"),
+    ("DELETE", "/v1/endpoints/{id}"),
+    ("GET", "/v1/endpoints/{id}/secret"),
+    ("POST", "/v1/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/endpoints/{id}/test"),
+    ("POST", "/v1/endpoints/{id}/recover"),
+    ("GET", "/v1/endpoints/{id}/stats"),
+    ("GET", "/v1/deliveries"),
+    ("GET", "/v1/deliveries/{id}"),
+    ("POST", "/v1/deliveries/{id}/retry"),
+    ("POST", "/v1/workspaces/{workspace}/tokens"),
+    ("GET", "/v1/workspaces/{workspace}/tokens"),
+    ("DELETE", "/v1/workspaces/{workspace}/tokens/{id}"),
+];
+
+/// The methods a path answers to; empty when no route has that shape. A route naming a
+/// segment literally wins over one with `{…}` there (`/v1/events/batch` is not an event id).
 fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    match parts.as_slice() {
-        ["healthz"] => vec!["GET"],
-        ["metrics"] => vec!["GET"],
-        ["v1", "events"] => vec!["GET", "POST"],
-        ["v1", "events", "batch"] => vec!["POST", "GET"],
-        ["v1", "events", _] => vec!["GET"],
-        ["v1", "event-types"] => vec!["GET"],
-        ["v1", "endpoints"] => vec!["GET", "POST"],
-        ["v1", "endpoints", _] => vec!["GET", "PATCH", "DELETE"],
-        ["v1", "deliveries"] => vec!["GET"],
-        ["v1", "deliveries", _] => vec!["GET"],
-        ["v1", "deliveries", _, "retry"] => vec!["POST"],
-        ["v1", "endpoints", _, "secret"] => vec!["GET"],
-        ["v1", "endpoints", _, "rotate-secret"] => vec!["POST"],
-        ["v1", "endpoints", _, "test"] => vec!["POST"],
-        ["v1", "endpoints", _, "recover"] => vec!["POST"],
-        ["v1", "endpoints", _, "stats"] => vec!["GET"],
-        ["v1", "workspaces", _, "tokens"] => vec!["GET", "POST"],
-        ["v1", "workspaces", _, "tokens", _] => vec!["DELETE"],
-        ["v1", "me"] => vec!["GET"],
-        _ => vec![],
+    let mut best = 0;
+    let mut methods = Vec::new();
+    for (method, pattern) in ROUTES {
+        let pattern: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+        let matches = pattern.len() == parts.len()
+            && pattern
+                .iter()
+                .zip(parts)
+                .all(|(want, got)| want.starts_with('{') || want == got);
+        if !matches {
+            continue;
+        }
+        let literal = pattern.iter().filter(|p| !p.starts_with('{')).count() + 1;
+        if literal > best {
+            best = literal;
+            methods.clear();
+        }
+        if literal == best && !methods.contains(method) {
+            methods.push(*method);
+        }
     }
+    methods
 }
 
 /// `?a=b&c=d`, percent-decoded.
@@ -1226,7 +1279,8 @@ impl Query {
             },
         };
         let before = match self.get("after") {
-            None => i64::MAX,
+            // `?after=` with nothing: the first page, as with no cursor.
+            None | Some("") => i64::MAX,
             Some(text) => text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Problem::new(
                     400,

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod openapi;
 pub mod retry;
 pub mod scheduler;
 pub mod signing;
