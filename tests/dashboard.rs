@@ -171,6 +171,7 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
         .env("RECEIVER_URL", &receiver.url)
         .env("WORKSPACE_ID", "acme")
         .env("WORKSPACE_TOKEN", token["token"].as_str().unwrap())
+        .env("WORKSPACE_TOKEN_ID", token["id"].as_str().unwrap())
         .env("OTHER_ENDPOINT_ID", &other_id)
         .env("OTHER_ENDPOINT_URL", &other_url)
         .env("CHROMIUM", CHROMIUM)

@@ -16,17 +16,19 @@ const POLL_MS = 1500;
 const PAGE_SIZE = 25;
 
 // A portal link carries the token in the fragment (never sent to the server); take it out of the
-// URL at once so it is not left in the address bar, history or a screenshot.
-(function takeTokenFromLink() {
+// URL at once so it is not left in the address bar, history or a screenshot. This runs before
+// anything else, and again when a link is opened in a tab that already shows the dashboard
+// (then only the fragment changes and the page is not loaded again). True when it took one.
+function takeTokenFromLink() {
   const hash = location.hash;
-  if (hash.startsWith('#token=')) {
-    history.replaceState(null, '', location.pathname + location.search + '#/');
-    const token = decodeURIComponent(hash.slice('#token='.length)).trim();
-    if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-    }
-  }
-})();
+  if (!hash.startsWith('#token=')) return false;
+  history.replaceState(null, '', location.pathname + location.search + '#/');
+  const token = decodeURIComponent(hash.slice('#token='.length)).trim();
+  if (!token) return false;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  return true;
+}
+takeTokenFromLink();
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -1221,5 +1223,13 @@ function confirmDialog(text, action) {
 // ---------------------------------------------------------------------------------------------
 
 $('#sign-out').addEventListener('click', () => signOut('Signed out.', 'ok'));
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  if (takeTokenFromLink()) {
+    // Another identity: forget what was known about the previous one.
+    state.token = sessionStorage.getItem(TOKEN_KEY);
+    state.me = null;
+    state.eventTypes = null;
+  }
+  route();
+});
 route();

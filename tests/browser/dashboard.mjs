@@ -3,7 +3,7 @@
 //   BASE_URL          the service, e.g. http://127.0.0.1:41234
 //   ADMIN_TOKEN       its admin token
 //   RECEIVER_URL      a receiver on loopback that answers 200
-//   WORKSPACE_ID      a workspace, and WORKSPACE_TOKEN a token of it
+//   WORKSPACE_ID      a workspace, WORKSPACE_TOKEN a token of it and WORKSPACE_TOKEN_ID its id
 //   OTHER_ENDPOINT_ID an endpoint of another workspace (the workspace token must not see it),
 //                     and OTHER_ENDPOINT_URL its URL
 //   SCREENSHOTS_DIR   optional: write the README's screenshots there (UPDATE_SCREENSHOTS=1)
@@ -27,6 +27,7 @@ const ADMIN_TOKEN = env('ADMIN_TOKEN');
 const RECEIVER_URL = env('RECEIVER_URL');
 const WORKSPACE_ID = env('WORKSPACE_ID');
 const WORKSPACE_TOKEN = env('WORKSPACE_TOKEN');
+const WORKSPACE_TOKEN_ID = env('WORKSPACE_TOKEN_ID');
 const OTHER_ENDPOINT_ID = env('OTHER_ENDPOINT_ID');
 const OTHER_ENDPOINT_URL = env('OTHER_ENDPOINT_URL');
 const SCREENSHOTS = process.env.SCREENSHOTS_DIR || null;
@@ -321,6 +322,21 @@ try {
     check(!(await mobile.textContent('main')).includes(OTHER_ENDPOINT_URL), 'the other endpoint is not shown');
   });
 
+  await step('a workspace adds an endpoint, which lands in its own workspace', async () => {
+    await mobile.click('a[data-nav="endpoints"]');
+    await mobile.click('#add-endpoint');
+    await mobile.locator('#endpoint-form').waitFor();
+    check(await mobile.locator('#workspace_id').count() === 0, 'no workspace field for a workspace token');
+    await fitsWidth(mobile, 'the add form at 375 px');
+    await mobile.fill('#url', `${RECEIVER_URL}/acme-projects`);
+    await mobile.check('#event-project\\.created');
+    await mobile.click('#endpoint-form button[type=submit]');
+    await mobile.locator('#new-secret').waitFor();
+    const id = decodeURIComponent(new URL(mobile.url()).hash.split('/')[2]);
+    const stored = (await apiCall('GET', `/v1/endpoints/${id}`, ADMIN_TOKEN)).body;
+    check(stored.workspace_id === WORKSPACE_ID, `the new endpoint is in ${stored.workspace_id}`);
+  });
+
   await step('the endpoint page is readable at 375 px', async () => {
     await mobile.goto(`${BASE}/#/endpoints/${endpointId}`);
     await mobile.locator('details.delivery').first().waitFor();
@@ -338,6 +354,21 @@ try {
     check(await mobile.evaluate(() => sessionStorage.length) === 0, 'sessionStorage is empty');
     await mobile.reload();
     await mobile.locator('#sign-in').waitFor();
+  });
+
+  await step('a portal link opened in a tab that shows the dashboard signs in too', async () => {
+    // Only the fragment changes, so the page is not loaded again.
+    await mobile.goto(`${BASE}/#token=${encodeURIComponent(WORKSPACE_TOKEN)}`);
+    await mobile.locator('#endpoints').waitFor();
+    check(!mobile.url().includes('token'), `the URL still carries the token: ${mobile.url()}`);
+  });
+
+  await step('a revoked token ends the session at its next request', async () => {
+    const revoked = await apiCall('DELETE', `/v1/workspaces/${WORKSPACE_ID}/tokens/${WORKSPACE_TOKEN_ID}`, ADMIN_TOKEN);
+    check(revoked.status === 204, `revoking the token: ${revoked.status}`);
+    await mobile.click('a[data-nav="events"]');
+    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts' }).waitFor();
+    check(await mobile.evaluate(() => sessionStorage.length) === 0, 'the revoked token is forgotten');
   });
   await phone.close();
 } catch (error) {
