@@ -37,6 +37,7 @@ const state = {
   generation: 0, // bumped on every page change: stale async work checks it and stops
   timers: [],
   flash: null, // a one-time notice for the next page (e.g. a new secret)
+  workspaceFilter: '', // the admin's endpoints list: one workspace, or all when empty
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -336,6 +337,7 @@ function signOut(message, kind) {
   state.token = null;
   state.me = null;
   state.eventTypes = null;
+  state.workspaceFilter = '';
   history.replaceState(null, '', location.pathname + location.search);
   showSignIn(message, kind);
 }
@@ -396,21 +398,46 @@ async function endpointsPage() {
       el('h1', { text: admin ? 'Endpoints' : `Webhook endpoints of ${state.me.workspace_id}` }),
       link('#/endpoints/new', 'Add endpoint', { class: 'button', id: 'add-endpoint' })),
   );
+  // The admin sees every workspace's endpoints, and may narrow the list to one workspace.
+  const filter = admin ? clearOnInput(el('form', { class: 'filter', id: 'workspace-filter', novalidate: true },
+    el('div', { class: 'row wrap' },
+      el('label', { for: 'filter-workspace', class: 'inline', text: 'Workspace' }),
+      el('input', { id: 'filter-workspace', name: 'workspace_id', type: 'text', autocomplete: 'off', placeholder: 'all workspaces', value: state.workspaceFilter || '' }),
+      el('button', { type: 'submit', class: 'secondary small', text: 'Show' })),
+    fieldError('workspace_id'),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }))) : null;
   const list = el('ul', { class: 'cards', id: 'endpoints' });
   const more = el('button', { type: 'button', class: 'secondary', text: 'Show more', hidden: true });
   const message = note();
-  page.main.append(list, message, more);
+  page.main.append(filter || '', list, message, more);
   let next = null;
   const load = async () => {
-    const answer = await api('GET', `/v1/endpoints${query({ limit: PAGE_SIZE, after: next })}`);
+    const workspace = admin ? state.workspaceFilter : null;
+    const answer = await api('GET', `/v1/endpoints${query({ workspace_id: workspace, limit: PAGE_SIZE, after: next })}`);
     if (!alive(page)) return;
     for (const endpoint of answer.data) list.append(endpointCard(endpoint, admin));
     next = answer.next;
     more.hidden = !next;
     if (!list.children.length) {
-      say(message, 'No endpoints yet. Add one to start receiving events.');
+      say(message, workspace ? `No endpoints in workspace ${workspace}.` : 'No endpoints yet. Add one to start receiving events.');
+    } else {
+      say(message, '');
     }
   };
+  if (filter) {
+    filter.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearFormErrors(filter);
+      state.workspaceFilter = filter.elements.workspace_id.value.trim();
+      list.replaceChildren();
+      next = null;
+      try {
+        await busy(filter.querySelector('button'), load);
+      } catch (error) {
+        showFormError(filter, error);
+      }
+    });
+  }
   more.addEventListener('click', () => busy(more, load).catch((error) => say(message, words(error), 'error')));
   await load();
 }

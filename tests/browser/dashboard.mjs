@@ -91,7 +91,7 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || 
 let failed = false;
 try {
   // ---- Desktop, admin -------------------------------------------------------------------------
-  const desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
   const page = await desktop.newPage();
   current = page;
   watch(page, 'desktop');
@@ -207,6 +207,9 @@ try {
     await page.click('#reveal-secret');
     await page.locator('#secret').waitFor();
     check(await page.textContent('#secret') === secret, 'the revealed secret is the one shown at creation');
+    await page.click('#secret-shown button:text("Copy")');
+    await page.locator('#secret-shown [role=status]', { hasText: 'Copied' }).waitFor();
+    check(await page.evaluate(() => navigator.clipboard.readText()) === secret, 'the clipboard holds the secret');
     await page.selectOption('#overlap', '0s');
     await page.click('#rotate-secret');
     await page.locator('#rotated-secret').waitFor();
@@ -246,6 +249,19 @@ try {
     check(await card.locator('.description').textContent() === XSS, 'the description as text');
     await card.locator('.badge-disabled').waitFor();
     await shot(page, 'dashboard-endpoints.png', { fullPage: true });
+  });
+
+  await step('the admin narrows the list to one workspace', async () => {
+    await page.fill('#filter-workspace', 'globex');
+    await page.click('#workspace-filter button[type=submit]');
+    await page.locator(`li[data-endpoint-id="${endpointId}"]`).waitFor({ state: 'detached' });
+    await page.locator(`li[data-endpoint-id="${OTHER_ENDPOINT_ID}"]`).waitFor();
+    await page.fill('#filter-workspace', 'nobody');
+    await page.click('#workspace-filter button[type=submit]');
+    await page.locator('main .note', { hasText: 'No endpoints in workspace nobody' }).waitFor();
+    await page.fill('#filter-workspace', '');
+    await page.click('#workspace-filter button[type=submit]');
+    await page.locator(`li[data-endpoint-id="${endpointId}"]`).waitFor();
   });
 
   await step('the endpoint is edited with its settings filled in', async () => {
