@@ -1,7 +1,8 @@
 //! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
 //! never lost. The data flows one way:
 //! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
-//! `main.rs` wires the threads; the receiver-side helpers live in `signing`.
+//! `main.rs` wires the threads; `cli` holds the integrator commands (listen, verify, send and
+//! the API client); receivers can use `verify`.
 
 pub mod api;
 pub mod bench;
@@ -19,4 +20,5 @@ pub mod scheduler;
 pub mod signing;
 pub mod store;
 pub mod time;
+pub mod verify;
 pub mod worker;
