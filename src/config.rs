@@ -212,6 +212,11 @@ const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
     ),
 ];
 
+/// The names of `serve`'s flags (for shell completions).
+pub fn serve_flag_names() -> impl Iterator<Item = &'static str> {
+    SERVE_FLAGS.iter().map(|(name, ..)| *name)
+}
+
 /// Help for `serve`, listing every flag with its environment variable and default.
 pub fn serve_help() -> String {
     let mut help = String::from(

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bench;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod error;
