@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS endpoints (
     enabled         INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)), -- 0: gets nothing; deliveries wait
     disabled_reason TEXT,                                          -- why it was disabled, NULL when enabled
     failing_since_ms INTEGER,                                      -- first failed attempt since the last success, NULL when healthy
+    last_success_at_ms INTEGER,                                    -- end of the last successful attempt (to the second)
+    previous_secret TEXT,                                          -- the secret before the last rotation, during its overlap
+    previous_secret_expires_at_ms INTEGER,                         -- end of the rotation overlap; NULL with previous_secret
+    sign_with_previous INTEGER NOT NULL DEFAULT 0 CHECK (sign_with_previous IN (0, 1)), -- X-ClockEye-Signature uses previous_secret
     created_at_ms   INTEGER NOT NULL,                              -- creation time
     updated_at_ms   INTEGER NOT NULL                               -- last change by the API
 ) STRICT;
@@ -34,7 +38,8 @@ CREATE TABLE IF NOT EXISTS events (
     workspace_id  TEXT NOT NULL,          -- owning workspace
     type          TEXT NOT NULL,          -- catalog type, e.g. 'time_entry.created'
     created_at_ms INTEGER NOT NULL,       -- acceptance time (the body's created_at, to the second)
-    body          BLOB NOT NULL           -- the exact bytes POSTed on every attempt
+    body          BLOB NOT NULL,          -- the exact bytes POSTed on every attempt
+    test          INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1)) -- 1: sent by POST /v1/endpoints/{id}/test
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_workspace ON events (workspace_id, seq);
 -- Retention prunes the oldest events first, through this.
@@ -52,6 +57,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     next_attempt_at_ms INTEGER,      -- when 'pending': earliest start of the next attempt; else NULL
     created_at_ms      INTEGER NOT NULL,                                      -- when queued
     updated_at_ms      INTEGER NOT NULL,                                      -- last status change
+    free_attempts      INTEGER NOT NULL DEFAULT 0, -- attempts that used no scheduled retry (secret switch after 401/403)
+    free_attempt_number INTEGER,                   -- number of the last such attempt, NULL when none
     CHECK ((status = 'pending') = (next_attempt_at_ms IS NOT NULL))
 ) STRICT;
 -- Scheduling reads through this index only: pending rows per endpoint, by when they are due.
@@ -77,4 +84,16 @@ CREATE TABLE IF NOT EXISTS attempts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_seq, number);
 
-PRAGMA user_version = 3;
+-- Workspace tokens: bearer tokens that see and change one workspace only. Only a hash is kept.
+CREATE TABLE IF NOT EXISTS tokens (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,   -- public id, 'tok_' + 24 hex
+    workspace_id    TEXT NOT NULL,          -- the one workspace it opens
+    token_sha256    TEXT NOT NULL UNIQUE,   -- lowercase hex SHA-256 of the token
+    description     TEXT NOT NULL DEFAULT '',
+    created_at_ms   INTEGER NOT NULL,
+    last_used_at_ms INTEGER                 -- to the minute; NULL when never used
+) STRICT;
+CREATE INDEX IF NOT EXISTS tokens_by_workspace ON tokens (workspace_id, seq);
+
+PRAGMA user_version = 4;

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::model::{NewEvent, StoredEvent};
 use crate::net::{AddressPolicy, check_endpoint_url};
 use crate::scheduler::Command;
-use crate::signing::{new_id, new_secret, sha256_hex};
+use crate::signing::{new_id, new_secret, new_token, sha256_hex};
 use crate::store::{self, DeliveryFilter, DeliveryRow, EndpointRow, EventFilter};
 use crate::time::{format_rfc3339_millis, format_rfc3339_seconds, now_ms, parse_rfc3339};
 use crate::{catalog, time};
@@ -36,6 +36,17 @@ pub const ENDPOINT_HEADERS_MAX: usize = 20;
 pub const HEADER_VALUE_BYTES_MAX: usize = 1024;
 /// Longest endpoint description.
 pub const DESCRIPTION_CHARS_MAX: usize = 1000;
+/// Rotation overlap when none is asked, and the longest allowed.
+pub const ROTATION_OVERLAP_DEFAULT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub const ROTATION_OVERLAP_MAX: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+/// Most deliveries one `recover` call puts back to `pending`; call again for more.
+pub const RECOVER_DELIVERIES_MAX: usize = 10_000;
+/// Longest window of `/stats`, and most deliveries it counts.
+pub const STATS_HOURS_MAX: i64 = 168;
+pub const STATS_DELIVERIES_MAX: usize = 50_000;
+/// Workspace tokens start with this (the admin token with `cew_admin`).
+pub const WORKSPACE_TOKEN_PREFIX: &str = "cew_ws";
 /// The scheduler must have run a round within this long for `/healthz` to answer 200.
 pub const HEARTBEAT_STALE_MS: i64 = 10_000;
 
@@ -104,8 +115,12 @@ fn internal(error: Error) -> Problem {
 
 impl Api {
     fn handle(&self, request: &mut Request) -> Response<std::io::Cursor<Vec<u8>>> {
-        if *request.method() == Method::Get && request.url().split('?').next() == Some("/metrics") {
-            return self.metrics();
+        if *request.method() == Method::Get {
+            match request.url().split('?').next() {
+                Some("/metrics") => return self.metrics(),
+                Some("/openapi.json") => return openapi_response(),
+                _ => {}
+            }
         }
         let started = std::time::Instant::now();
         let answer = self.route(request);
@@ -168,51 +183,124 @@ impl Api {
                 ),
             ));
         }
-        self.authorize(request)?;
+        let access = self.authorize(request)?;
         let query = Query::parse(query);
         let method = request.method().clone();
+        let default_workspace = access.workspace().unwrap_or(DEFAULT_WORKSPACE);
         match (method, parts.as_slice()) {
+            (Method::Get, ["v1", "me"]) => Ok((
+                200,
+                match access.workspace() {
+                    None => json!({"role": "admin"}),
+                    Some(workspace) => json!({"role": "workspace", "workspace_id": workspace}),
+                },
+            )),
             (Method::Post, ["v1", "events"]) => {
                 let body = read_body(request, self.shared.max_event_bytes)?;
-                let event = ingest::parse_event(&body, "", self.shared.max_event_bytes, now_ms())?;
+                let event = ingest::parse_event(
+                    &body,
+                    "",
+                    self.shared.max_event_bytes,
+                    now_ms(),
+                    default_workspace,
+                )?;
+                access.check_workspace(&event.workspace_id, "workspace_id")?;
                 let mut stored = self.ingest(vec![event])?;
                 let stored = stored.pop().expect("one event in, one out");
                 Ok((if stored.created { 202 } else { 200 }, stored_json(&stored)))
             }
             (Method::Post, ["v1", "events", "batch"]) => {
                 let body = read_body(request, BATCH_BYTES_MAX)?;
-                let events = ingest::parse_batch(&body, self.shared.max_event_bytes, now_ms())?;
+                let events = ingest::parse_batch(
+                    &body,
+                    self.shared.max_event_bytes,
+                    now_ms(),
+                    default_workspace,
+                )?;
+                for (index, event) in events.iter().enumerate() {
+                    access.check_workspace(
+                        &event.workspace_id,
+                        &format!("events[{index}].workspace_id"),
+                    )?;
+                }
                 let stored = self.ingest(events)?;
                 Ok((
                     202,
                     json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() }),
                 ))
             }
-            (Method::Get, ["v1", "events"]) => self.list_events(&query),
-            (Method::Get, ["v1", "events", id]) => self.get_event(id),
+            (Method::Get, ["v1", "events"]) => self.list_events(&access, &query),
+            (Method::Get, ["v1", "events", id]) => self.get_event(&access, id),
             (Method::Get, ["v1", "event-types"]) => Ok((200, catalog::to_json())),
             (Method::Post, ["v1", "endpoints"]) => {
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
-                self.create_endpoint(&body)
+                self.create_endpoint(&access, &body)
             }
-            (Method::Get, ["v1", "endpoints"]) => self.list_endpoints(&query),
+            (Method::Get, ["v1", "endpoints"]) => self.list_endpoints(&access, &query),
             (Method::Get, ["v1", "endpoints", id]) => {
-                let endpoint = self.find_endpoint(id)?;
+                let endpoint = self.find_endpoint(&access, id)?;
                 Ok((200, endpoint_json(&endpoint)))
             }
             (Method::Patch, ["v1", "endpoints", id]) => {
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
-                self.update_endpoint(id, &body)
+                self.update_endpoint(&access, id, &body)
+            }
+            (Method::Get, ["v1", "endpoints", id, "secret"]) => {
+                let endpoint = self.find_endpoint(&access, id)?;
+                let (secret, previous) =
+                    store::endpoint_secrets(&self.conn, endpoint.seq, now_ms())
+                        .map_err(internal)?;
+                Ok((
+                    200,
+                    json!({
+                        "secret": secret,
+                        "previous_secret": previous.as_ref().map(|(secret, _)| secret),
+                        "previous_secret_expires_at": previous.map(|(_, at)| format_rfc3339_millis(at)),
+                    }),
+                ))
+            }
+            (Method::Post, ["v1", "endpoints", id, "rotate-secret"]) => {
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.rotate_secret(&access, id, &body)
+            }
+            (Method::Post, ["v1", "endpoints", id, "test"]) => {
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.send_test(&access, id, &body)
+            }
+            (Method::Post, ["v1", "endpoints", id, "recover"]) => {
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.recover(&access, id, &body)
+            }
+            (Method::Get, ["v1", "endpoints", id, "stats"]) => self.stats(&access, id, &query),
+            (Method::Post, ["v1", "workspaces", workspace, "tokens"]) => {
+                access.check_admin()?;
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.create_token(workspace, &body)
+            }
+            (Method::Get, ["v1", "workspaces", workspace, "tokens"]) => {
+                access.check_admin()?;
+                let (limit, before) = query.page()?;
+                let rows =
+                    store::tokens(&self.conn, workspace, before, limit + 1).map_err(internal)?;
+                Ok((200, page(rows, limit, |r| r.seq, token_json)))
+            }
+            (Method::Delete, ["v1", "workspaces", workspace, "tokens", id]) => {
+                access.check_admin()?;
+                if !store::delete_token(&self.conn, workspace, id).map_err(internal)? {
+                    return Err(not_found("token", id));
+                }
+                log::info!("token revoked: token={id} workspace={workspace}");
+                Ok((204, Value::Null))
             }
             (Method::Delete, ["v1", "endpoints", id]) => {
-                let endpoint = self.find_endpoint(id)?;
+                let endpoint = self.find_endpoint(&access, id)?;
                 store::delete_endpoint(&self.conn, endpoint.seq).map_err(internal)?;
                 self.endpoint_changed(endpoint.seq);
                 Ok((204, Value::Null))
             }
-            (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&query),
+            (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&access, &query),
             (Method::Get, ["v1", "deliveries", id]) => {
-                let delivery = self.find_delivery(id)?;
+                let delivery = self.find_delivery(&access, id)?;
                 let attempts = store::attempts(&self.conn, delivery.seq).map_err(internal)?;
                 let mut value = delivery_json(&delivery);
                 value["attempts"] = attempts
@@ -232,7 +320,7 @@ impl Api {
                 Ok((200, value))
             }
             (Method::Post, ["v1", "deliveries", id, "retry"]) => {
-                let delivery = self.find_delivery(id)?;
+                let delivery = self.find_delivery(&access, id)?;
                 if !store::retry_delivery(&self.conn, delivery.seq, now_ms()).map_err(internal)? {
                     return Err(Problem::new(
                         409,
@@ -241,7 +329,7 @@ impl Api {
                     ));
                 }
                 let _ = self.shared.commands.try_send(Command::Wake);
-                let delivery = self.find_delivery(id)?;
+                let delivery = self.find_delivery(&access, id)?;
                 Ok((202, delivery_json(&delivery)))
             }
             (method, _) => Err(Problem::new(
@@ -252,7 +340,8 @@ impl Api {
         }
     }
 
-    fn authorize(&self, request: &Request) -> Result<(), Problem> {
+    /// Who sends the request: the admin, or a workspace token's holder.
+    fn authorize(&self, request: &Request) -> Result<Access, Problem> {
         let token = request
             .headers()
             .iter()
@@ -265,12 +354,25 @@ impl Api {
                 "unauthorized",
                 "send Authorization: Bearer <token>",
             )),
-            Some(token) if sha256_hex(token) == self.shared.admin_token_sha256 => Ok(()),
-            Some(_) => Err(Problem::new(
-                401,
-                "unauthorized",
-                "the bearer token is not valid",
-            )),
+            Some(token) => {
+                let hash = sha256_hex(token);
+                if hash == self.shared.admin_token_sha256 {
+                    return Ok(Access::Admin);
+                }
+                let found = store::token_by_hash(&self.conn, &hash).map_err(internal)?;
+                let Some(found) = found else {
+                    return Err(Problem::new(
+                        401,
+                        "unauthorized",
+                        "the bearer token is not valid (revoked, or never issued)",
+                    ));
+                };
+                if let Err(error) = store::touch_token(&self.conn, &found, now_ms()) {
+                    // Only `last_used_at` is lost; the request goes on.
+                    log::warn!("api: noting the use of token {} failed: {error}", found.id);
+                }
+                Ok(Access::Workspace(found.workspace_id))
+            }
         }
     }
 
@@ -336,7 +438,7 @@ impl Api {
         }
     }
 
-    fn list_events(&self, query: &Query) -> Answer {
+    fn list_events(&self, access: &Access, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
         let since_ms = match query.get("since") {
             Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
@@ -350,7 +452,7 @@ impl Api {
             None => None,
         };
         let filter = EventFilter {
-            workspace_id: query.get("workspace_id"),
+            workspace_id: access.narrow(query.get("workspace_id"))?,
             event_type: query.get("type"),
             since_ms,
         };
@@ -358,9 +460,10 @@ impl Api {
         Ok((200, page(rows, limit, |r| r.seq, event_json)))
     }
 
-    fn get_event(&self, id: &str) -> Answer {
+    fn get_event(&self, access: &Access, id: &str) -> Answer {
         let event = store::event(&self.conn, id)
             .map_err(internal)?
+            .filter(|event| access.sees(&event.workspace_id))
             .ok_or_else(|| not_found("event", id))?;
         let filter = DeliveryFilter {
             event_id: Some(id),
@@ -373,25 +476,28 @@ impl Api {
         Ok((200, value))
     }
 
-    fn find_endpoint(&self, id: &str) -> Result<EndpointRow, Problem> {
+    /// The endpoint with this id, if `access` may see it: another workspace's is "not found".
+    fn find_endpoint(&self, access: &Access, id: &str) -> Result<EndpointRow, Problem> {
         store::endpoint(&self.conn, id)
             .map_err(internal)?
+            .filter(|endpoint| access.sees(&endpoint.workspace_id))
             .ok_or_else(|| not_found("endpoint", id))
     }
 
-    fn find_delivery(&self, id: &str) -> Result<DeliveryRow, Problem> {
+    fn find_delivery(&self, access: &Access, id: &str) -> Result<DeliveryRow, Problem> {
         store::delivery(&self.conn, id)
             .map_err(internal)?
+            .filter(|delivery| access.sees(&delivery.workspace_id))
             .ok_or_else(|| not_found("delivery", id))
     }
 
-    fn create_endpoint(&self, body: &str) -> Answer {
+    fn create_endpoint(&self, access: &Access, body: &str) -> Answer {
         let input = parse_object(body)?;
         let now = now_ms();
         let mut endpoint = EndpointRow {
             seq: 0,
             id: new_id("ep"),
-            workspace_id: DEFAULT_WORKSPACE.to_string(),
+            workspace_id: access.workspace().unwrap_or(DEFAULT_WORKSPACE).to_string(),
             url: String::new(),
             event_types: Vec::new(),
             description: String::new(),
@@ -399,6 +505,8 @@ impl Api {
             enabled: true,
             disabled_reason: None,
             failing_since_ms: None,
+            last_success_at_ms: None,
+            previous_secret_expires_at_ms: None,
             created_at_ms: now,
             updated_at_ms: now,
         };
@@ -412,6 +520,7 @@ impl Api {
             ));
         }
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Create)?;
+        access.check_workspace(&endpoint.workspace_id, "workspace_id")?;
         let secret = new_secret();
         store::insert_endpoint(&self.conn, &mut endpoint, &secret).map_err(internal)?;
         log::info!(
@@ -424,14 +533,296 @@ impl Api {
         Ok((201, value))
     }
 
-    fn update_endpoint(&self, id: &str, body: &str) -> Answer {
+    fn update_endpoint(&self, access: &Access, id: &str, body: &str) -> Answer {
         let input = parse_object(body)?;
-        let mut endpoint = self.find_endpoint(id)?;
+        let mut endpoint = self.find_endpoint(access, id)?;
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Update)?;
         endpoint.updated_at_ms = now_ms();
         store::update_endpoint(&self.conn, &endpoint).map_err(internal)?;
         self.endpoint_changed(endpoint.seq);
         Ok((200, endpoint_json(&endpoint)))
+    }
+
+    /// `POST /v1/endpoints/{id}/rotate-secret {overlap?}`: a new secret at once; the old one
+    /// stays live for the overlap (SPEC "Rotation").
+    fn rotate_secret(&self, access: &Access, id: &str, body: &str) -> Answer {
+        let input = parse_optional_object(body)?;
+        let mut overlap = ROTATION_OVERLAP_DEFAULT;
+        for (key, value) in &input {
+            match key.as_str() {
+                "overlap" => {
+                    let text = value.as_str().ok_or_else(|| {
+                        Problem::field("overlap", "overlap must be a duration such as \"24h\"")
+                    })?;
+                    overlap = time::parse_duration(text).map_err(|message| {
+                        Problem::field("overlap", format!("overlap: {message}"))
+                    })?;
+                    if overlap > ROTATION_OVERLAP_MAX {
+                        return Err(Problem::field(
+                            "overlap",
+                            format!(
+                                "overlap is at most {}",
+                                time::format_duration(ROTATION_OVERLAP_MAX)
+                            ),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(Problem::field(
+                        other,
+                        format!("unknown field \"{other}\"; allowed: overlap"),
+                    ));
+                }
+            }
+        }
+        let endpoint = self.find_endpoint(access, id)?;
+        let secret = new_secret();
+        let now = now_ms();
+        store::rotate_secret(
+            &self.conn,
+            endpoint.seq,
+            &secret,
+            overlap.as_millis() as i64,
+            now,
+        )
+        .map_err(internal)?;
+        // Claimed attempts were signed with the old secrets: they are claimed again.
+        self.endpoint_changed(endpoint.seq);
+        log::info!(
+            "secret rotated: endpoint={} overlap={}",
+            endpoint.id,
+            time::format_duration(overlap)
+        );
+        let endpoint = self.find_endpoint(access, id)?;
+        let mut value = endpoint_json(&endpoint);
+        value["secret"] = Value::from(secret);
+        Ok((200, value))
+    }
+
+    /// `POST /v1/endpoints/{id}/test {type?}`: a sample event of that type to this endpoint
+    /// only, through the normal delivery path.
+    fn send_test(&self, access: &Access, id: &str, body: &str) -> Answer {
+        let input = parse_optional_object(body)?;
+        let endpoint = self.find_endpoint(access, id)?;
+        let mut type_name = endpoint
+            .event_types
+            .iter()
+            .find(|name| name.as_str() != "*")
+            .cloned()
+            .unwrap_or_else(|| catalog::EVENT_TYPES[0].name.to_string());
+        for (key, value) in &input {
+            match key.as_str() {
+                "type" => {
+                    type_name = value
+                        .as_str()
+                        .ok_or_else(|| Problem::field("type", "type must be a string"))?
+                        .to_string();
+                }
+                other => {
+                    return Err(Problem::field(
+                        other,
+                        format!("unknown field \"{other}\"; allowed: type"),
+                    ));
+                }
+            }
+        }
+        let Some(data) = catalog::sample(&type_name) else {
+            let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
+            return Err(Problem::new(
+                422,
+                "unknown_event_type",
+                format!(
+                    "\"{type_name}\" is not an event type; known types: {}",
+                    known.join(", ")
+                ),
+            )
+            .at("type"));
+        };
+        if !endpoint.enabled {
+            return Err(Problem::new(
+                409,
+                "endpoint_disabled",
+                "this endpoint is disabled, so a test event would wait; enable it first",
+            ));
+        }
+        let now = now_ms();
+        let event_id = new_id("evt");
+        let event = NewEvent {
+            body: ingest::envelope(&event_id, &type_name, now, &data.to_string()).into_bytes(),
+            id: event_id,
+            workspace_id: endpoint.workspace_id.clone(),
+            event_type: type_name,
+            created_at_ms: now,
+            test_endpoint_seq: Some(endpoint.seq),
+        };
+        let mut stored = self.ingest(vec![event])?;
+        let mut value = stored_json(&stored.pop().expect("one event in, one out"));
+        value["test"] = Value::from(true);
+        Ok((202, value))
+    }
+
+    /// `POST /v1/endpoints/{id}/recover {since, until?}`: failed deliveries back to pending.
+    fn recover(&self, access: &Access, id: &str, body: &str) -> Answer {
+        let input = parse_object(body)?;
+        let time_field = |name: &str| -> Result<Option<i64>, Problem> {
+            match input.get(name) {
+                None => Ok(None),
+                Some(value) => value
+                    .as_str()
+                    .and_then(parse_rfc3339)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Problem::field(
+                            name,
+                            format!("{name} must be an RFC 3339 time, e.g. 2024-01-15T10:30:00Z"),
+                        )
+                    }),
+            }
+        };
+        if let Some(other) = input
+            .keys()
+            .find(|key| !["since", "until"].contains(&key.as_str()))
+        {
+            return Err(Problem::field(
+                other,
+                format!("unknown field \"{other}\"; allowed: since, until"),
+            ));
+        }
+        let since_ms = time_field("since")?
+            .ok_or_else(|| Problem::field("since", "since is required: an RFC 3339 time"))?;
+        let now = now_ms();
+        let until_ms = time_field("until")?.unwrap_or(i64::MAX);
+        if until_ms <= since_ms {
+            return Err(Problem::field("until", "until must be later than since"));
+        }
+        let endpoint = self.find_endpoint(access, id)?;
+        let requeued = store::recover_failed(
+            &self.conn,
+            endpoint.seq,
+            since_ms,
+            until_ms,
+            now,
+            RECOVER_DELIVERIES_MAX,
+        )
+        .map_err(internal)?;
+        if requeued > 0 {
+            let _ = self.shared.commands.try_send(Command::Wake);
+        }
+        log::info!("recover: endpoint={} requeued={requeued}", endpoint.id);
+        Ok((
+            202,
+            json!({"requeued": requeued, "more": requeued == RECOVER_DELIVERIES_MAX}),
+        ))
+    }
+
+    /// `GET /v1/endpoints/{id}/stats?hours=24`: deliveries per hour by outcome, success rate,
+    /// last success, counted from the endpoint's newest deliveries.
+    fn stats(&self, access: &Access, id: &str, query: &Query) -> Answer {
+        let hours = match query.get("hours") {
+            None => 24,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|hours| (1..=STATS_HOURS_MAX).contains(hours))
+                .ok_or_else(|| {
+                    Problem::new(
+                        400,
+                        "invalid_query",
+                        format!("hours must be a whole number from 1 to {STATS_HOURS_MAX}"),
+                    )
+                    .at("hours")
+                })?,
+        };
+        let endpoint = self.find_endpoint(access, id)?;
+        const HOUR_MS: i64 = 3_600_000;
+        let first_hour_ms = (now_ms().div_euclid(HOUR_MS) - (hours - 1)) * HOUR_MS;
+        let rows = store::recent_deliveries(
+            &self.conn,
+            endpoint.seq,
+            first_hour_ms,
+            STATS_DELIVERIES_MAX,
+        )
+        .map_err(internal)?;
+        let mut hourly = vec![[0u64; 3]; hours as usize];
+        let mut totals = [0u64; 4];
+        for (status, created_at_ms) in &rows {
+            let bucket = ((created_at_ms - first_hour_ms) / HOUR_MS).clamp(0, hours - 1) as usize;
+            let (outcome, total) = match status.as_str() {
+                "succeeded" => (0, 0),
+                "failed" => (1, 1),
+                "pending" => (2, 2),
+                _ => (2, 3),
+            };
+            hourly[bucket][outcome] += 1;
+            totals[total] += 1;
+        }
+        let finished = totals[0] + totals[1];
+        Ok((
+            200,
+            json!({
+                "hours": hours,
+                "last_success_at": endpoint.last_success_at_ms.map(format_rfc3339_millis),
+                "success_rate": (finished > 0).then(|| totals[0] as f64 / finished as f64),
+                "totals": {"succeeded": totals[0], "failed": totals[1], "pending": totals[2], "delivering": totals[3]},
+                "counted": rows.len(),
+                "hourly": hourly.iter().enumerate().map(|(index, [succeeded, failed, pending])| json!({
+                    "hour": format_rfc3339_seconds(first_hour_ms + index as i64 * HOUR_MS),
+                    "succeeded": succeeded,
+                    "failed": failed,
+                    "pending": pending,
+                })).collect::<Vec<_>>(),
+            }),
+        ))
+    }
+
+    /// `POST /v1/workspaces/{ws}/tokens {description?}`: the token is in this answer only.
+    fn create_token(&self, workspace: &str, body: &str) -> Answer {
+        let workspace =
+            ingest::check_id(Some(&Value::from(workspace)), "workspace_id")?.expect("given");
+        let input = parse_optional_object(body)?;
+        let mut description = String::new();
+        for (key, value) in &input {
+            match key.as_str() {
+                "description" => {
+                    let text = value.as_str().ok_or_else(|| {
+                        Problem::field("description", "description must be a string")
+                    })?;
+                    if text.chars().count() > DESCRIPTION_CHARS_MAX {
+                        return Err(Problem::field(
+                            "description",
+                            format!(
+                                "description is longer than {DESCRIPTION_CHARS_MAX} characters"
+                            ),
+                        ));
+                    }
+                    description = text.to_string();
+                }
+                other => {
+                    return Err(Problem::field(
+                        other,
+                        format!("unknown field \"{other}\"; allowed: description"),
+                    ));
+                }
+            }
+        }
+        let token = new_token(WORKSPACE_TOKEN_PREFIX);
+        let mut row = store::TokenRow {
+            seq: 0,
+            id: new_id("tok"),
+            workspace_id: workspace,
+            description,
+            created_at_ms: now_ms(),
+            last_used_at_ms: None,
+        };
+        store::insert_token(&self.conn, &mut row, &sha256_hex(&token)).map_err(internal)?;
+        log::info!(
+            "token created: token={} workspace={}",
+            row.id,
+            row.workspace_id
+        );
+        let mut value = token_json(&row);
+        value["token"] = Value::from(token);
+        Ok((201, value))
     }
 
     /// Tells the scheduler, so work claimed with the old settings is not sent with them (and a
@@ -512,14 +903,15 @@ impl Api {
         Ok(())
     }
 
-    fn list_endpoints(&self, query: &Query) -> Answer {
+    fn list_endpoints(&self, access: &Access, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
-        let rows = store::endpoints(&self.conn, query.get("workspace_id"), before, limit + 1)
-            .map_err(internal)?;
+        let workspace_id = access.narrow(query.get("workspace_id"))?;
+        let rows =
+            store::endpoints(&self.conn, workspace_id, before, limit + 1).map_err(internal)?;
         Ok((200, page(rows, limit, |r| r.seq, endpoint_json)))
     }
 
-    fn list_deliveries(&self, query: &Query) -> Answer {
+    fn list_deliveries(&self, access: &Access, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
         let status = query.get("status");
         if let Some(status) = status
@@ -533,13 +925,74 @@ impl Api {
             .at("status"));
         }
         let filter = DeliveryFilter {
-            workspace_id: query.get("workspace_id"),
+            workspace_id: access.narrow(query.get("workspace_id"))?,
             endpoint_id: query.get("endpoint_id"),
             event_id: query.get("event_id"),
             status,
         };
         let rows = store::deliveries(&self.conn, &filter, before, limit + 1).map_err(internal)?;
         Ok((200, page(rows, limit, |r| r.seq, delivery_json)))
+    }
+}
+
+/// Who a request comes from. A workspace token sees and changes its workspace only; to it,
+/// another workspace's objects do not exist (404), and naming another workspace is 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Access {
+    Admin,
+    Workspace(String),
+}
+
+impl Access {
+    /// The one workspace this access is limited to; None for the admin.
+    fn workspace(&self) -> Option<&str> {
+        match self {
+            Access::Admin => None,
+            Access::Workspace(workspace) => Some(workspace),
+        }
+    }
+
+    fn sees(&self, workspace_id: &str) -> bool {
+        self.workspace().is_none_or(|own| own == workspace_id)
+    }
+
+    /// 403 unless this access may act in `workspace_id` (named in `field`).
+    fn check_workspace(&self, workspace_id: &str, field: &str) -> Result<(), Problem> {
+        if self.sees(workspace_id) {
+            return Ok(());
+        }
+        Err(Problem::new(
+            403,
+            "forbidden",
+            format!(
+                "this token is for workspace \"{}\" only",
+                self.workspace().unwrap_or("")
+            ),
+        )
+        .at(field))
+    }
+
+    fn check_admin(&self) -> Result<(), Problem> {
+        match self {
+            Access::Admin => Ok(()),
+            Access::Workspace(_) => Err(Problem::new(
+                403,
+                "forbidden",
+                "only the admin token may manage workspace tokens",
+            )),
+        }
+    }
+
+    /// The workspace filter of a list: a workspace token always lists its own.
+    fn narrow<'a>(&'a self, asked: Option<&'a str>) -> Result<Option<&'a str>, Problem> {
+        match (self.workspace(), asked) {
+            (None, asked) => Ok(asked),
+            (Some(own), Some(asked)) if asked != own => {
+                self.check_workspace(asked, "workspace_id")?;
+                Ok(Some(own))
+            }
+            (Some(own), _) => Ok(Some(own)),
+        }
     }
 }
 
@@ -559,6 +1012,14 @@ fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
         )),
         Err(error) => Err(ingest::json_problem(&error, "")),
     }
+}
+
+/// A body that may be empty (all fields optional) or a JSON object.
+fn parse_optional_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
+    if body.trim().is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    parse_object(body)
 }
 
 fn check_event_types(value: &Value) -> Result<Vec<String>, Problem> {
@@ -699,23 +1160,59 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GET /openapi.json`, built once.
+fn openapi_response() -> Response<std::io::Cursor<Vec<u8>>> {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| crate::openapi::document().to_string());
+    Response::from_data(text.clone().into_bytes())
+        .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"))
+}
+
+/// Every route: method and path, `{…}` standing for one segment. `allowed_methods` (404/405
+/// and `Allow`) reads this, and `openapi.rs` describes exactly these (a test compares them).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/events/batch"),
+    ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/event-types"),
+    ("POST", "/v1/endpoints"),
+    ("GET", "/v1/endpoints"),
+    ("GET", "/v1/endpoints/{id}"),
+    ("PATCH", "/v1/endpoints/{id}"),
+    ("DELETE", "/v1/endpoints/{id}"),
+    ("GET", "/v1/endpoints/{id}/secret"),
+    ("POST", "/v1/endpoints/{id}/rotate-secret"),
+    ("POST", "/v1/endpoints/{id}/test"),
+    ("POST", "/v1/endpoints/{id}/recover"),
+    ("GET", "/v1/endpoints/{id}/stats"),
+    ("GET", "/v1/deliveries"),
+    ("GET", "/v1/deliveries/{id}"),
+    ("POST", "/v1/deliveries/{id}/retry"),
+    ("POST", "/v1/workspaces/{workspace}/tokens"),
+    ("GET", "/v1/workspaces/{workspace}/tokens"),
+    ("DELETE", "/v1/workspaces/{workspace}/tokens/{id}"),
+];
+
 /// The methods a path answers to; empty when no route has that shape.
 fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    match parts.as_slice() {
-        ["healthz"] => vec!["GET"],
-        ["metrics"] => vec!["GET"],
-        ["v1", "events"] => vec!["GET", "POST"],
-        ["v1", "events", "batch"] => vec!["POST", "GET"],
-        ["v1", "events", _] => vec!["GET"],
-        ["v1", "event-types"] => vec!["GET"],
-        ["v1", "endpoints"] => vec!["GET", "POST"],
-        ["v1", "endpoints", _] => vec!["GET", "PATCH", "DELETE"],
-        ["v1", "deliveries"] => vec!["GET"],
-        ["v1", "deliveries", _] => vec!["GET"],
-        ["v1", "deliveries", _, "retry"] => vec!["POST"],
-        _ => vec![],
+    let mut methods = Vec::new();
+    for (method, pattern) in ROUTES {
+        let pattern: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+        let matches = pattern.len() == parts.len()
+            && pattern
+                .iter()
+                .zip(parts)
+                .all(|(want, got)| want.starts_with('{') || want == got);
+        if matches && !methods.contains(method) {
+            methods.push(*method);
+        }
     }
+    methods
 }
 
 /// `?a=b&c=d`, percent-decoded.
@@ -829,7 +1326,19 @@ fn event_json(event: &store::EventRow) -> Value {
         "type": event.event_type,
         "created_at": format_rfc3339_seconds(event.created_at_ms),
         "workspace_id": event.workspace_id,
+        "test": event.test,
         "data": data,
+    })
+}
+
+/// A workspace token as listed: never the token itself.
+fn token_json(token: &store::TokenRow) -> Value {
+    json!({
+        "id": token.id,
+        "workspace_id": token.workspace_id,
+        "description": token.description,
+        "created_at": format_rfc3339_millis(token.created_at_ms),
+        "last_used_at": token.last_used_at_ms.map(format_rfc3339_millis),
     })
 }
 
@@ -851,6 +1360,8 @@ fn endpoint_json(endpoint: &EndpointRow) -> Value {
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
         "failing_since": endpoint.failing_since_ms.map(format_rfc3339_millis),
+        "last_success_at": endpoint.last_success_at_ms.map(format_rfc3339_millis),
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at_ms.map(format_rfc3339_millis),
         "created_at": format_rfc3339_millis(endpoint.created_at_ms),
         "updated_at": format_rfc3339_millis(endpoint.updated_at_ms),
     })
@@ -864,6 +1375,7 @@ fn delivery_json(delivery: &DeliveryRow) -> Value {
         "endpoint_id": delivery.endpoint_id,
         "workspace_id": delivery.workspace_id,
         "status": delivery.status,
+        "test": delivery.test,
         "attempts_made": delivery.attempts_made,
         "next_attempt_at": delivery.next_attempt_at_ms.map(time::format_rfc3339_millis),
         "created_at": format_rfc3339_millis(delivery.created_at_ms),

@@ -219,11 +219,15 @@ mod tests {
             endpoint_seq,
             url: String::new(),
             secret: String::new(),
+            previous_secret: None,
+            sign_with_previous: false,
             headers: Vec::new(),
             event_id: String::new(),
             event_type: String::new(),
             body: Arc::from(Vec::new()),
             attempt_number,
+            schedule_step: attempt_number,
+            may_switch_secret: true,
         }
     }
 

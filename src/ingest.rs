@@ -107,12 +107,14 @@ pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Pr
     Ok(Some(text.to_string()))
 }
 
-/// One event from its JSON text. `prefix` is put before field names (`events[3].`).
+/// One event from its JSON text. `prefix` is put before field names (`events[3].`);
+/// `default_workspace` is the workspace of an event that names none.
 pub fn parse_event(
     json: &str,
     prefix: &str,
     max_event_bytes: usize,
     now_ms: i64,
+    default_workspace: &str,
 ) -> Result<NewEvent, Problem> {
     let input: EventInput = serde_json::from_str(json).map_err(|e| json_problem(&e, prefix))?;
     let field = |name: &str| format!("{prefix}{name}");
@@ -157,7 +159,7 @@ pub fn parse_event(
         )
     })?;
     let workspace_id = check_id(input.workspace_id.as_ref(), &field("workspace_id"))?
-        .unwrap_or_else(|| DEFAULT_WORKSPACE.to_string());
+        .unwrap_or_else(|| default_workspace.to_string());
     let id = check_id(input.id.as_ref(), &field("id"))?.unwrap_or_else(|| new_id("evt"));
     let body = envelope(&id, event_type.name, now_ms, raw_data.get());
     if body.len() > max_event_bytes {
@@ -174,6 +176,7 @@ pub fn parse_event(
         event_type: event_type.name.to_string(),
         created_at_ms: now_ms,
         body: body.into_bytes(),
+        test_endpoint_seq: None,
     })
 }
 
@@ -194,6 +197,7 @@ pub fn parse_batch(
     json: &str,
     max_event_bytes: usize,
     now_ms: i64,
+    default_workspace: &str,
 ) -> Result<Vec<NewEvent>, Problem> {
     let input: BatchInput = serde_json::from_str(json).map_err(|e| json_problem(&e, ""))?;
     let events = input
@@ -225,6 +229,7 @@ pub fn parse_batch(
                 &format!("events[{index}]."),
                 max_event_bytes,
                 now_ms,
+                default_workspace,
             )
         })
         .collect()
@@ -239,7 +244,7 @@ mod tests {
     #[test]
     fn builds_the_envelope_with_data_untouched() {
         let json = r#"{"type":"project.created","id":"evt_1","data":{"name":"X","id":"p1","created_by":"u1","extra":[1, 2.50]}}"#;
-        let event = parse_event(json, "", 262_144, NOW_MS).unwrap();
+        let event = parse_event(json, "", 262_144, NOW_MS, DEFAULT_WORKSPACE).unwrap();
         assert_eq!(
             String::from_utf8(event.body).unwrap(),
             r#"{"id":"evt_1","type":"project.created","created_at":"2024-01-15T10:30:00Z","data":{"name":"X","id":"p1","created_by":"u1","extra":[1, 2.50]}}"#
@@ -290,7 +295,7 @@ mod tests {
             ),
         ];
         for (json, status, code, field) in cases {
-            let problem = parse_event(json, "", 262_144, NOW_MS).unwrap_err();
+            let problem = parse_event(json, "", 262_144, NOW_MS, DEFAULT_WORKSPACE).unwrap_err();
             assert_eq!(
                 (problem.status, problem.code, problem.field.as_deref()),
                 (status, code, field),
@@ -302,7 +307,12 @@ mod tests {
             r#"{{"type":"project.created","data":{{"id":"p","name":"{}","created_by":"u"}}}}"#,
             "x".repeat(300)
         );
-        assert_eq!(parse_event(&big, "", 256, NOW_MS).unwrap_err().status, 413);
+        assert_eq!(
+            parse_event(&big, "", 256, NOW_MS, DEFAULT_WORKSPACE)
+                .unwrap_err()
+                .status,
+            413
+        );
     }
 
     #[test]
@@ -310,16 +320,21 @@ mod tests {
         let good = r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u"}}"#;
         let bad = r#"{"type":"project.created","data":{"id":"p","name":"n"}}"#;
         let json = format!(r#"{{"events":[{good},{good},{bad}]}}"#);
-        let problem = parse_batch(&json, 262_144, NOW_MS).unwrap_err();
+        let problem = parse_batch(&json, 262_144, NOW_MS, DEFAULT_WORKSPACE).unwrap_err();
         assert_eq!(problem.field.as_deref(), Some("events[2].data.created_by"));
         assert_eq!(
-            parse_batch(&format!(r#"{{"events":[{good},{good}]}}"#), 262_144, NOW_MS)
-                .unwrap()
-                .len(),
+            parse_batch(
+                &format!(r#"{{"events":[{good},{good}]}}"#),
+                262_144,
+                NOW_MS,
+                DEFAULT_WORKSPACE
+            )
+            .unwrap()
+            .len(),
             2
         );
         assert_eq!(
-            parse_batch(r#"{"events":[]}"#, 262_144, NOW_MS)
+            parse_batch(r#"{"events":[]}"#, 262_144, NOW_MS, DEFAULT_WORKSPACE)
                 .unwrap_err()
                 .field
                 .as_deref(),

@@ -5,6 +5,7 @@
 //! the API client); receivers can use `verify`.
 
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod openapi;
 pub mod retry;
 pub mod scheduler;
 pub mod signing;

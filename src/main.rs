@@ -19,7 +19,7 @@ use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
 use clockeye_webhooks::time::now_ms;
 use clockeye_webhooks::worker::{self, Worker};
-use clockeye_webhooks::{api, bench, cli, logging, store};
+use clockeye_webhooks::{api, backup, bench, cli, logging, store};
 use crossbeam_channel::bounded;
 
 /// Threads taking API requests; each waits for its events' commit, so this bounds how many
@@ -58,6 +58,7 @@ const USAGE: &str =
 usage:
   clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
   clockeye-webhooks bench [FLAGS]   measure throughput and latency on this machine (see bench --help)
+  clockeye-webhooks backup PATH     a consistent copy of the live database (see backup --help)
   clockeye-webhooks --version
 
 quick start:
@@ -100,6 +101,36 @@ fn main() -> ExitCode {
                 Err(line) => {
                     eprintln!("clockeye-webhooks bench: {line}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Some("backup") => {
+            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
+                print!("{}", backup::HELP);
+                return ExitCode::SUCCESS;
+            }
+            let options = match backup::parse_options(&args[1..], &|name| std::env::var(name).ok())
+            {
+                Ok(options) => options,
+                Err(line) => {
+                    eprintln!("clockeye-webhooks backup: {line}");
+                    return ExitCode::from(2);
+                }
+            };
+            match backup::run(&options) {
+                Ok(summary) => {
+                    println!(
+                        "backup written to {}: {} bytes, {} events, {} deliveries pending",
+                        options.dest.display(),
+                        summary.bytes,
+                        summary.events,
+                        summary.deliveries_pending
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(line) => {
+                    eprintln!("clockeye-webhooks backup: {line}");
+                    ExitCode::FAILURE
                 }
             }
         }

@@ -58,6 +58,10 @@ pub enum Decision {
     Succeeded,
     /// Back to `pending`, due at this unix ms.
     RetryAt(i64),
+    /// Answered 401/403 during a rotation overlap: again at this unix ms (at once) with the
+    /// other secret in `X-ClockEye-Signature`, which becomes the endpoint's choice. The next
+    /// attempt uses no scheduled retry.
+    SwitchSecret(i64),
     /// Attempts exhausted, or the receiver said 410 Gone.
     Failed,
 }
@@ -70,6 +74,9 @@ pub struct NewEvent {
     pub event_type: String,
     pub created_at_ms: i64,
     pub body: Vec<u8>,
+    /// `Some(endpoint seq)` for a test event: delivered to that endpoint only, whatever it
+    /// subscribes to, and marked `test` in the API.
+    pub test_endpoint_seq: Option<i64>,
 }
 
 /// An event as stored, with its deliveries, as the ingest routes answer it.
@@ -93,6 +100,11 @@ pub struct Job {
     pub endpoint_seq: i64,
     pub url: String,
     pub secret: String,
+    /// The secret before the last rotation, while its overlap lasts: both sign
+    /// `webhook-signature`.
+    pub previous_secret: Option<String>,
+    /// `X-ClockEye-Signature` is made with `previous_secret` (the one last accepted).
+    pub sign_with_previous: bool,
     /// The endpoint's extra headers.
     pub headers: Vec<(String, String)>,
     pub event_id: String,
@@ -101,6 +113,19 @@ pub struct Job {
     pub body: Arc<[u8]>,
     /// 1-based, as sent in `X-ClockEye-Attempt`.
     pub attempt_number: u32,
+    /// Which step of the retry schedule this attempt is: `attempt_number` less the attempts
+    /// that used no scheduled retry.
+    pub schedule_step: u32,
+    /// A 401/403 may switch the secret: the previous attempt was not itself such a switch.
+    pub may_switch_secret: bool,
+}
+
+impl Job {
+    /// The previous secret signs `X-ClockEye-Signature` (a rotation overlap is on and the
+    /// receiver last accepted it).
+    pub fn signs_with_previous(&self) -> bool {
+        self.sign_with_previous && self.previous_secret.is_some()
+    }
 }
 
 /// A finished attempt, handed from a worker back to the scheduler to record.
@@ -112,4 +137,6 @@ pub struct AttemptResult {
     pub attempt_number: u32,
     pub outcome: Outcome,
     pub decision: Decision,
+    /// `X-ClockEye-Signature` was made with the previous secret.
+    pub signed_with_previous: bool,
 }

@@ -9,12 +9,14 @@ use crate::model::{Decision, Outcome};
 ///
 /// The delay after failed attempt n is `schedule[n-1]`, counted from the end of that attempt;
 /// after the last step the delivery fails. A `Retry-After` on a 429/503 is honoured within
-/// [delay, 2 × delay]. `410 Gone` fails the delivery at once.
+/// [delay, 2 × delay]. `410 Gone` fails the delivery at once. During a rotation overlap
+/// (`may_switch_secret`), a 401 or 403 is tried again at once with the other secret.
 pub fn next(
     schedule: &[Duration],
-    attempt_number: u32,
+    schedule_step: u32,
     outcome: &Outcome,
     finished_at_ms: i64,
+    may_switch_secret: bool,
 ) -> Decision {
     if outcome.succeeded() {
         return Decision::Succeeded;
@@ -22,7 +24,10 @@ pub fn next(
     if outcome.status_code == Some(410) {
         return Decision::Failed;
     }
-    let Some(delay) = schedule.get(attempt_number.saturating_sub(1) as usize) else {
+    if may_switch_secret && matches!(outcome.status_code, Some(401 | 403)) {
+        return Decision::SwitchSecret(finished_at_ms);
+    }
+    let Some(delay) = schedule.get(schedule_step.saturating_sub(1) as usize) else {
         return Decision::Failed;
     };
     let delay_ms = delay.as_millis() as i64;
@@ -69,7 +74,13 @@ mod tests {
         ];
         for (attempt_number, expected) in cases {
             assert_eq!(
-                next(&schedule, attempt_number, &failure(Some(500), None), 1_000),
+                next(
+                    &schedule,
+                    attempt_number,
+                    &failure(Some(500), None),
+                    1_000,
+                    false
+                ),
                 expected,
                 "attempt {attempt_number}"
             );
@@ -81,7 +92,7 @@ mod tests {
         let mut outcome = failure(Some(200), None);
         outcome.error_class = None;
         assert_eq!(
-            next(&[Duration::from_secs(1)], 1, &outcome, 0),
+            next(&[Duration::from_secs(1)], 1, &outcome, 0, true),
             Decision::Succeeded
         );
     }
@@ -89,7 +100,13 @@ mod tests {
     #[test]
     fn gone_fails_at_once() {
         assert_eq!(
-            next(&[Duration::from_secs(1)], 1, &failure(Some(410), None), 0),
+            next(
+                &[Duration::from_secs(1)],
+                1,
+                &failure(Some(410), None),
+                0,
+                true
+            ),
             Decision::Failed
         );
     }
@@ -106,7 +123,7 @@ mod tests {
         ];
         for (status_code, asked_ms, wait_ms) in cases {
             assert_eq!(
-                next(&schedule, 1, &failure(status_code, asked_ms), 0),
+                next(&schedule, 1, &failure(status_code, asked_ms), 0, false),
                 Decision::RetryAt(wait_ms),
                 "{status_code:?} {asked_ms:?}"
             );
@@ -115,6 +132,30 @@ mod tests {
 
     #[test]
     fn an_empty_schedule_means_one_attempt() {
-        assert_eq!(next(&[], 1, &failure(None, None), 0), Decision::Failed);
+        assert_eq!(
+            next(&[], 1, &failure(None, None), 0, false),
+            Decision::Failed
+        );
+    }
+
+    #[test]
+    fn a_rejected_signature_during_an_overlap_switches_secret_once() {
+        let schedule = [Duration::from_secs(60)];
+        for status in [401, 403] {
+            assert_eq!(
+                next(&schedule, 1, &failure(Some(status), None), 5, true),
+                Decision::SwitchSecret(5)
+            );
+            // The switched attempt failed too: the schedule applies.
+            assert_eq!(
+                next(&schedule, 1, &failure(Some(status), None), 5, false),
+                Decision::RetryAt(60_005)
+            );
+        }
+        // Other failures never switch.
+        assert_eq!(
+            next(&schedule, 1, &failure(Some(500), None), 5, true),
+            Decision::RetryAt(60_005)
+        );
     }
 }

@@ -346,8 +346,9 @@ pub fn main(mut scheduler: Scheduler) {
     }
 }
 
-/// One retention batch in its own transaction; returns how many events went (0 on error, which
-/// is logged: pruning waits for the next turn, nothing else depends on it).
+/// One retention batch in its own transaction, and rotation overlaps that have ended; returns
+/// how many events went (0 on error, which is logged: pruning waits for the next turn; an
+/// ended overlap's secret is unused already, as claims compare its expiry with the clock).
 fn prune(conn: &mut Connection, retention: Duration) -> usize {
     let cutoff_ms = now_ms() - retention.as_millis() as i64;
     let pruned = conn
@@ -355,6 +356,7 @@ fn prune(conn: &mut Connection, retention: Duration) -> usize {
         .map_err(Error::from)
         .and_then(|tx| {
             let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
+            store::retire_previous_secrets(&tx, now_ms())?;
             tx.commit()?;
             Ok(pruned)
         });

@@ -123,9 +123,10 @@ pub fn main(worker: Worker) {
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
             &worker.retry_schedule,
-            job.attempt_number,
+            job.schedule_step,
             &outcome,
             finished_at_ms,
+            job.may_switch_secret && job.previous_secret.is_some(),
         );
         log::debug!(
             "delivery={} attempt={} status={:?} outcome={} elapsed_ms={}",
@@ -135,6 +136,7 @@ pub fn main(worker: Worker) {
             outcome.error_class.map_or("succeeded", ErrorClass::as_str),
             outcome.duration_ms
         );
+        let signed_with_previous = job.signs_with_previous();
         let result = AttemptResult {
             delivery_seq: job.delivery_seq,
             delivery_id: job.delivery_id,
@@ -142,6 +144,7 @@ pub fn main(worker: Worker) {
             attempt_number: job.attempt_number,
             outcome,
             decision,
+            signed_with_previous,
         };
         if worker.results.send(result).is_err() {
             return;
@@ -154,12 +157,27 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let timestamp_s = started_at_ms.div_euclid(1000);
+    let clockeye_secret = match &job.previous_secret {
+        Some(previous) if job.sign_with_previous => previous,
+        _ => &job.secret,
+    };
+    // Standard Webhooks: one space-separated signature per live secret.
+    let mut standard = standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body);
+    if let Some(previous) = &job.previous_secret {
+        standard.push(' ');
+        standard.push_str(&standard_signature(
+            previous,
+            &job.event_id,
+            timestamp_s,
+            &job.body,
+        ));
+    }
     let mut request = agent
         .post(&job.url)
         .header("Content-Type", "application/json")
         .header(
             "X-ClockEye-Signature",
-            clockeye_signature(&job.secret, &job.body),
+            clockeye_signature(clockeye_secret, &job.body),
         )
         .header("X-ClockEye-Event", &job.event_type)
         .header("X-ClockEye-Event-Id", &job.event_id)
@@ -167,10 +185,7 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
         .header("X-ClockEye-Attempt", job.attempt_number.to_string())
         .header("webhook-id", &job.event_id)
         .header("webhook-timestamp", timestamp_s.to_string())
-        .header(
-            "webhook-signature",
-            standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body),
-        );
+        .header("webhook-signature", standard);
     for (name, value) in &job.headers {
         request = request.header(name, value);
     }

@@ -17,7 +17,7 @@ pub fn main(parsed: &Parsed) -> Outcome {
 
 /// First words: `serve`, `bench`, each command or group, `help`.
 fn top_words() -> Vec<&'static str> {
-    let mut words = vec!["serve", "bench", "help"];
+    let mut words = vec!["serve", "bench", "backup", "help"];
     for command in COMMANDS {
         let first = command.name.split(' ').next().expect("a name");
         if !words.contains(&first) {

@@ -1,0 +1,186 @@
+//! `clockeye-webhooks backup PATH`: a consistent copy of the database, taken while the service
+//! runs. SQLite's `VACUUM INTO` reads one snapshot (WAL lets the service keep writing) and
+//! writes a compact file; we write it beside PATH, check it, fsync it and rename it into
+//! place, so PATH is either absent or a whole, checked backup.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::store;
+
+pub const HELP: &str = "clockeye-webhooks backup: a consistent copy of the live database
+
+usage:
+  clockeye-webhooks backup PATH [--db DB]
+
+  PATH       where the copy goes; must not exist yet
+  --db DB    the database to copy (env CLOCKEYE_DB; default ./clockeye-webhooks.db)
+
+Safe while `serve` runs on DB: the copy is one snapshot, and the service keeps taking events.
+To restore, stop the service and start it on the copy:
+  clockeye-webhooks serve --db PATH
+Every delivery that was pending (or in flight) in the copy is sent.
+
+example:
+  clockeye-webhooks backup /var/backups/clockeye-$(date +%F).db
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub db: PathBuf,
+    pub dest: PathBuf,
+}
+
+/// What a finished backup holds, for the one line printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub bytes: u64,
+    pub events: i64,
+    pub deliveries_pending: i64,
+}
+
+/// Reads `backup`'s arguments; `env` gives `CLOCKEYE_DB`. `Err` is one line.
+pub fn parse_options(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Options, String> {
+    let mut db = env("CLOCKEYE_DB").map(PathBuf::from);
+    let mut dest = None;
+    let mut index = 0;
+    while index < args.len() {
+        let arg = &args[index];
+        if let Some(value) = arg.strip_prefix("--db=") {
+            db = Some(PathBuf::from(value));
+        } else if arg == "--db" {
+            index += 1;
+            let value = args.get(index).ok_or("--db needs a value")?;
+            db = Some(PathBuf::from(value));
+        } else if arg.starts_with('-') {
+            return Err(format!(
+                "unknown flag {arg} (see clockeye-webhooks backup --help)"
+            ));
+        } else if dest.is_some() {
+            return Err(format!("unexpected argument \"{arg}\": give one PATH"));
+        } else {
+            dest = Some(PathBuf::from(arg));
+        }
+        index += 1;
+    }
+    Ok(Options {
+        db: db.unwrap_or_else(|| PathBuf::from("./clockeye-webhooks.db")),
+        dest: dest.ok_or("give the PATH to write the backup to")?,
+    })
+}
+
+/// Takes the backup. `Err` is one line for people.
+pub fn run(options: &Options) -> Result<Summary, String> {
+    let Options { db, dest } = options;
+    if dest.exists() {
+        return Err(format!(
+            "{} exists already; give a new path (a backup never overwrites)",
+            dest.display()
+        ));
+    }
+    if !db.is_file() {
+        return Err(format!("no database at {}", db.display()));
+    }
+    // Opened for reading and writing but never created: a wrong --db must not make a new file.
+    let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    source
+        .busy_timeout(store::BUSY_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let partial = partial_path(dest);
+    let _ = std::fs::remove_file(&partial);
+    let written = write_copy(&source, &partial);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    let summary = written?;
+    std::fs::rename(&partial, dest)
+        .map_err(|e| format!("cannot move the backup to {}: {e}", dest.display()))?;
+    sync_parent(dest);
+    Ok(summary)
+}
+
+fn write_copy(source: &Connection, partial: &Path) -> Result<Summary, String> {
+    let partial_text = partial
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", partial.display()))?;
+    source
+        .execute("VACUUM INTO ?1", [partial_text])
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    let copy = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot reopen the copy {}: {e}", partial.display()))?;
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(|e| format!("cannot check the copy: {e}"))?;
+    if check != "ok" {
+        return Err(format!("the copy failed its integrity check: {check}"));
+    }
+    let (events, deliveries_pending) = copy
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events),
+                    (SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'delivering'))",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|e| format!("the copy is not a ClockEye Webhooks database: {e}"))?;
+    drop(copy);
+    let file = std::fs::File::open(partial).map_err(|e| e.to_string())?;
+    file.sync_all()
+        .map_err(|e| format!("cannot flush {}: {e}", partial.display()))?;
+    let bytes = file.metadata().map_err(|e| e.to_string())?.len();
+    Ok(Summary {
+        bytes,
+        events,
+        deliveries_pending,
+    })
+}
+
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+/// Makes the rename itself durable (best effort: not every file system allows it).
+fn sync_parent(path: &Path) {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_take_a_path_and_a_database() {
+        let no_env = |_: &str| None;
+        assert_eq!(
+            parse_options(&args(&["copy.db", "--db", "live.db"]), &no_env),
+            Ok(Options {
+                db: "live.db".into(),
+                dest: "copy.db".into()
+            })
+        );
+        let env = |name: &str| (name == "CLOCKEYE_DB").then(|| "env.db".to_string());
+        assert_eq!(
+            parse_options(&args(&["c.db"]), &env).unwrap().db,
+            PathBuf::from("env.db")
+        );
+        assert!(parse_options(&args(&[]), &no_env).is_err());
+        assert!(parse_options(&args(&["a", "b"]), &no_env).is_err());
+        assert!(parse_options(&args(&["a", "--force"]), &no_env).is_err());
+    }
+}
