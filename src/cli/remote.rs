@@ -25,6 +25,8 @@ const LIST_ROWS_MAX: usize = 200_000;
 const TEST_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Ids `deliveries retry -` reads from stdin at most.
 const RETRY_IDS_MAX: usize = LIST_ROWS_MAX;
+/// Calls `recover` makes at most (the server requeues up to 10,000 per call).
+const RECOVER_CALLS_MAX: usize = 100;
 /// Largest `--data @FILE`: the largest event the service may accept.
 const DATA_BYTES_MAX: u64 = crate::config::EVENT_BYTES_LIMIT_MAX as u64;
 
@@ -895,23 +897,36 @@ fn delivery_text(delivery: &Value) -> String {
 fn recover(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
     let endpoint = one_id(parsed, "recover", "ENDPOINT (an endpoint id)")?;
     let since = time_arg("since", parsed.required("since", "recover")?)?;
-    let mut body = json!({"since": since});
-    if let Some(until) = parsed.get("until") {
-        body["until"] = time_arg("until", until)?.into();
-    }
-    let answer = client.call(
-        "POST",
-        &format!("/v1/endpoints/{}/recover", segment(&endpoint)),
-        Some(&body),
-    )?;
-    print_value(json, &answer, || {
+    // A fixed end, so deliveries that fail again while this runs are not taken twice.
+    let until = match parsed.get("until") {
+        Some(until) => time_arg("until", until)?,
+        None => format_rfc3339_seconds(now_ms() + 1000),
+    };
+    let body = json!({"since": since, "until": until});
+    let path = format!("/v1/endpoints/{}/recover", segment(&endpoint));
+    // The server requeues a bounded number per call and says when there are more.
+    let mut requeued = 0;
+    let mut calls = 0;
+    let mut progress: Option<Progress> = None;
+    let answer = loop {
+        let answer = client.call("POST", &path, Some(&body))?;
+        calls += 1;
+        requeued += answer["requeued"].as_u64().unwrap_or(0);
+        let more = answer["more"] == true && calls < RECOVER_CALLS_MAX;
+        if calls > 1 || more {
+            progress
+                .get_or_insert_with(|| Progress::new("requeued"))
+                .show(&format!("{requeued} deliveries"), !more);
+        }
+        if !more {
+            break answer;
+        }
+    };
+    let total =
+        json!({"requeued": requeued, "more": answer["more"], "since": since, "until": until});
+    print_value(json, &total, || {
         format!(
-            "requeued {} failed deliveries of {endpoint} created since {since}{}\n",
-            text_of(&answer["requeued"]),
-            match body["until"].as_str() {
-                Some(until) => format!(" until {until}"),
-                None => String::new(),
-            }
+            "requeued {requeued} failed deliveries of {endpoint} created from {since} to {until}\n"
         )
     })
 }
