@@ -329,4 +329,24 @@ fn completions_are_valid_scripts_that_complete_commands_and_flags() {
         "--allow-http"
     );
     assert_eq!(complete("clockeye-webhooks li"), "listen");
+
+    // zsh and fish check their scripts' syntax when installed; fish also completes.
+    for (shell, check) in [("zsh", "-n"), ("fish", "--no-execute")] {
+        let file = dir.path().join(format!("completion.{shell}"));
+        std::fs::write(&file, run(&["completions", shell], &[], None).stdout).unwrap();
+        match Command::new(shell).arg(check).arg(&file).output() {
+            Ok(output) => assert!(output.status.success(), "{shell}: {output:?}"),
+            Err(_) => eprintln!("SKIPPED the {shell} syntax check: {shell} is not installed"),
+        }
+    }
+    if let Ok(output) = Command::new("fish")
+        .arg("-c")
+        .arg(format!(
+            "source {}; complete -C 'clockeye-webhooks endpoints ro'",
+            dir.path().join("completion.fish").display()
+        ))
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "rotate");
+    }
 }
