@@ -1,5 +1,6 @@
-//! The only reader of flags and environment variables. `parse` validates everything once and
-//! returns a `Config` or one clear line for stderr; nothing else in the crate looks at argv or env.
+//! The only reader of `serve`'s flags and environment variables. `parse` validates everything
+//! once and returns a `Config` or one clear line for stderr. (The other commands read their own
+//! few: `bench.rs`, `backup.rs`, and `cli/mod.rs` for the integrator commands.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

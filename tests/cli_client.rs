@@ -304,6 +304,19 @@ fn rotate_test_and_recover_endpoints() {
     );
     let new_secret = id_after(&rotated.stdout, "whsec_");
     assert_ne!(new_secret, old_secret);
+    let secret = client(&service, &["endpoints", "secret", &endpoint]);
+    assert_eq!(secret.code, 0, "{secret:?}");
+    // (id_after stops at the first character that is not alphanumeric or _.)
+    assert_eq!(
+        secret.stdout.trim().split(['+', '/', '=']).next().unwrap(),
+        new_secret
+    );
+    assert_eq!(secret.stdout.lines().count(), 1, "{secret:?}");
+    assert!(
+        secret
+            .stderr
+            .contains("the previous secret also signs until")
+    );
 
     let tested = client(&service, &["endpoints", "test", &endpoint, "--wait"]);
     assert_eq!(tested.code, 0, "{tested:?}");

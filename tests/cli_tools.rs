@@ -251,6 +251,7 @@ fn every_command_has_help_with_examples() {
         "endpoints update",
         "endpoints remove",
         "endpoints rotate",
+        "endpoints secret",
         "endpoints test",
         "deliveries list",
         "deliveries show",

@@ -101,7 +101,7 @@ pub const COMMANDS: &[Command] = &[
             flag(
                 "forward-to",
                 "URL",
-                "send each webhook on to this URL (same body bytes and headers) and relay its answer",
+                "send each webhook on to this URL as given (same body bytes and headers) and relay its answer",
             ),
             flag(
                 "status",
@@ -282,6 +282,17 @@ pub const COMMANDS: &[Command] = &[
         examples: &[
             "clockeye-webhooks endpoints rotate ep_3f…",
             "clockeye-webhooks endpoints rotate ep_3f… --overlap 0s   # the old secret leaked",
+        ],
+    },
+    Command {
+        name: "endpoints secret",
+        args: "ID",
+        about: "print an endpoint's signing secret (and the previous one's end, during an overlap)",
+        flags: &[],
+        remote: true,
+        examples: &[
+            "clockeye-webhooks endpoints secret ep_3f…",
+            "clockeye-webhooks listen --secret \"$(clockeye-webhooks endpoints secret ep_3f…)\"",
         ],
     },
     Command {

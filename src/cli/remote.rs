@@ -164,6 +164,21 @@ pub fn main(name: &str, parsed: &Parsed) -> Outcome {
         }
         "endpoints rotate" => endpoints_rotate(&client, parsed, json),
         "endpoints test" => endpoints_test(&client, parsed, json),
+        "endpoints secret" => {
+            let id = one_id(parsed, "endpoints secret", "ID")?;
+            let secrets = client.call(
+                "GET",
+                &format!("/v1/endpoints/{}/secret", segment(&id)),
+                None,
+            )?;
+            // The secret alone on stdout, so `$(… endpoints secret ID)` captures just it.
+            if let (false, Some(until)) = (json, secrets["previous_secret_expires_at"].as_str()) {
+                eprintln!("the previous secret also signs until {until}");
+            }
+            print_value(json, &secrets, || {
+                format!("{}\n", text_of(&secrets["secret"]))
+            })
+        }
         "deliveries list" => deliveries_list(&client, parsed, json),
         "deliveries show" => {
             let id = one_id(parsed, "deliveries show", "ID")?;

@@ -1,7 +1,7 @@
 //! `verify`: checks a signature against a body file and says why it fails, with
 //! `crate::verify::diagnose`. Prints `valid: …` (exit 0) or `invalid: …` (exit 1) on stdout.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
 use super::{Failure, Outcome, Parsed, failed, usage};
 use crate::config::EVENT_BYTES_LIMIT_MAX;
@@ -76,6 +76,11 @@ fn strip_header_name(signature: &str) -> &str {
 /// The body from the one positional argument (a file, or `-` for stdin), or stdin.
 fn read_body(positionals: &[String]) -> Result<Vec<u8>, Failure> {
     let source = match positionals {
+        [] if std::io::stdin().is_terminal() => {
+            return Err(usage(
+                "verify needs the body: a file, or - (or a pipe) for stdin",
+            ));
+        }
         [] => "-",
         [one] => one.as_str(),
         _ => return Err(usage("verify takes one body file (or - for stdin)")),
