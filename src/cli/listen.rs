@@ -90,6 +90,8 @@ pub fn main(parsed: &Parsed) -> Outcome {
             .max_redirects(0)
             .http_status_as_error(false)
             .proxy(None)
+            // The public web's roots, as the service's own attempts use.
+            .tls_config(crate::worker::tls_config(&[]))
             .build()
             .into(),
     });
