@@ -173,7 +173,8 @@ impl Api {
             return self.healthz();
         }
 
-        if allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>()).is_empty() {
+        let allowed = allowed_methods(&parts.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        if allowed.is_empty() {
             return Err(Problem::new(
                 404,
                 "not_found",
@@ -186,6 +187,13 @@ impl Api {
         let access = self.authorize(request)?;
         let query = Query::parse(query);
         let method = request.method().clone();
+        if !allowed.contains(&method.to_string().as_str()) {
+            return Err(Problem::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}"),
+            ));
+        }
         let default_workspace = access.workspace().unwrap_or(DEFAULT_WORKSPACE);
         match (method, parts.as_slice()) {
             (Method::Get, ["v1", "me"]) => Ok((
@@ -692,8 +700,11 @@ impl Api {
             .ok_or_else(|| Problem::field("since", "since is required: an RFC 3339 time"))?;
         let now = now_ms();
         let until_ms = time_field("until")?.unwrap_or(i64::MAX);
-        if until_ms <= since_ms {
-            return Err(Problem::field("until", "until must be later than since"));
+        if until_ms < since_ms {
+            return Err(Problem::field(
+                "until",
+                "until must not be earlier than since",
+            ));
         }
         let endpoint = self.find_endpoint(access, id)?;
         let requeued = store::recover_failed(
@@ -1198,8 +1209,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/workspaces/{workspace}/tokens/{id}"),
 ];
 
-/// The methods a path answers to; empty when no route has that shape.
+/// The methods a path answers to; empty when no route has that shape. A route naming a
+/// segment literally wins over one with `{…}` there (`/v1/events/batch` is not an event id).
 fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
+    let mut best = 0;
     let mut methods = Vec::new();
     for (method, pattern) in ROUTES {
         let pattern: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
@@ -1208,7 +1221,15 @@ fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
                 .iter()
                 .zip(parts)
                 .all(|(want, got)| want.starts_with('{') || want == got);
-        if matches && !methods.contains(method) {
+        if !matches {
+            continue;
+        }
+        let literal = pattern.iter().filter(|p| !p.starts_with('{')).count() + 1;
+        if literal > best {
+            best = literal;
+            methods.clear();
+        }
+        if literal == best && !methods.contains(method) {
             methods.push(*method);
         }
     }
@@ -1255,7 +1276,8 @@ impl Query {
             },
         };
         let before = match self.get("after") {
-            None => i64::MAX,
+            // `?after=` with nothing: the first page, as with no cursor.
+            None | Some("") => i64::MAX,
             Some(text) => text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Problem::new(
                     400,

@@ -15,6 +15,12 @@ fn time() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
 
+fn with_description(schema: Value, description: &str) -> Value {
+    let mut schema = schema;
+    schema["description"] = Value::from(description);
+    schema
+}
+
 fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -47,6 +53,59 @@ fn with(base: Value, extra: Value) -> Value {
             .push(Value::from(key.as_str()));
     }
     base
+}
+
+/// Ids given by clients (workspaces, event ids), as `ingest::check_id` accepts them.
+fn client_id() -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"})
+}
+
+/// A duration as `time::parse_duration` reads it.
+fn duration() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]{1,9}(ms|s|m|h|d)$"})
+}
+
+/// The JSON Schema of one catalog field kind.
+fn kind_schema(kind: catalog::Kind) -> Value {
+    use catalog::Kind;
+    match kind {
+        Kind::Text => json!({"type": "string", "minLength": 1}),
+        Kind::Email => json!({"type": "string", "format": "email"}),
+        Kind::DateTime => json!({"type": "string", "format": "date-time"}),
+        Kind::Date => json!({"type": "string", "format": "date"}),
+        Kind::Seconds => json!({"type": "integer", "minimum": 0}),
+        Kind::NonNegative => json!({"type": "number", "minimum": 0}),
+        Kind::Percent => json!({"type": "number", "minimum": 0, "maximum": 100}),
+        Kind::Object => json!({"type": "object"}),
+    }
+}
+
+/// A new event: one alternative per catalog type, its `data` with the required fields.
+fn new_event() -> Value {
+    let alternatives: Vec<Value> = catalog::EVENT_TYPES
+        .iter()
+        .map(|event_type| {
+            let fields: Map<String, Value> = event_type
+                .fields
+                .iter()
+                .map(|(name, kind)| (name.to_string(), kind_schema(*kind)))
+                .collect();
+            let required: Vec<&str> = event_type.fields.iter().map(|(name, _)| *name).collect();
+            json!({
+                "type": "object",
+                "description": event_type.description,
+                "properties": {
+                    "type": {"const": event_type.name},
+                    "data": {"type": "object", "properties": fields, "required": required},
+                    "workspace_id": client_id(),
+                    "id": client_id(),
+                },
+                "required": ["type", "data"],
+                "additionalProperties": false,
+            })
+        })
+        .collect();
+    json!({ "oneOf": alternatives })
 }
 
 fn schemas() -> Value {
@@ -132,7 +191,10 @@ fn schemas() -> Value {
             .collect();
         object(Value::Object(properties))
     };
-    let event_types: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
+    let mut subscribable: Vec<&str> = vec!["*"];
+    subscribable.extend(catalog::EVENT_TYPES.iter().map(|t| t.name));
+    let subscribed =
+        json!({"type": "array", "items": {"type": "string", "enum": subscribable}, "minItems": 1});
     json!({
         "Endpoint": endpoint,
         "EndpointWithSecret": with(endpoint.clone(), json!({"secret": {"type": "string", "pattern": "^whsec_"}})),
@@ -179,23 +241,14 @@ fn schemas() -> Value {
             "scheduler": {"type": "string", "enum": ["ok", "stalled"]},
         })),
         "Error": error,
-        "NewEvent": {
-            "type": "object",
-            "properties": {
-                "type": {"type": "string", "enum": event_types},
-                "data": {"type": "object", "description": "the fields the catalog requires for the type (GET /v1/event-types)"},
-                "workspace_id": {"type": "string", "minLength": 1, "maxLength": 128},
-                "id": {"type": "string", "minLength": 1, "maxLength": 128},
-            },
-            "required": ["type", "data"],
-        },
+        "NewEvent": new_event(),
         "NewEndpoint": {
             "type": "object",
             "properties": {
-                "url": {"type": "string", "description": "https:// (http:// with --allow-http); a public address unless allowed"},
-                "events": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "url": {"type": "string", "format": "uri", "description": "https:// (http:// with --allow-http); a public address unless allowed"},
+                "events": subscribed,
                 "description": {"type": "string", "maxLength": 1000},
-                "workspace_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                "workspace_id": client_id(),
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             },
             "required": ["url", "events"],
@@ -204,8 +257,8 @@ fn schemas() -> Value {
         "EndpointChange": {
             "type": "object",
             "properties": {
-                "url": {"type": "string"},
-                "events": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "url": {"type": "string", "format": "uri"},
+                "events": subscribed,
                 "description": {"type": "string", "maxLength": 1000},
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
                 "enabled": {"type": "boolean"},
@@ -282,8 +335,8 @@ fn operations() -> Vec<Op> {
     );
     let after = query(
         "after",
-        "the `next` of the previous page",
-        json!({"type": "string"}),
+        "the `next` of the previous page (empty: the first page)",
+        json!({"type": "string", "pattern": "^([1-9][0-9]{0,17})?$"}),
     );
     let paging = || vec![limit.clone(), after.clone()];
     let string = json!({"type": "string"});
@@ -296,20 +349,16 @@ fn operations() -> Vec<Op> {
             "only in this status",
             json!({"type": "string", "enum": ["pending", "delivering", "succeeded", "failed"]}),
         ),
-        query("workspace_id", "only this workspace's", string.clone()),
+        query("workspace_id", "only this workspace's", client_id()),
     ]);
     let mut events_query = paging();
     events_query.extend([
         query("type", "only of this type", string.clone()),
-        query("workspace_id", "only this workspace's", string.clone()),
+        query("workspace_id", "only this workspace's", client_id()),
         query("since", "created at or after (RFC 3339)", time()),
     ]);
     let mut endpoints_query = paging();
-    endpoints_query.push(query(
-        "workspace_id",
-        "only this workspace's",
-        string.clone(),
-    ));
+    endpoints_query.push(query("workspace_id", "only this workspace's", client_id()));
     let op = |method, path, summary, body, query, responses| Op {
         method,
         path,
@@ -467,7 +516,7 @@ fn operations() -> Vec<Op> {
             "/v1/endpoints/{id}/rotate-secret",
             "A new secret; the old one stays live for the overlap",
             optional_body(
-                json!({"type": "object", "properties": {"overlap": {"type": "string", "description": "e.g. 24h (default), 0s; at most 30d"}}, "additionalProperties": false}),
+                json!({"type": "object", "properties": {"overlap": with_description(duration(), "e.g. 24h (default), 0s; at most 30d")}, "additionalProperties": false}),
             ),
             vec![],
             vec![("200", answer("rotated", Some("EndpointWithSecret")))],
@@ -583,7 +632,14 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| {
+                let schema = if name == "workspace" {
+                    client_id()
+                } else {
+                    json!({"type": "string"})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         parameters.extend(op.query);
         if !parameters.is_empty() {
