@@ -195,6 +195,29 @@ fn failures_are_one_clear_line() {
             .contains("check --token or CLOCKEYE_TOKEN")
     );
 
+    // Bulk work stops at the first refusal of the token instead of trying every id.
+    let stopped = run(
+        &[
+            "deliveries",
+            "retry",
+            "dlv_1",
+            "dlv_2",
+            "dlv_3",
+            "--server",
+            &service.base,
+            "--token",
+            "cew_nope",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(stopped.code, 1, "{stopped:?}");
+    assert!(
+        stopped.stderr.contains("stopped after 0 of 3"),
+        "{stopped:?}"
+    );
+    assert_eq!(stopped.stderr.lines().count(), 1, "{stopped:?}");
+
     let no_token = run(&["endpoints", "list", "--server", &service.base], &[], None);
     assert_eq!(no_token.code, 2, "{no_token:?}");
     assert!(no_token.stderr.contains("no token"), "{no_token:?}");

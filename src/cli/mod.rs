@@ -18,6 +18,9 @@ pub enum Failure {
     Usage(String),
     /// The command ran and failed (or found the signature invalid): exit 1.
     Failed(String),
+    /// Failed in a way no further request can avoid (server unreachable, token refused): bulk
+    /// work stops. Exit 1.
+    Stop(String),
 }
 
 pub type Outcome = Result<(), Failure>;
@@ -414,7 +417,7 @@ pub fn is_command(word: &str) -> bool {
 pub fn main(args: &[String]) -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Failed(message)) => {
+        Err(Failure::Failed(message) | Failure::Stop(message)) => {
             if !message.is_empty() {
                 eprintln!("clockeye-webhooks: {message}");
             }

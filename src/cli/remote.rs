@@ -86,12 +86,17 @@ impl Client {
             None => builder.body(Vec::new()),
         }
         .map_err(|e| usage(format!("cannot make a request to {url}: {e}")))?;
-        let mut response = self.agent.run(request).map_err(|error| {
-            failed(format!(
+        let mut response = self.agent.run(request).map_err(|error| match error {
+            ureq::Error::Timeout(_) => Failure::Stop(format!(
+                "{method} {path}: no answer from the server at {} within {}s",
+                self.server,
+                REQUEST_TIMEOUT.as_secs()
+            )),
+            error => Failure::Stop(format!(
                 "cannot reach the server at {}: {error} (is clockeye-webhooks serve running \
                  there? set --server or CLOCKEYE_SERVER)",
                 self.server
-            ))
+            )),
         })?;
         let status = response.status().as_u16();
         let text = response
@@ -105,10 +110,11 @@ impl Client {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        if (200..300).contains(&status) {
-            return Ok(value);
+        match status {
+            200..=299 => Ok(value),
+            401 => Err(Failure::Stop(api_error(status, &value))),
+            _ => Err(failed(api_error(status, &value))),
         }
-        Err(failed(api_error(status, &value)))
     }
 }
 
@@ -122,7 +128,12 @@ fn api_error(status: u16, value: &Value) -> String {
                 Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
-            let excerpt: String = text.chars().take(200).collect();
+            // One line, whatever the server sent.
+            let excerpt: String = text
+                .chars()
+                .take(200)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             format!("server answered {status}: {excerpt}")
         }
     };
@@ -320,6 +331,15 @@ fn bulk(
     let mut failures = 0;
     for (index, id) in ids.iter().enumerate() {
         let result = call(id);
+        if let Err(Failure::Stop(message)) = result {
+            if progress.as_ref().is_some_and(|p| p.terminal) {
+                eprintln!();
+            }
+            return Err(Failure::Stop(format!(
+                "{message}; stopped after {index} of {}",
+                ids.len()
+            )));
+        }
         if result.is_err() {
             failures += 1;
         }
@@ -339,7 +359,9 @@ fn bulk(
             .iter()
             .map(|(id, result)| match result {
                 Ok(value) => json!({"id": id, "ok": true, "result": value}),
-                Err(Failure::Failed(message) | Failure::Usage(message)) => {
+                Err(
+                    Failure::Failed(message) | Failure::Usage(message) | Failure::Stop(message),
+                ) => {
                     json!({"id": id, "ok": false, "error": message})
                 }
             })
@@ -354,9 +376,9 @@ fn bulk(
                         Some(status) => format!("{verb}: now {status}"),
                         None => verb.to_string(),
                     },
-                    Err(Failure::Failed(message) | Failure::Usage(message)) => {
-                        format!("failed: {message}")
-                    }
+                    Err(
+                        Failure::Failed(message) | Failure::Usage(message) | Failure::Stop(message),
+                    ) => format!("failed: {message}"),
                 };
                 vec![id.to_string(), outcome]
             })
