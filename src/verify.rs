@@ -101,7 +101,15 @@ impl fmt::Display for Invalid {
                     "the signature matches, but webhook-timestamp {timestamp_s} is {amount}s {when}, \
                      outside the {}s tolerance (refused as a possible replay)",
                     tolerance.as_secs()
-                )
+                )?;
+                // Unix milliseconds are about 1000 times unix seconds.
+                if *timestamp_s > now_s.saturating_mul(100) {
+                    write!(
+                        f,
+                        "; it looks like milliseconds, and webhook-timestamp is in seconds"
+                    )?;
+                }
+                Ok(())
             }
         }
     }
@@ -785,6 +793,24 @@ mod tests {
                 body_untouched: true
             })
         );
+    }
+
+    #[test]
+    fn a_timestamp_in_milliseconds_is_pointed_out() {
+        let now_s = 1_700_000_000;
+        let invalid = Invalid::OutsideTolerance {
+            timestamp_s: now_s * 1000,
+            now_s,
+            tolerance: TOLERANCE_DEFAULT,
+        };
+        assert!(invalid.to_string().contains("looks like milliseconds"));
+        let stale = Invalid::OutsideTolerance {
+            timestamp_s: now_s - 600,
+            now_s,
+            tolerance: TOLERANCE_DEFAULT,
+        };
+        assert!(stale.to_string().contains("600s ago"), "{stale}");
+        assert!(!stale.to_string().contains("milliseconds"));
     }
 
     #[test]

@@ -183,7 +183,24 @@ fn listen_prints_each_webhook_and_forwards_relaying_the_answer() {
     service.first_delivery(&accepted, "succeeded", std::time::Duration::from_secs(10));
     drop(listen);
 
-    // 2. A listener with a wrong secret, forwarding to a receiver that fails once.
+    // 2. A listener answering 500: the service records it.
+    let failing = Lines::listen(&["--status", "500"]);
+    let url = failing.url();
+    service.patch(
+        &format!("/v1/endpoints/{endpoint_id}"),
+        &json!({"url": format!("{url}/webhooks")}),
+    );
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.first_delivery(&accepted, "failed", std::time::Duration::from_secs(10));
+    assert_eq!(delivery["attempts"][0]["status_code"], 500, "{delivery}");
+    let line = failing.wait_line("the failed attempt's line", |l| l.contains("attempt 2"));
+    assert!(
+        line.contains("signature not checked (no --secret); → 500"),
+        "{line}"
+    );
+    drop(failing);
+
+    // 3. A listener with a wrong secret, forwarding to a receiver that fails once.
     let calls = AtomicUsize::new(0);
     let receiver = Receiver::start(move |_| {
         if calls.fetch_add(1, Ordering::SeqCst) == 0 {
