@@ -255,6 +255,29 @@ fn listen_prints_each_webhook_and_forwards_relaying_the_answer() {
 }
 
 #[test]
+fn listen_answers_502_when_the_forward_target_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("http://127.0.0.1:{port}/down");
+    let forwarder = Lines::listen(&["--forward-to", &target]);
+    let response = util::client()
+        .post(&format!("{}/hooks", forwarder.url()))
+        .header("X-ClockEye-Event", "user.invited")
+        .send(&b"{}"[..])
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 502);
+    let line = forwarder.wait_line("the forward's line", |l| l.contains("user.invited"));
+    assert!(
+        line.contains(&format!("forward failed: {target}")),
+        "{line}"
+    );
+    assert!(line.ends_with("→ 502"), "{line}");
+}
+
+#[test]
 fn every_command_has_help_with_examples() {
     let top = run(&["--help"], &[], None);
     assert_eq!(top.code, 0);

@@ -153,24 +153,19 @@ fn handle(mut request: tiny_http::Request, settings: &Settings) {
         .as_reader()
         .take(BODY_BYTES_MAX as u64 + 1)
         .read_to_end(&mut body);
-    let (status, answer, content_type, outcome) = if read.is_err() {
-        (
-            400,
-            b"unreadable body".to_vec(),
-            None,
-            "body unreadable".into(),
-        )
+    let answer = if read.is_err() {
+        Answer::refused(400, "the request body could not be read")
     } else if body.len() > BODY_BYTES_MAX {
-        (
-            413,
-            b"body too large".to_vec(),
-            None,
-            "body too large".into(),
-        )
+        Answer::refused(413, "the request body is larger than any event")
     } else if let Some(url) = &settings.forward_to {
         forward(settings, url, request.method().as_str(), &headers, &body)
     } else {
-        (settings.status, b"ok".to_vec(), None, String::new())
+        Answer {
+            status: settings.status,
+            body: b"ok".to_vec(),
+            content_type: None,
+            problem: None,
+        }
     };
     let verdict = settings
         .secret
@@ -189,9 +184,9 @@ fn handle(mut request: tiny_http::Request, settings: &Settings) {
             "attempt": header("X-ClockEye-Attempt").and_then(|a| a.parse::<u64>().ok()),
             "verified": verdict.as_ref().map(|v| v.is_ok()),
             "signature": verdict.as_ref().map(|v| match v { Ok(text) | Err(text) => text.clone() }),
-            "status": status,
-            "forwarded": settings.forward_to.is_some(),
-            "error": (!outcome.is_empty()).then_some(outcome.as_str()),
+            "status": answer.status,
+            "forwarded": settings.forward_to.is_some() && answer.problem.is_none(),
+            "error": answer.problem,
         });
         println!("{line}");
     } else {
@@ -214,16 +209,17 @@ fn handle(mut request: tiny_http::Request, settings: &Settings) {
             Some(Ok(how)) => format!("signature verified ({how})"),
             Some(Err(why)) => format!("signature NOT verified: {why}"),
         };
-        let answered = match (&settings.forward_to, outcome.is_empty()) {
-            (Some(_), true) => format!("forwarded → {status}"),
-            (Some(_), false) => format!("forward failed: {outcome} → {status}"),
-            (None, _) => format!("→ {status}"),
+        let status = answer.status;
+        let answered = match (&settings.forward_to, &answer.problem) {
+            (_, Some(problem)) => format!("{problem} → {status}"),
+            (Some(_), None) => format!("forwarded → {status}"),
+            (None, None) => format!("→ {status}"),
         };
         println!("{time} {what}: {signature}; {answered}");
     }
 
-    let mut response = tiny_http::Response::from_data(answer).with_status_code(status);
-    if let Some(content_type) = content_type
+    let mut response = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
+    if let Some(content_type) = answer.content_type
         && let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type)
     {
         response.add_header(header);
@@ -268,15 +264,35 @@ fn signature_verdict<'a>(
     }
 }
 
-/// Sends the webhook on; returns the status, body and content type to answer with, and what
-/// went wrong (empty when the target answered).
+/// What `listen` answers a request with.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    content_type: Option<String>,
+    /// Why the request was not answered as usual (refused, or the forward failed).
+    problem: Option<String>,
+}
+
+impl Answer {
+    fn refused(status: u16, problem: &str) -> Answer {
+        Answer {
+            status,
+            body: problem.as_bytes().to_vec(),
+            content_type: None,
+            problem: Some(problem.to_string()),
+        }
+    }
+}
+
+/// Sends the webhook on and relays the target's status, body and content type; 502 when the
+/// target cannot be reached.
 fn forward(
     settings: &Settings,
     url: &str,
     method: &str,
     headers: &[(String, String)],
     body: &[u8],
-) -> (u16, Vec<u8>, Option<String>, String) {
+) -> Answer {
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         if !HOP_BY_HOP_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -286,29 +302,28 @@ fn forward(
     let request = match builder.body(body.to_vec()) {
         Ok(request) => request,
         Err(error) => {
-            let message = format!("cannot build the request: {error}");
-            return (502, message.clone().into_bytes(), None, message);
+            return Answer::refused(
+                502,
+                &format!("forward failed: cannot build the request: {error}"),
+            );
         }
     };
     match settings.agent.run(request) {
-        Ok(mut response) => {
-            let status = response.status().as_u16();
-            let content_type = response
+        Ok(mut response) => Answer {
+            status: response.status().as_u16(),
+            content_type: response
                 .headers()
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let answer = response
+                .map(str::to_string),
+            body: response
                 .body_mut()
                 .with_config()
                 .limit(FORWARD_RESPONSE_BYTES_MAX)
                 .read_to_vec()
-                .unwrap_or_default();
-            (status, answer, content_type, String::new())
-        }
-        Err(error) => {
-            let message = format!("{url}: {error}");
-            (502, message.clone().into_bytes(), None, message)
-        }
+                .unwrap_or_default(),
+            problem: None,
+        },
+        Err(error) => Answer::refused(502, &format!("forward failed: {url}: {error}")),
     }
 }
