@@ -158,6 +158,56 @@ fn verify_checks_webhook_signature_timestamps_and_needs_id_and_timestamp() {
 }
 
 #[test]
+fn verify_accepts_a_real_delivery_by_either_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &local_flags("100ms"));
+    let receiver = Receiver::ok();
+    let (_, secret) = service.create_endpoint(&receiver.url, &["*"], None);
+    service.send_sample("timesheet.submitted", json!({}));
+    let request = receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .remove(0);
+    let header = |name: &str| request.header(name).unwrap().to_string();
+    let clockeye = verify(
+        &[
+            "--secret",
+            &secret,
+            "--signature",
+            &header("x-clockeye-signature"),
+        ],
+        &request.body,
+    );
+    assert_eq!(clockeye.code, 0, "{clockeye:?}");
+    let standard = verify(
+        &[
+            "--secret",
+            &secret,
+            "--signature",
+            &header("webhook-signature"),
+            "--id",
+            &header("webhook-id"),
+            "--timestamp",
+            &header("webhook-timestamp"),
+        ],
+        &request.body,
+    );
+    assert_eq!(standard.code, 0, "{standard:?}");
+    let mut reserialized = serde_json::to_vec(&request.json()).unwrap();
+    reserialized.push(b'\n');
+    let changed = verify(
+        &[
+            "--secret",
+            &secret,
+            "--signature",
+            &header("x-clockeye-signature"),
+        ],
+        &reserialized,
+    );
+    assert_eq!(changed.code, 1, "{changed:?}");
+    assert!(changed.stdout.contains("body bytes differ"), "{changed:?}");
+}
+
+#[test]
 fn listen_prints_each_webhook_and_forwards_relaying_the_answer() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(dir.path(), &local_flags("100ms"));
