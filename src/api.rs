@@ -638,16 +638,7 @@ impl Api {
             }
         }
         let Some(data) = catalog::sample(&type_name) else {
-            let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
-            return Err(Problem::new(
-                422,
-                "unknown_event_type",
-                format!(
-                    "\"{type_name}\" is not an event type; known types: {}",
-                    known.join(", ")
-                ),
-            )
-            .at("type"));
+            return Err(ingest::unknown_event_type(&type_name, "type"));
         };
         if !endpoint.enabled {
             return Err(Problem::new(
@@ -797,20 +788,7 @@ impl Api {
         let mut description = String::new();
         for (key, value) in &input {
             match key.as_str() {
-                "description" => {
-                    let text = value.as_str().ok_or_else(|| {
-                        Problem::field("description", "description must be a string")
-                    })?;
-                    if text.chars().count() > DESCRIPTION_CHARS_MAX {
-                        return Err(Problem::field(
-                            "description",
-                            format!(
-                                "description is longer than {DESCRIPTION_CHARS_MAX} characters"
-                            ),
-                        ));
-                    }
-                    description = text.to_string();
-                }
+                "description" => description = check_description(value)?,
                 other => {
                     return Err(Problem::field(
                         other,
@@ -866,20 +844,7 @@ impl Api {
                     endpoint.url = url.to_string();
                 }
                 "events" => endpoint.event_types = check_event_types(value)?,
-                "description" => {
-                    let text = value.as_str().ok_or_else(|| {
-                        Problem::field("description", "description must be a string")
-                    })?;
-                    if text.chars().count() > DESCRIPTION_CHARS_MAX {
-                        return Err(Problem::field(
-                            "description",
-                            format!(
-                                "description is longer than {DESCRIPTION_CHARS_MAX} characters"
-                            ),
-                        ));
-                    }
-                    endpoint.description = text.to_string();
-                }
+                "description" => endpoint.description = check_description(value)?,
                 "headers" => endpoint.headers = check_headers(value)?,
                 "workspace_id" if fields == FieldSet::Create => {
                     endpoint.workspace_id =
@@ -1026,6 +991,20 @@ fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
         )),
         Err(error) => Err(ingest::json_problem(&error, "")),
     }
+}
+
+/// A description: a string of at most `DESCRIPTION_CHARS_MAX` characters.
+fn check_description(value: &Value) -> Result<String, Problem> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| Problem::field("description", "description must be a string"))?;
+    if text.chars().count() > DESCRIPTION_CHARS_MAX {
+        return Err(Problem::field(
+            "description",
+            format!("description is longer than {DESCRIPTION_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// A body that may be empty (all fields optional) or a JSON object.

@@ -1,5 +1,6 @@
-//! The only reader of flags and environment variables. `parse` validates everything once and
-//! returns a `Config` or one clear line for stderr; nothing else in the crate looks at argv or env.
+//! The only reader of `serve`'s flags and environment variables. `parse` validates everything
+//! once and returns a `Config` or one clear line for stderr. (The other commands read their own
+//! few: `bench.rs`, `backup.rs`, and `cli/mod.rs` for the integrator commands.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -211,6 +212,11 @@ const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
         "stderr log lines: text or json",
     ),
 ];
+
+/// The names of `serve`'s flags (for shell completions).
+pub fn serve_flag_names() -> impl Iterator<Item = &'static str> {
+    SERVE_FLAGS.iter().map(|(name, ..)| *name)
+}
 
 /// Help for `serve`, listing every flag with its environment variable and default.
 pub fn serve_help() -> String {

@@ -107,6 +107,20 @@ pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Pr
     Ok(Some(text.to_string()))
 }
 
+/// 422 `unknown_event_type` for `name`, given in `field`, listing the known types.
+pub fn unknown_event_type(name: &str, field: &str) -> Problem {
+    let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
+    Problem::new(
+        422,
+        "unknown_event_type",
+        format!(
+            "\"{name}\" is not an event type; known types: {}",
+            known.join(", ")
+        ),
+    )
+    .at(field)
+}
+
 /// One event from its JSON text. `prefix` is put before field names (`events[3].`);
 /// `default_workspace` is the workspace of an event that names none.
 pub fn parse_event(
@@ -134,16 +148,7 @@ pub fn parse_event(
         }
     };
     let Some(event_type) = catalog::find(type_name) else {
-        let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
-        return Err(Problem::new(
-            422,
-            "unknown_event_type",
-            format!(
-                "\"{type_name}\" is not an event type; known types: {}",
-                known.join(", ")
-            ),
-        )
-        .at(field("type")));
+        return Err(unknown_event_type(type_name, &field("type")));
     };
     let Some(raw_data) = input.data else {
         return Err(Problem::field(

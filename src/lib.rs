@@ -1,12 +1,14 @@
 //! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
 //! never lost. The data flows one way:
 //! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
-//! `main.rs` wires the threads; the receiver-side helpers live in `signing`.
+//! `main.rs` wires the threads; `cli` holds the integrator commands (listen, verify, send and
+//! the API client); receivers can use `verify`.
 
 pub mod api;
 pub mod backup;
 pub mod bench;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod dispatch;
@@ -22,4 +24,5 @@ pub mod scheduler;
 pub mod signing;
 pub mod store;
 pub mod time;
+pub mod verify;
 pub mod worker;

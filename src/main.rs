@@ -19,7 +19,7 @@ use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
 use clockeye_webhooks::time::now_ms;
 use clockeye_webhooks::worker::{self, Worker};
-use clockeye_webhooks::{api, backup, bench, logging, store};
+use clockeye_webhooks::{api, backup, bench, cli, logging, store};
 use crossbeam_channel::bounded;
 
 /// Threads taking API requests; each waits for its events' commit, so this bounds how many
@@ -63,6 +63,9 @@ usage:
 
 quick start:
   clockeye-webhooks serve           listens on 127.0.0.1:7740, database ./clockeye-webhooks.db
+
+for receivers and operators (each has --help with examples; those that call the API take
+--server, --token and --json, or CLOCKEYE_SERVER and CLOCKEYE_TOKEN):
 ";
 
 fn main() -> ExitCode {
@@ -135,8 +138,10 @@ fn main() -> ExitCode {
             println!("clockeye-webhooks {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some(word) if cli::is_command(word) => cli::main(&args),
+        Some("help") if args.get(1).is_some_and(|word| cli::is_command(word)) => cli::main(&args),
         None | Some("--help" | "-h" | "help") => {
-            print!("{USAGE}");
+            print!("{USAGE}{}", cli::summary());
             ExitCode::SUCCESS
         }
         Some(other) => {

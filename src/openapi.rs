@@ -2,6 +2,8 @@
 //! test keeps the two the same, and `tests/openapi.rs` calls every route of this document on
 //! the real binary). Built once, from the shapes below; `api.rs` writes the same shapes.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value, json};
 
 use crate::api::{PAGE_LIMIT_MAX, RECOVER_DELIVERIES_MAX, STATS_HOURS_MAX};
@@ -684,25 +686,28 @@ pub fn document() -> Value {
     })
 }
 
+/// Every (METHOD, path) a document describes.
+pub fn operations_of(document: &Value) -> BTreeSet<(String, String)> {
+    document["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(method, _)| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     #[test]
     fn the_document_describes_exactly_the_routes_of_the_router() {
-        let document = document();
-        let described: BTreeSet<(String, String)> = document["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object()
-                    .unwrap()
-                    .keys()
-                    .map(move |method| (method.to_uppercase(), path.clone()))
-            })
-            .collect();
+        let described = operations_of(&document());
         let routed: BTreeSet<(String, String)> = crate::api::ROUTES
             .iter()
             .map(|(method, path)| (method.to_string(), path.to_string()))

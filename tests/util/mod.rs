@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cli;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_clockeye-webhooks");
 
