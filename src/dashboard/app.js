@@ -23,7 +23,12 @@ function takeTokenFromLink() {
   const hash = location.hash;
   if (!hash.startsWith('#token=')) return false;
   history.replaceState(null, '', location.pathname + location.search + '#/');
-  const token = decodeURIComponent(hash.slice('#token='.length)).trim();
+  let token = hash.slice('#token='.length);
+  try {
+    token = decodeURIComponent(token).trim();
+  } catch (error) {
+    token = token.trim(); // a stray `%`: take the text as it is
+  }
   if (!token) return false;
   sessionStorage.setItem(TOKEN_KEY, token);
   return true;
@@ -234,7 +239,7 @@ function fieldError(name) {
   return el('p', { class: 'note error field-error', 'data-error-for': name, id: `error-${name}`, role: 'alert' });
 }
 
-/** Runs `action` with the button disabled; errors go to `target` (a note or a form). */
+/** Runs `action` with the button disabled, so a second click cannot send it twice. */
 async function busy(button, action) {
   button.disabled = true;
   try {
@@ -288,7 +293,7 @@ async function route() {
     }
   }
   showChrome();
-  const parts = (location.hash.replace(/^#\/?/, '') || '').split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = (location.hash.replace(/^#\/?/, '') || '').split('/').filter(Boolean).map(decodePart);
   const [section, id, action] = parts;
   markNav(section === 'events' ? 'events' : section === 'portal' ? 'portal' : 'endpoints');
   try {
@@ -305,6 +310,15 @@ async function route() {
     const page = newPage();
     if (error.status === 404) notFoundPage(words(error));
     else page.main.append(el('p', { class: 'note error', role: 'alert', text: words(error) }));
+  }
+}
+
+/** A part of the address after `#/`, decoded; a malformed escape is kept as it is. */
+function decodePart(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch (error) {
+    return part;
   }
 }
 

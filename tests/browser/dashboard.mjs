@@ -336,6 +336,9 @@ try {
     await mobile.goto(`${BASE}/#/endpoints/${OTHER_ENDPOINT_ID}`);
     await mobile.locator('h1', { hasText: 'Not found' }).waitFor();
     check(!(await mobile.textContent('main')).includes(OTHER_ENDPOINT_URL), 'the other endpoint is not shown');
+    // A mangled address is not found either, without a script error.
+    await mobile.goto(`${BASE}/#/events/%E0%A4%A`);
+    await mobile.locator('main .note', { hasText: 'no event' }).waitFor();
   });
 
   await step('a workspace adds an endpoint, which lands in its own workspace', async () => {
