@@ -632,6 +632,12 @@ async function endpointPage(id) {
       el('dt', { text: 'Event types' }),
       el('dd', { class: 'chips' }, endpoint.events.map((name) => el('code', { class: 'chip', text: name === '*' ? 'all event types' : name }))),
       el('dt', { text: 'Created' }), el('dd', {}, timeEl(endpoint.created_at)),
+      Object.keys(endpoint.headers || {}).length
+        ? [el('dt', { text: 'Extra headers' }), el('dd', { class: 'chips' }, Object.keys(endpoint.headers).map((name) => el('code', { class: 'chip', text: name })))]
+        : null,
+      endpoint.previous_secret_expires_at
+        ? [el('dt', { text: 'Old secret signs until' }), el('dd', {}, timeEl(endpoint.previous_secret_expires_at))]
+        : null,
       endpoint.failing_since ? [el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since))] : null,
     ),
   );

@@ -210,11 +210,22 @@ try {
     await page.click('#secret-shown button:text("Copy")');
     await page.locator('#secret-shown [role=status]', { hasText: 'Copied' }).waitFor();
     check(await page.evaluate(() => navigator.clipboard.readText()) === secret, 'the clipboard holds the secret');
-    await page.selectOption('#overlap', '0s');
+    // With the default overlap both secrets sign for a while, and both are shown.
     await page.click('#rotate-secret');
     await page.locator('#rotated-secret').waitFor();
+    const overlapping = await page.textContent('#rotated-secret');
+    check(overlapping.startsWith('whsec_') && overlapping !== secret, 'a new secret');
+    check(await page.locator('#secret').count() === 0, 'the old one is no longer shown');
+    await page.click('#reveal-secret');
+    await page.locator('#previous-secret').waitFor();
+    check(await page.textContent('#secret') === overlapping, 'the new secret signs');
+    check(await page.textContent('#previous-secret') === secret, 'and the previous one still does');
+    // A leaked secret: rotate again without overlap.
+    await page.selectOption('#overlap', '0s');
+    await page.click('#rotate-secret');
+    await page.waitForFunction((old) => document.querySelector('#rotated-secret')?.textContent !== old, overlapping);
     const rotated = await page.textContent('#rotated-secret');
-    check(rotated.startsWith('whsec_') && rotated !== secret, 'a new secret');
+    check(rotated.startsWith('whsec_') && rotated !== overlapping, 'another new secret');
     check(await page.locator('#secret').count() === 0, 'the old one is no longer shown');
     await page.click('#reveal-secret');
     await page.locator('#secret').waitFor();
