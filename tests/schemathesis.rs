@@ -1,7 +1,7 @@
 //! schemathesis (PyPI) fuzzes the live binary from its own `/openapi.json`: no 5xx, and every
 //! status, content type, header and body as documented. It creates endpoints with URLs it
 //! makes up, which the service would resolve, so both run in a network namespace of their own
-//! with only loopback (`unshare -rn`): nothing can leave the machine.
+//! with only loopback (`unshare -n`): nothing can leave the machine.
 //!
 //! `.ci/run` installs schemathesis into /opt/schemathesis. Elsewhere the test says SKIPPED when
 //! schemathesis or user namespaces are missing; under CI=true it fails instead.
@@ -44,12 +44,15 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let Some(schemathesis) = schemathesis() else {
         return unavailable("schemathesis is not installed");
     };
-    let isolated = Command::new("unshare")
-        .args(["-rn", "ip", "link", "set", "lo", "up"])
-        .output();
-    if !isolated.is_ok_and(|output| output.status.success()) {
-        return unavailable("cannot make a network namespace (unshare -rn, ip)");
-    }
+    // Root makes a network namespace directly; anyone else through a user namespace.
+    let Some(unshare_flags) = ["-n", "-rn"].into_iter().find(|flags| {
+        Command::new("unshare")
+            .args([flags, "ip", "link", "set", "lo", "up"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    }) else {
+        return unavailable("cannot make a network namespace (unshare -n or -rn, and ip)");
+    };
     let dir = tempfile::tempdir().unwrap();
     let script = format!(
         r#"set -u
@@ -73,7 +76,7 @@ exit $STATUS
         schemathesis = schemathesis.display(),
     );
     let mut child = Command::new("unshare")
-        .args(["-rn", "sh", "-c", &script])
+        .args([unshare_flags, "sh", "-c", &script])
         // schemathesis keeps a cache in its working directory.
         .current_dir(dir.path())
         .stdout(Stdio::null())
