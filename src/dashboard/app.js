@@ -1026,6 +1026,8 @@ function deliveryRow(delivery, filter, refreshList) {
       badgeSlot,
       el('code', { class: 'event-type', text: delivery.event_type }),
       delivery.test ? badge('test', 'test') : null,
+      // An event's deliveries go to several endpoints: say which.
+      filter.event_id ? el('code', { class: 'muted', text: delivery.endpoint_id }) : null,
       el('span', { class: 'muted' }, timeEl(delivery.created_at)),
       attemptsSlot,
       nextSlot),
