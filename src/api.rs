@@ -1167,6 +1167,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    // The dashboard's files (`dashboard::serve` answers these before the router).
+    ("GET", "/"),
+    ("HEAD", "/"),
+    ("GET", "/dashboard/{file}"),
+    ("HEAD", "/dashboard/{file}"),
     ("GET", "/v1/me"),
     ("POST", "/v1/events"),
     ("GET", "/v1/events"),

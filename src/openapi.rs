@@ -308,6 +308,25 @@ fn answer(description: &str, schema: Option<&str>) -> Value {
     }
 }
 
+/// A static page of the dashboard, of this media type.
+fn page(media_type: &str) -> Value {
+    json!({"description": "the file", "content": {media_type: {"schema": {"type": "string"}}}})
+}
+
+/// Any of the dashboard's files.
+fn page_file() -> Value {
+    let content: Map<String, Value> = ["text/javascript", "text/css", "image/svg+xml"]
+        .into_iter()
+        .map(|media_type| {
+            (
+                media_type.to_string(),
+                json!({"schema": {"type": "string"}}),
+            )
+        })
+        .collect();
+    json!({"description": "the file", "content": content})
+}
+
 struct Op {
     method: &'static str,
     path: &'static str,
@@ -402,6 +421,49 @@ fn operations() -> Vec<Op> {
                 "200",
                 json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}),
             )],
+        ),
+        op(
+            "get",
+            "/",
+            "The dashboard's page",
+            None,
+            vec![],
+            vec![("200", page("text/html"))],
+        ),
+        op(
+            "head",
+            "/",
+            "The dashboard's page, headers only",
+            None,
+            vec![],
+            vec![("200", answer("the page's headers", None))],
+        ),
+        op(
+            "get",
+            "/dashboard/{file}",
+            "The dashboard's script, style sheet and icon",
+            None,
+            vec![],
+            vec![
+                ("200", page_file()),
+                (
+                    "304",
+                    answer("unchanged since the ETag given in If-None-Match", None),
+                ),
+                ("404", answer("no such file", Some("Error"))),
+            ],
+        ),
+        op(
+            "head",
+            "/dashboard/{file}",
+            "A dashboard file's headers",
+            None,
+            vec![],
+            vec![
+                ("200", answer("the file's headers", None)),
+                ("304", answer("unchanged", None)),
+                ("404", answer("no such file", None)),
+            ],
         ),
         op(
             "get",
@@ -655,7 +717,9 @@ pub fn document() -> Value {
             .into_iter()
             .map(|(status, value)| (status.to_string(), value))
             .collect();
-        let public = ["/healthz", "/metrics", "/openapi.json"].contains(&op.path);
+        let public = ["/healthz", "/metrics", "/openapi.json"].contains(&op.path)
+            || op.path == "/"
+            || op.path.starts_with("/dashboard/");
         if public {
             operation.insert("security".into(), json!([]));
         } else {
@@ -674,7 +738,7 @@ pub fn document() -> Value {
         "info": {
             "title": "ClockEye Webhooks",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Delivers ClockEye events to webhook endpoints, signed and retried. Every route but /healthz, /metrics and /openapi.json needs Authorization: Bearer <admin or workspace token>.",
+            "description": "Delivers ClockEye events to webhook endpoints, signed and retried. Every route but /healthz, /metrics, /openapi.json and the dashboard's files (/, /dashboard/…) needs Authorization: Bearer <admin or workspace token>.",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -130,7 +130,12 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser_dir = root.join("tests/browser");
     if let Err(missing) = browser_prerequisites(&browser_dir) {
-        panic!("{missing}");
+        // Under CI a missing browser is a failure; on a developer's machine, a skip that says why.
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("{missing}");
+        }
+        eprintln!("SKIPPED: {missing}");
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     // Answers 500 with a small HTML body to events whose body says `fail-me`, 200 to the rest.

@@ -284,6 +284,64 @@ fn every_documented_route_answers_as_documented() {
         .unwrap();
     assert_eq!(metrics.status(), 200);
     api.called.insert(("GET".into(), "/metrics".into()));
+    // So are the dashboard's files: status and media type as documented.
+    for (method, template, path, status, media_type) in [
+        ("GET", "/", "/", 200, "text/html"),
+        ("HEAD", "/", "/", 200, "text/html"),
+        (
+            "GET",
+            "/dashboard/{file}",
+            "/dashboard/app.js",
+            200,
+            "text/javascript",
+        ),
+        (
+            "HEAD",
+            "/dashboard/{file}",
+            "/dashboard/style.css",
+            200,
+            "text/css",
+        ),
+        (
+            "GET",
+            "/dashboard/{file}",
+            "/dashboard/none.js",
+            404,
+            "application/json",
+        ),
+    ] {
+        let operation = &document["paths"][template][method.to_lowercase()];
+        let response = &operation["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {template} {status} undocumented"
+        );
+        if method == "GET" {
+            assert!(
+                response["content"].get(media_type).is_some(),
+                "{method} {template}: {media_type} undocumented"
+            );
+        }
+        let answer = util::client()
+            .run(
+                ureq::http::Request::builder()
+                    .method(method)
+                    .uri(format!("{}{path}", service.base))
+                    .body(())
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{method} {path}");
+        let content_type = answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with(media_type),
+            "{method} {path}: {content_type}"
+        );
+        api.called.insert((method.into(), template.into()));
+    }
 
     let documented = clockeye_webhooks::openapi::operations_of(&document);
     assert_eq!(
