@@ -220,6 +220,7 @@ mod tests {
             url: String::new(),
             secret: String::new(),
             previous_secret: None,
+            previous_secret_until_ms: 0,
             sign_with_previous: false,
             headers: Vec::new(),
             event_id: String::new(),

@@ -100,9 +100,11 @@ pub struct Job {
     pub endpoint_seq: i64,
     pub url: String,
     pub secret: String,
-    /// The secret before the last rotation, while its overlap lasts: both sign
+    /// The secret before the last rotation, while its overlap lasts (until
+    /// `previous_secret_until_ms`, checked again when the attempt starts): both sign
     /// `webhook-signature`.
     pub previous_secret: Option<String>,
+    pub previous_secret_until_ms: i64,
     /// `X-ClockEye-Signature` is made with `previous_secret` (the one last accepted).
     pub sign_with_previous: bool,
     /// The endpoint's extra headers.
@@ -121,10 +123,11 @@ pub struct Job {
 }
 
 impl Job {
-    /// The previous secret signs `X-ClockEye-Signature` (a rotation overlap is on and the
-    /// receiver last accepted it).
-    pub fn signs_with_previous(&self) -> bool {
-        self.sign_with_previous && self.previous_secret.is_some()
+    /// The previous secret if its overlap still lasts at `now_ms`.
+    pub fn live_previous_secret(&self, now_ms: i64) -> Option<&str> {
+        self.previous_secret
+            .as_deref()
+            .filter(|_| now_ms < self.previous_secret_until_ms)
     }
 }
 
@@ -136,7 +139,10 @@ pub struct AttemptResult {
     pub endpoint_seq: i64,
     pub attempt_number: u32,
     pub outcome: Outcome,
+    /// The decision of the retry schedule. `store::record_attempt` turns it into
+    /// `SwitchSecret` when `rejected_secret_sha256` is set and a rotation overlap is live then.
     pub decision: Decision,
-    /// `X-ClockEye-Signature` was made with the previous secret.
-    pub signed_with_previous: bool,
+    /// When the receiver answered 401/403 and the delivery may switch secret: the SHA-256 of
+    /// the secret that made `X-ClockEye-Signature` (so the other one can be chosen by value).
+    pub rejected_secret_sha256: Option<String>,
 }

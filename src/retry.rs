@@ -9,23 +9,19 @@ use crate::model::{Decision, Outcome};
 ///
 /// The delay after failed attempt n is `schedule[n-1]`, counted from the end of that attempt;
 /// after the last step the delivery fails. A `Retry-After` on a 429/503 is honoured within
-/// [delay, 2 × delay]. `410 Gone` fails the delivery at once. During a rotation overlap
-/// (`may_switch_secret`), a 401 or 403 is tried again at once with the other secret.
+/// [delay, 2 × delay]. `410 Gone` fails the delivery at once. (A 401/403 during a rotation
+/// overlap is tried again at once with the other secret: see `rejects_signature`.)
 pub fn next(
     schedule: &[Duration],
     schedule_step: u32,
     outcome: &Outcome,
     finished_at_ms: i64,
-    may_switch_secret: bool,
 ) -> Decision {
     if outcome.succeeded() {
         return Decision::Succeeded;
     }
     if outcome.status_code == Some(410) {
         return Decision::Failed;
-    }
-    if may_switch_secret && matches!(outcome.status_code, Some(401 | 403)) {
-        return Decision::SwitchSecret(finished_at_ms);
     }
     let Some(delay) = schedule.get(schedule_step.saturating_sub(1) as usize) else {
         return Decision::Failed;
@@ -38,6 +34,12 @@ pub fn next(
         _ => delay_ms,
     };
     Decision::RetryAt(finished_at_ms + wait_ms)
+}
+
+/// The receiver refused the signature (401 or 403): during a rotation overlap the next
+/// attempt goes at once with the other secret (SPEC "Rotation").
+pub fn rejects_signature(outcome: &Outcome) -> bool {
+    matches!(outcome.status_code, Some(401 | 403))
 }
 
 #[cfg(test)]
@@ -74,13 +76,7 @@ mod tests {
         ];
         for (attempt_number, expected) in cases {
             assert_eq!(
-                next(
-                    &schedule,
-                    attempt_number,
-                    &failure(Some(500), None),
-                    1_000,
-                    false
-                ),
+                next(&schedule, attempt_number, &failure(Some(500), None), 1_000),
                 expected,
                 "attempt {attempt_number}"
             );
@@ -92,7 +88,7 @@ mod tests {
         let mut outcome = failure(Some(200), None);
         outcome.error_class = None;
         assert_eq!(
-            next(&[Duration::from_secs(1)], 1, &outcome, 0, true),
+            next(&[Duration::from_secs(1)], 1, &outcome, 0),
             Decision::Succeeded
         );
     }
@@ -100,13 +96,7 @@ mod tests {
     #[test]
     fn gone_fails_at_once() {
         assert_eq!(
-            next(
-                &[Duration::from_secs(1)],
-                1,
-                &failure(Some(410), None),
-                0,
-                true
-            ),
+            next(&[Duration::from_secs(1)], 1, &failure(Some(410), None), 0),
             Decision::Failed
         );
     }
@@ -123,7 +113,7 @@ mod tests {
         ];
         for (status_code, asked_ms, wait_ms) in cases {
             assert_eq!(
-                next(&schedule, 1, &failure(status_code, asked_ms), 0, false),
+                next(&schedule, 1, &failure(status_code, asked_ms), 0),
                 Decision::RetryAt(wait_ms),
                 "{status_code:?} {asked_ms:?}"
             );
@@ -132,30 +122,14 @@ mod tests {
 
     #[test]
     fn an_empty_schedule_means_one_attempt() {
-        assert_eq!(
-            next(&[], 1, &failure(None, None), 0, false),
-            Decision::Failed
-        );
+        assert_eq!(next(&[], 1, &failure(None, None), 0), Decision::Failed);
     }
 
     #[test]
-    fn a_rejected_signature_during_an_overlap_switches_secret_once() {
-        let schedule = [Duration::from_secs(60)];
-        for status in [401, 403] {
-            assert_eq!(
-                next(&schedule, 1, &failure(Some(status), None), 5, true),
-                Decision::SwitchSecret(5)
-            );
-            // The switched attempt failed too: the schedule applies.
-            assert_eq!(
-                next(&schedule, 1, &failure(Some(status), None), 5, false),
-                Decision::RetryAt(60_005)
-            );
-        }
-        // Other failures never switch.
-        assert_eq!(
-            next(&schedule, 1, &failure(Some(500), None), 5, true),
-            Decision::RetryAt(60_005)
-        );
+    fn only_401_and_403_refuse_the_signature() {
+        assert!(rejects_signature(&failure(Some(401), None)));
+        assert!(rejects_signature(&failure(Some(403), None)));
+        assert!(!rejects_signature(&failure(Some(500), None)));
+        assert!(!rejects_signature(&failure(None, None)));
     }
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{Error, Result};
 use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
-use crate::signing::new_id;
+use crate::signing::{new_id, sha256_hex};
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -250,7 +250,8 @@ pub fn claim_due(
     let sql = format!(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body,
                 CASE WHEN e.previous_secret_expires_at_ms > ?2 THEN e.previous_secret END,
-                e.sign_with_previous, d.free_attempts, d.free_attempt_number
+                e.sign_with_previous, d.free_attempts, d.free_attempt_number,
+                COALESCE(e.previous_secret_expires_at_ms, 0)
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
@@ -273,6 +274,7 @@ pub fn claim_due(
                 url: row.get(4)?,
                 secret: row.get(5)?,
                 previous_secret: row.get(10)?,
+                previous_secret_until_ms: row.get(14)?,
                 sign_with_previous: row.get(11)?,
                 headers: parse_headers(&headers),
                 event_id: row.get(7)?,
@@ -295,13 +297,29 @@ pub fn claim_due(
 /// Writes an attempt and its delivery's new status together. A delivery deleted meanwhile
 /// (its endpoint was removed) is skipped.
 pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) -> Result<()> {
-    let (status, next_attempt_at_ms) = match result.decision {
+    let mut decision = result.decision;
+    let mut choose_previous = None;
+    if let Some(rejected) = &result.rejected_secret_sha256 {
+        // Refused signature: if a rotation overlap is live now (it may have begun while the
+        // attempt was in flight), the next attempt goes at once with the secret not refused.
+        let (secret, previous) = endpoint_secrets(conn, result.endpoint_seq, now_ms)?;
+        if let Some((previous, _)) = previous {
+            let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
+            decision = Decision::SwitchSecret(finished_at_ms);
+            if sha256_hex(&secret) == *rejected {
+                choose_previous = Some(true);
+            } else if sha256_hex(&previous) == *rejected {
+                choose_previous = Some(false);
+            }
+        }
+    }
+    let (status, next_attempt_at_ms) = match decision {
         Decision::Succeeded => ("succeeded", None),
         Decision::RetryAt(at_ms) | Decision::SwitchSecret(at_ms) => ("pending", Some(at_ms)),
         Decision::Failed => ("failed", None),
     };
     // The attempt after a secret switch is free: it uses no step of the retry schedule.
-    let free_attempt = matches!(result.decision, Decision::SwitchSecret(_));
+    let free_attempt = matches!(decision, Decision::SwitchSecret(_));
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET status = ?2, attempts_made = ?3, next_attempt_at_ms = ?4, updated_at_ms = ?5,
@@ -310,10 +328,11 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
              WHERE seq = ?1 AND status = 'delivering'",
         )?
         .execute(params![result.delivery_seq, status, result.attempt_number, next_attempt_at_ms, now_ms, free_attempt])?;
-    if changed == 1 && free_attempt {
-        // The other secret becomes this endpoint's choice for X-ClockEye-Signature.
+    if let (1, Some(choose_previous)) = (changed, choose_previous) {
+        // The secret not refused becomes this endpoint's choice for X-ClockEye-Signature. (A
+        // refused secret that is no longer live, from before another rotation, changes nothing.)
         conn.prepare_cached("UPDATE endpoints SET sign_with_previous = ?2 WHERE seq = ?1")?
-            .execute(params![result.endpoint_seq, !result.signed_with_previous])?;
+            .execute(params![result.endpoint_seq, choose_previous])?;
     }
     if changed == 0 {
         return Ok(());
@@ -614,9 +633,10 @@ pub fn endpoint_secrets(
         })?)
 }
 
-/// Rotation: `secret` becomes current. With an overlap the old current secret stays live
-/// until `now + overlap` and signs `X-ClockEye-Signature` first (the receiver last accepted
-/// it); with none it is retired at once. A previous secret from an earlier rotation goes.
+/// Rotation: `secret` becomes current. With an overlap, the secret the receiver last accepted
+/// (the current one, or during an earlier overlap the one it still uses) stays live until
+/// `now + overlap` and signs `X-ClockEye-Signature` first; the other old one is retired. With
+/// no overlap every old secret is retired at once.
 pub fn rotate_secret(
     conn: &Connection,
     seq: i64,
@@ -627,7 +647,10 @@ pub fn rotate_secret(
     let changed = conn
         .prepare_cached(
             "UPDATE endpoints SET
-                 previous_secret = CASE WHEN ?3 > 0 THEN secret END,
+                 previous_secret = CASE WHEN ?3 <= 0 THEN NULL
+                                        WHEN sign_with_previous = 1 AND previous_secret_expires_at_ms > ?4
+                                            THEN previous_secret
+                                        ELSE secret END,
                  previous_secret_expires_at_ms = CASE WHEN ?3 > 0 THEN ?4 + ?3 END,
                  sign_with_previous = ?3 > 0,
                  secret = ?2,

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
-use crate::signing::{clockeye_signature, standard_signature};
+use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
@@ -126,7 +126,6 @@ pub fn main(worker: Worker) {
             job.schedule_step,
             &outcome,
             finished_at_ms,
-            job.may_switch_secret && job.previous_secret.is_some(),
         );
         log::debug!(
             "delivery={} attempt={} status={:?} outcome={} elapsed_ms={}",
@@ -136,7 +135,8 @@ pub fn main(worker: Worker) {
             outcome.error_class.map_or("succeeded", ErrorClass::as_str),
             outcome.duration_ms
         );
-        let signed_with_previous = job.signs_with_previous();
+        let rejected_secret_sha256 = (job.may_switch_secret && retry::rejects_signature(&outcome))
+            .then(|| sha256_hex(clockeye_secret(&job, outcome.started_at_ms)));
         let result = AttemptResult {
             delivery_seq: job.delivery_seq,
             delivery_id: job.delivery_id,
@@ -144,11 +144,20 @@ pub fn main(worker: Worker) {
             attempt_number: job.attempt_number,
             outcome,
             decision,
-            signed_with_previous,
+            rejected_secret_sha256,
         };
         if worker.results.send(result).is_err() {
             return;
         }
+    }
+}
+
+/// The secret of `X-ClockEye-Signature` for an attempt starting at `now_ms`: the one the
+/// endpoint last accepted while an overlap lasts, else the current one.
+fn clockeye_secret(job: &Job, now_ms: i64) -> &str {
+    match job.live_previous_secret(now_ms) {
+        Some(previous) if job.sign_with_previous => previous,
+        _ => &job.secret,
     }
 }
 
@@ -157,13 +166,9 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let timestamp_s = started_at_ms.div_euclid(1000);
-    let clockeye_secret = match &job.previous_secret {
-        Some(previous) if job.sign_with_previous => previous,
-        _ => &job.secret,
-    };
     // Standard Webhooks: one space-separated signature per live secret.
     let mut standard = standard_signature(&job.secret, &job.event_id, timestamp_s, &job.body);
-    if let Some(previous) = &job.previous_secret {
+    if let Some(previous) = job.live_previous_secret(started_at_ms) {
         standard.push(' ');
         standard.push_str(&standard_signature(
             previous,
@@ -177,7 +182,7 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
         .header("Content-Type", "application/json")
         .header(
             "X-ClockEye-Signature",
-            clockeye_signature(clockeye_secret, &job.body),
+            clockeye_signature(clockeye_secret(job, started_at_ms), &job.body),
         )
         .header("X-ClockEye-Event", &job.event_type)
         .header("X-ClockEye-Event-Id", &job.event_id)

@@ -211,3 +211,83 @@ fn a_zero_overlap_retires_the_old_secret_at_once() {
     let (_, listed) = service.get("/v1/endpoints");
     assert!(!listed.to_string().contains(&new_secret));
 }
+
+#[test]
+fn a_rotation_during_an_attempt_still_switches_on_its_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &loopback_flags("1h"));
+    let accepted_secret = Arc::new(Mutex::new(String::new()));
+    let next_secret = Arc::new(Mutex::new(String::new()));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let receiver = {
+        let (accepted_secret, next_secret, arrived) = (
+            accepted_secret.clone(),
+            next_secret.clone(),
+            arrived.clone(),
+        );
+        Receiver::start(move |request| {
+            if arrived.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first attempt is in flight while the secret is rotated and the receiver
+                // swaps to the new one; then it is judged.
+                let new_secret = eventually("the rotation", WAIT, || {
+                    let next = next_secret.lock().unwrap().clone();
+                    (!next.is_empty()).then_some(next).ok_or_else(String::new)
+                });
+                *accepted_secret.lock().unwrap() = new_secret;
+            }
+            let secret = accepted_secret.lock().unwrap().clone();
+            Reply::status(if clockeye_signed_by(request, &secret) {
+                200
+            } else {
+                401
+            })
+        })
+    };
+    let (endpoint, old_secret) = service.create_endpoint(&receiver.url, &["*"], None);
+    *accepted_secret.lock().unwrap() = old_secret;
+    let accepted = service.send_sample("project.created", json!({}));
+    eventually("the first attempt to arrive", WAIT, || {
+        (arrived.load(Ordering::SeqCst) > 0)
+            .then_some(())
+            .ok_or_else(String::new)
+    });
+    *next_secret.lock().unwrap() = rotate(&service, &endpoint, "1h");
+    // Refused with the old secret, then at once (not after the 1h retry) with the new one.
+    let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{delivery}");
+    assert_eq!(attempts[0]["status_code"], 401, "{delivery}");
+}
+
+#[test]
+fn rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let accepted_secret = Arc::new(Mutex::new(String::new()));
+    let receiver = {
+        let accepted_secret = accepted_secret.clone();
+        Receiver::start(move |request| {
+            let secret = accepted_secret.lock().unwrap().clone();
+            Reply::status(if clockeye_signed_by(request, &secret) {
+                200
+            } else {
+                401
+            })
+        })
+    };
+    let service = Service::start(dir.path(), &loopback_flags("1h"));
+    let (endpoint, first) = service.create_endpoint(&receiver.url, &["*"], None);
+    *accepted_secret.lock().unwrap() = first.clone();
+    let second = rotate(&service, &endpoint, "1h");
+    let third = rotate(&service, &endpoint, "1h");
+    let (_, secrets) = service.get(&format!("/v1/endpoints/{endpoint}/secret"));
+    // The receiver never took up `second`: `first` stays live beside `third`.
+    assert_eq!(secrets["secret"], third.as_str(), "{secrets}");
+    assert_eq!(secrets["previous_secret"], first.as_str(), "{secrets}");
+    let accepted = service.send_sample("project.created", json!({}));
+    let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
+    assert_eq!(delivery["attempts_made"], 1, "{delivery}");
+    let request = &receiver.received()[0];
+    assert!(clockeye_signed_by(request, &first));
+    assert_eq!(standard_entries(request, &third), (true, 2));
+    assert_eq!(standard_entries(request, &second), (false, 2));
+}
