@@ -683,13 +683,28 @@ impl Api {
         };
         if let Some(other) = input
             .keys()
-            .find(|key| !["since", "until"].contains(&key.as_str()))
+            .find(|key| !["since", "until", "after"].contains(&key.as_str()))
         {
             return Err(Problem::field(
                 other,
-                format!("unknown field \"{other}\"; allowed: since, until"),
+                format!("unknown field \"{other}\"; allowed: since, until, after"),
             ));
         }
+        // `after`: the `next` of the previous call, so a long recovery goes on where it stopped
+        // (deliveries it re-queued that failed again are not taken twice).
+        let after_seq = match input.get("after") {
+            None | Some(Value::Null) => 0,
+            Some(value) => value
+                .as_str()
+                .and_then(|text| text.parse::<i64>().ok())
+                .filter(|seq| *seq > 0)
+                .ok_or_else(|| {
+                    Problem::field(
+                        "after",
+                        "after must be the `next` of a previous recover answer",
+                    )
+                })?,
+        };
         let since_ms = time_field("since")?
             .ok_or_else(|| Problem::field("since", "since is required: an RFC 3339 time"))?;
         let now = now_ms();
@@ -701,11 +716,11 @@ impl Api {
             ));
         }
         let endpoint = self.find_endpoint(access, id)?;
-        let requeued = store::recover_failed(
+        let (requeued, next) = store::recover_failed(
             &self.conn,
             endpoint.seq,
-            since_ms,
-            until_ms,
+            (since_ms, until_ms),
+            after_seq,
             now,
             RECOVER_DELIVERIES_MAX,
         )
@@ -716,7 +731,7 @@ impl Api {
         log::info!("recover: endpoint={} requeued={requeued}", endpoint.id);
         Ok((
             202,
-            json!({"requeued": requeued, "more": requeued == RECOVER_DELIVERIES_MAX}),
+            json!({"requeued": requeued, "more": next.is_some(), "next": next.map(|seq| seq.to_string())}),
         ))
     }
 

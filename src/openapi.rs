@@ -231,6 +231,7 @@ fn schemas() -> Value {
         "Recovered": object(json!({
             "requeued": {"type": "integer", "minimum": 0, "maximum": RECOVER_DELIVERIES_MAX},
             "more": {"type": "boolean"},
+            "next": nullable(json!({"type": "string", "description": "when more: give it as `after` to go on"})),
         })),
         "Me": {
             "oneOf": [
@@ -600,7 +601,7 @@ fn operations() -> Vec<Op> {
             "/v1/endpoints/{id}/recover",
             "Failed deliveries in a window back to pending",
             body(
-                json!({"type": "object", "properties": {"since": time(), "until": time()}, "required": ["since"], "additionalProperties": false}),
+                json!({"type": "object", "properties": {"since": time(), "until": time(), "after": nullable(json!({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}))}, "required": ["since"], "additionalProperties": false}),
             ),
             vec![],
             vec![("202", answer("requeued", Some("Recovered")))],

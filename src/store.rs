@@ -662,31 +662,43 @@ pub fn rotate_secret(
 }
 
 /// Recover: puts up to `limit` of an endpoint's `failed` deliveries created in
-/// [`since_ms`, `until_ms`) back to `pending`, due now, oldest first. Their attempt count
-/// continues. Returns how many.
+/// [`window.0`, `window.1`), with `seq` above `after_seq`, back to `pending`, due now, oldest
+/// first. Their attempt count continues. Returns how many, and when more are left the cursor
+/// to go on from (the last `seq` taken).
 pub fn recover_failed(
     conn: &Connection,
     endpoint_seq: i64,
-    since_ms: i64,
-    until_ms: i64,
+    window: (i64, i64),
+    after_seq: i64,
     now_ms: i64,
     limit: usize,
-) -> Result<usize> {
-    Ok(conn
+) -> Result<(usize, Option<i64>)> {
+    let tx = conn.unchecked_transaction()?;
+    let seqs = tx
         .prepare_cached(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?4, updated_at_ms = ?4
-             WHERE seq IN (SELECT seq FROM deliveries
-                           WHERE endpoint_seq = ?1 AND status = 'failed'
-                             AND created_at_ms >= ?2 AND created_at_ms < ?3
-                           ORDER BY seq LIMIT ?5)",
+            "SELECT seq FROM deliveries
+             WHERE endpoint_seq = ?1 AND status = 'failed' AND created_at_ms >= ?2 AND created_at_ms < ?3
+               AND seq > ?4
+             ORDER BY seq LIMIT ?5",
         )?
-        .execute(params![
-            endpoint_seq,
-            since_ms,
-            until_ms,
-            now_ms,
-            limit as i64
-        ])?)
+        .query_map(
+            params![endpoint_seq, window.0, window.1, after_seq, limit as i64 + 1],
+            |row| row.get::<_, i64>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = seqs.len() > limit;
+    let Some(&last) = seqs[..limit.min(seqs.len())].last() else {
+        return Ok((0, None));
+    };
+    let requeued = tx
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?6, updated_at_ms = ?6
+             WHERE endpoint_seq = ?1 AND status = 'failed' AND created_at_ms >= ?2 AND created_at_ms < ?3
+               AND seq > ?4 AND seq <= ?5",
+        )?
+        .execute(params![endpoint_seq, window.0, window.1, after_seq, last, now_ms])?;
+    tx.commit()?;
+    Ok((requeued, more.then_some(last)))
 }
 
 /// An endpoint's deliveries created since `since_ms`, newest first, as (status, created_at_ms),
@@ -1046,5 +1058,47 @@ mod tests {
         assert_eq!(jobs[0].schedule_step, 1);
         assert!(!event(&conn, "evt_1").unwrap().unwrap().test);
         assert!(token_by_hash(&conn, "nothing").unwrap().is_none());
+    }
+
+    /// Recover goes on from its cursor: a delivery it re-queued that failed again is not taken
+    /// a second time, and every failed one in the window is reached.
+    #[test]
+    fn recover_goes_on_from_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("recover.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+             VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+             INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+             VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');",
+        )
+        .unwrap();
+        for n in 0..5 {
+            conn.execute(
+                "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
+                 VALUES (?1, 1, 1, 'failed', 5, 100, 100)",
+                [format!("dlv_{n}")],
+            )
+            .unwrap();
+        }
+        let fail_pending_again = || {
+            conn.execute_batch(
+                "UPDATE deliveries SET status = 'failed', next_attempt_at_ms = NULL WHERE status = 'pending'",
+            )
+            .unwrap()
+        };
+        let (first, next) = recover_failed(&conn, 1, (0, 1000), 0, 500, 2).unwrap();
+        assert_eq!((first, next.is_some()), (2, true));
+        fail_pending_again();
+        let (second, next) = recover_failed(&conn, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
+        assert_eq!((second, next.is_some()), (2, true));
+        fail_pending_again();
+        let (third, next) = recover_failed(&conn, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
+        assert_eq!((third, next), (1, None));
+        // Outside the window: nothing.
+        assert_eq!(
+            recover_failed(&conn, 1, (200, 1000), 0, 500, 2).unwrap(),
+            (0, None)
+        );
     }
 }

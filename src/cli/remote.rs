@@ -941,7 +941,7 @@ fn recover(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
         Some(until) => time_arg("until", until)?,
         None => format_rfc3339_seconds(now_ms() + 1000),
     };
-    let body = json!({"since": since, "until": until});
+    let mut body = json!({"since": since, "until": until});
     let path = format!("/v1/endpoints/{}/recover", segment(&endpoint));
     // The server requeues a bounded number per call and says when there are more.
     let mut requeued = 0;
@@ -952,6 +952,8 @@ fn recover(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
         calls += 1;
         requeued += answer["requeued"].as_u64().unwrap_or(0);
         let more = answer["more"] == true && calls < RECOVER_CALLS_MAX;
+        // Go on after the last one taken: those re-queued are not taken again.
+        body["after"] = answer["next"].clone();
         if calls > 1 || more {
             progress
                 .get_or_insert_with(|| Progress::new("requeued"))

@@ -805,8 +805,17 @@ function recoverSection(path, deliveries) {
     }
     if (iso(until)) body.until = iso(until);
     try {
-      const answer = await busy(submit, () => api('POST', `${path}/recover`, body));
-      const n = answer.requeued;
+      // The server moves a bounded number per call; go on from its cursor while it has more.
+      let n = 0;
+      let answer;
+      await busy(submit, async () => {
+        for (let calls = 0; calls < 100; calls += 1) {
+          answer = await api('POST', `${path}/recover`, body);
+          n += answer.requeued;
+          if (!answer.more) break;
+          body.after = answer.next;
+        }
+      });
       const text = n === 0 ? 'No failed deliveries in that window.' : `${n} failed ${n === 1 ? 'delivery goes' : 'deliveries go'} out again now.`;
       say(result, answer.more ? `${text} There are more: recover again for the next ones.` : text, 'ok');
       deliveries.refresh();
