@@ -549,8 +549,11 @@ impl Api {
         let mut endpoint = self.find_endpoint(access, id)?;
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Update)?;
         endpoint.updated_at_ms = now_ms();
-        store::update_endpoint(&self.conn, &endpoint).map_err(internal)?;
+        let fields: Vec<&str> = input.keys().map(String::as_str).collect();
+        store::update_endpoint(&self.conn, &endpoint, &fields).map_err(internal)?;
         self.endpoint_changed(endpoint.seq);
+        // Answer what is stored: the scheduler may have changed other fields meanwhile.
+        let endpoint = self.find_endpoint(access, id)?;
         Ok((200, endpoint_json(&endpoint)))
     }
 

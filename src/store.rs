@@ -589,22 +589,31 @@ pub fn endpoints(
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Writes every changeable column of an endpoint back.
-pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow) -> Result<bool> {
+/// Writes the named fields of an endpoint (`url`, `events`, `description`, `headers`,
+/// `enabled`) from `endpoint`, and nothing else: a PATCH must not undo what the scheduler wrote
+/// meanwhile (an endpoint it disabled, its health). Disabling keeps an earlier reason;
+/// enabling a disabled endpoint clears the reason and starts the health record afresh.
+pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str]) -> Result<bool> {
+    let named = |field: &str| fields.contains(&field);
     let changed = conn
         .prepare_cached(
-            "UPDATE endpoints SET url = ?2, event_types = ?3, description = ?4, headers = ?5,
+            "UPDATE endpoints SET url = COALESCE(?2, url), event_types = COALESCE(?3, event_types),
+                                  description = COALESCE(?4, description), headers = COALESCE(?5, headers),
                                   failing_since_ms = CASE WHEN ?6 = 1 AND enabled = 0 THEN NULL ELSE failing_since_ms END,
-                                  enabled = ?6, disabled_reason = ?7, updated_at_ms = ?8
+                                  disabled_reason = CASE WHEN ?6 IS NULL THEN disabled_reason
+                                                         WHEN ?6 = 1 THEN NULL
+                                                         ELSE COALESCE(disabled_reason, ?7) END,
+                                  enabled = COALESCE(?6, enabled), updated_at_ms = ?8
              WHERE seq = ?1",
         )?
         .execute(params![
             endpoint.seq,
-            endpoint.url,
-            serde_json::to_string(&endpoint.event_types).expect("strings serialize"),
-            endpoint.description,
-            headers_json(&endpoint.headers),
-            endpoint.enabled,
+            named("url").then_some(&endpoint.url),
+            named("events")
+                .then(|| serde_json::to_string(&endpoint.event_types).expect("strings serialize")),
+            named("description").then_some(&endpoint.description),
+            named("headers").then(|| headers_json(&endpoint.headers)),
+            named("enabled").then_some(endpoint.enabled),
             endpoint.disabled_reason,
             endpoint.updated_at_ms,
         ])?;
@@ -1100,5 +1109,48 @@ mod tests {
             recover_failed(&conn, 1, (200, 1000), 0, 500, 2).unwrap(),
             (0, None)
         );
+    }
+
+    /// A PATCH that read the endpoint before the scheduler disabled it writes only its own
+    /// fields: the endpoint stays disabled, with the scheduler's reason.
+    #[test]
+    fn an_update_writes_only_the_named_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("update.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+             VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);",
+        )
+        .unwrap();
+        let mut stale = endpoint(&conn, "ep_1").unwrap().unwrap();
+        conn.execute_batch(
+            "UPDATE endpoints SET enabled = 0, disabled_reason = 'the receiver answered 410 Gone',
+                                  failing_since_ms = 5 WHERE id = 'ep_1'",
+        )
+        .unwrap();
+        stale.description = "billing".into();
+        assert!(update_endpoint(&conn, &stale, &["description"]).unwrap());
+        let now = endpoint(&conn, "ep_1").unwrap().unwrap();
+        assert_eq!(now.description, "billing");
+        assert!(!now.enabled);
+        assert_eq!(
+            now.disabled_reason.as_deref(),
+            Some("the receiver answered 410 Gone")
+        );
+        assert_eq!(now.failing_since_ms, Some(5));
+        // Disabling it again keeps the first reason; enabling starts afresh.
+        stale.enabled = false;
+        stale.disabled_reason = Some("disabled through the API".into());
+        update_endpoint(&conn, &stale, &["enabled"]).unwrap();
+        let now = endpoint(&conn, "ep_1").unwrap().unwrap();
+        assert_eq!(
+            now.disabled_reason.as_deref(),
+            Some("the receiver answered 410 Gone")
+        );
+        stale.enabled = true;
+        update_endpoint(&conn, &stale, &["enabled"]).unwrap();
+        let now = endpoint(&conn, "ep_1").unwrap().unwrap();
+        assert!(now.enabled);
+        assert_eq!((now.disabled_reason, now.failing_since_ms), (None, None));
     }
 }
