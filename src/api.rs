@@ -357,7 +357,12 @@ impl Api {
             .headers()
             .iter()
             .find(|h| h.field.equiv("Authorization"))
-            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+            .and_then(|h| {
+                // The scheme name is case-insensitive (RFC 9110).
+                let value = h.value.as_str();
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim);
         match token {
             None => Err(Problem::new(

@@ -1,7 +1,8 @@
 //! `clockeye-webhooks backup PATH`: a consistent copy of the database, taken while the service
 //! runs. SQLite's `VACUUM INTO` reads one snapshot (WAL lets the service keep writing) and
-//! writes a compact file; we write it beside PATH, check it, fsync it and rename it into
-//! place, so PATH is either absent or a whole, checked backup.
+//! writes a compact file; we write it to a new file of our own beside PATH, check it, fsync it
+//! and link it into place (which fails rather than replace anything), so PATH is either absent
+//! or a whole, checked backup.
 
 use std::path::{Path, PathBuf};
 
@@ -76,7 +77,7 @@ pub fn parse_options(
 /// Takes the backup. `Err` is one line for people.
 pub fn run(options: &Options) -> Result<Summary, String> {
     let Options { db, dest } = options;
-    if dest.exists() {
+    if dest.symlink_metadata().is_ok() {
         return Err(format!(
             "{} exists already; give a new path (a backup never overwrites)",
             dest.display()
@@ -92,14 +93,22 @@ pub fn run(options: &Options) -> Result<Summary, String> {
         .busy_timeout(store::BUSY_TIMEOUT)
         .map_err(|e| e.to_string())?;
     let partial = partial_path(dest);
+    // Ours alone: created new (never an existing file, nor a link), and empty, as VACUUM INTO
+    // requires.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let written = write_copy(&source, &partial).and_then(|summary| {
+        // A hard link fails if PATH appeared meanwhile (or is a dangling link): nothing is
+        // ever replaced.
+        std::fs::hard_link(&partial, dest)
+            .map_err(|e| format!("cannot put the backup at {}: {e}", dest.display()))?;
+        Ok(summary)
+    });
     let _ = std::fs::remove_file(&partial);
-    let written = write_copy(&source, &partial);
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
     let summary = written?;
-    std::fs::rename(&partial, dest)
-        .map_err(|e| format!("cannot move the backup to {}: {e}", dest.display()))?;
     sync_parent(dest);
     Ok(summary)
 }
@@ -139,9 +148,15 @@ fn write_copy(source: &Connection, partial: &Path) -> Result<Summary, String> {
     })
 }
 
+/// `PATH.partial-<pid>-<random>`: beside PATH (same file system, for the link), unique to
+/// this run.
 fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(format!(
+        ".partial-{}-{}",
+        std::process::id(),
+        crate::signing::new_id("b")
+    ));
     dest.with_file_name(name)
 }
 

@@ -134,4 +134,21 @@ fn a_backup_taken_under_load_resumes_every_pending_delivery() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("no database at"));
     assert!(!missing.exists());
+    // A dangling link at PATH is not followed or replaced.
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.db"), &link).unwrap();
+    let linked = Command::new(BIN)
+        .args(["backup", link.to_str().unwrap(), "--db"])
+        .arg(dir.path().join("copy.db"))
+        .output()
+        .unwrap();
+    assert_eq!(linked.status.code(), Some(1));
+    assert!(!dir.path().join("nowhere.db").exists());
+    // No partial file is left behind, whatever happened.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.contains(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

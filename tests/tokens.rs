@@ -58,6 +58,13 @@ fn a_workspace_token_sees_and_changes_only_its_workspace() {
     assert!(token.starts_with("cew_ws_"), "{created}");
     let (_, me) = as_token(&service, &token, "GET", "/v1/me", None);
     assert_eq!(me, json!({"role": "workspace", "workspace_id": "acme"}));
+    // The scheme name is case-insensitive.
+    let lower = util::client()
+        .get(format!("{}/v1/me", service.base))
+        .header("Authorization", format!("bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(lower.status(), 200);
 
     // Its own endpoint: created without naming the workspace, which is its own.
     let (status, mine) = as_token(
