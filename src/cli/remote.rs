@@ -769,7 +769,15 @@ fn endpoints_test(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
         let attempted = delivery["attempts"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
-        if attempted || Instant::now() >= deadline {
+        // Settled: finished, or waiting for a scheduled retry. Not an attempt about to go out
+        // again at once (after a refused signature during a rotation, or while in flight).
+        let retry_later = delivery["next_attempt_at"]
+            .as_str()
+            .and_then(parse_rfc3339)
+            .is_some_and(|at| at > now_ms() + 1000);
+        let settled = matches!(delivery["status"].as_str(), Some("succeeded" | "failed"))
+            || (delivery["status"] == "pending" && retry_later);
+        if (attempted && settled) || Instant::now() >= deadline {
             break delivery;
         }
         std::thread::sleep(Duration::from_millis(100));
