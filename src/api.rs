@@ -447,7 +447,7 @@ impl Api {
             Err(Error::EventIdConflict { id }) => Err(Problem::new(
                 409,
                 "event_id_conflict",
-                format!("event id \"{id}\" is already used by another workspace"),
+                format!("event id \"{id}\" is taken; choose another id"),
             )
             .at("id")),
             Err(error) => Err(internal(error)),

@@ -20,7 +20,7 @@ pub enum Error {
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("event id \"{id}\" is already used by another workspace")]
+    #[error("event id \"{id}\" is taken")]
     EventIdConflict { id: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
