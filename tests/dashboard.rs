@@ -139,10 +139,13 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
     }
     let dir = tempfile::tempdir().unwrap();
     // Answers 500 with a small HTML body to events whose body says `fail-me`, 200 to the rest.
+    // The 500 comes after a while, so a retried delivery is still in flight when the list looks
+    // again right after the retry (the row must then follow it on its own).
     let receiver = Receiver::start(|request| {
         if String::from_utf8_lossy(&request.body).contains("fail-me") {
             Reply {
                 body: "<h1>database is down</h1>".to_string(),
+                delay: Duration::from_millis(600),
                 ..Reply::status(500)
             }
         } else {

@@ -14,6 +14,10 @@ const TOKEN_KEY = 'clockeye-webhooks.token';
 const POLL_MS = 1500;
 /** Deliveries and events per page of a list. */
 const PAGE_SIZE = 25;
+/** How many pages a deliveries list's refresh reads back before it starts the list over. */
+const REFRESH_PAGES = 20;
+/** How long a retried delivery is watched until it finishes. */
+const RETRY_WATCH_MS = 120000;
 
 // A portal link carries the token in the fragment (never sent to the server); take it out of the
 // URL at once so it is not left in the address bar, history or a screenshot. This runs before
@@ -284,10 +288,20 @@ async function route() {
       state.me = await api('GET', '/v1/me');
     } catch (error) {
       if (error.status === 401) {
-        signOut('This token is not valid (it may have been revoked). Sign in again.');
+        signOut('This token is not valid (it may have been revoked or have expired). Sign in again.', 'error', true);
       } else {
+        // The service did not answer: say so, and offer to try again or to sign out.
         const page = newPage();
-        page.main.append(el('p', { class: 'note error', text: words(error) }));
+        $('#nav').hidden = true;
+        $('#who').hidden = false;
+        $('#who-text').textContent = '';
+        const again = el('button', { type: 'button', id: 'try-again', text: 'Try again' });
+        again.addEventListener('click', () => busy(again, route));
+        page.main.append(el('section', { class: 'card narrow', id: 'unreachable' },
+          el('h1', { text: 'The service did not answer' }),
+          el('p', { class: 'note error', role: 'alert', text: words(error) }),
+          el('div', { class: 'row wrap' }, again,
+            el('button', { type: 'button', class: 'secondary', text: 'Sign out', onclick: () => signOut('Signed out.', 'ok') }))));
       }
       return;
     }
@@ -346,13 +360,14 @@ function markNav(name) {
   }
 }
 
-function signOut(message, kind) {
+/** Forgets the token; `keepRoute`: leave the address as it is, to come back to it. */
+function signOut(message, kind, keepRoute) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
   state.me = null;
   state.eventTypes = null;
   state.workspaceFilter = '';
-  history.replaceState(null, '', location.pathname + location.search);
+  if (!keepRoute) history.replaceState(null, '', location.pathname + location.search);
   showSignIn(message, kind);
 }
 
@@ -394,8 +409,8 @@ function showSignIn(message, kind) {
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
-    if (location.hash === '' || location.hash === '#/' || location.hash === '#') route();
-    else location.hash = '#/';
+    // Stay on the page the address asks for (a deep link opened before signing in).
+    route();
   });
   page.main.append(form);
   input.focus();
@@ -946,7 +961,7 @@ function deliveryList(filter, page, options) {
         known.update(delivery);
         continue;
       }
-      const row = deliveryRow(delivery, filter, () => refresh());
+      const row = deliveryRow(delivery, filter, page, () => refresh(), changedRow);
       rows.set(delivery.id, row);
       if (where === 'top') list.insertBefore(row.details, list.firstChild);
       else list.append(row.details);
@@ -954,22 +969,64 @@ function deliveryList(filter, page, options) {
     say(message, rows.size ? '' : 'No deliveries yet.');
   };
 
+  // A row that follows its own delivery (after a retry) saw it change: the chart looks again.
+  const changedRow = () => {
+    if (options && options.onChange) options.onChange();
+  };
+
+  const noteChange = (deliveries) => {
+    const signature = deliveries.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
+    if (signature !== lastSignature) {
+      lastSignature = signature;
+      if (options && options.onChange) options.onChange();
+    }
+  };
+
+  // Looks again from the newest: pages back (with `after`) until it reaches a delivery already
+  // shown, so none made meanwhile is skipped, however many there are; each new one goes in its
+  // place (newest first) and the shown ones are brought up to date. "Show older" goes on from
+  // where it was. After REFRESH_PAGES pages without reaching a shown one, the list starts over.
   const refresh = async () => {
+    if (!rows.size) {
+      await reset(true);
+      return;
+    }
     try {
-      const answer = await fetchPage(null);
-      if (!alive(page)) return;
-      // New ones go on top, newest first: add the page's unknown rows in reverse.
-      const unknown = answer.data.filter((d) => !rows.has(d.id));
-      render(answer.data.filter((d) => rows.has(d.id)), 'top');
-      render(unknown.reverse(), 'top');
-      if (!next && answer.next && rows.size === answer.data.length) next = answer.next;
-      more.hidden = !next;
-      const signature = answer.data.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
-      if (signature !== lastSignature) {
-        lastSignature = signature;
-        if (options && options.onChange) options.onChange();
+      const seen = [];
+      let cursor = null;
+      let reached = false;
+      let end = false;
+      for (let pages = 0; !reached && !end; pages += 1) {
+        if (pages === REFRESH_PAGES) {
+          await reset(true);
+          return;
+        }
+        const answer = await fetchPage(cursor);
+        if (!alive(page)) return;
+        seen.push(...answer.data);
+        reached = answer.data.some((d) => rows.has(d.id));
+        cursor = answer.next;
+        end = !cursor;
       }
-      schedule(answer.data);
+      // Rows past the last shown one belong to "Show older", unless the list is complete.
+      let last = seen.length - 1;
+      if (next) while (last >= 0 && !rows.has(seen[last].id)) last -= 1;
+      let previous = null; // the node the next new row goes after (null: the top)
+      for (const delivery of seen.slice(0, last + 1)) {
+        const known = rows.get(delivery.id);
+        if (known) {
+          known.update(delivery);
+          previous = known.details;
+          continue;
+        }
+        const row = deliveryRow(delivery, filter, page, () => refresh(), changedRow);
+        rows.set(delivery.id, row);
+        list.insertBefore(row.details, previous ? previous.nextSibling : list.firstChild);
+        previous = row.details;
+      }
+      say(message, rows.size ? '' : 'No deliveries yet.');
+      noteChange(seen);
+      schedule(seen);
     } catch (error) {
       if (alive(page)) say(message, words(error), 'error');
     }
@@ -986,7 +1043,8 @@ function deliveryList(filter, page, options) {
     }
   };
 
-  const reset = async () => {
+  /** Starts the list over from the newest; `notify`: tell onChange when what is shown changed. */
+  const reset = async (notify) => {
     rows.clear();
     list.replaceChildren();
     next = null;
@@ -997,14 +1055,15 @@ function deliveryList(filter, page, options) {
       render(answer.data, 'bottom');
       next = answer.next;
       more.hidden = !next;
-      lastSignature = answer.data.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
+      if (notify === true) noteChange(answer.data);
+      else lastSignature = answer.data.map((d) => `${d.id}:${d.status}:${d.attempts_made}`).join(',');
       schedule(answer.data);
     } catch (error) {
       if (alive(page)) say(message, words(error), 'error');
     }
   };
 
-  status.addEventListener('change', reset);
+  status.addEventListener('change', () => reset(false));
   refreshButton.addEventListener('click', () => busy(refreshButton, refresh));
   more.addEventListener('click', () => busy(more, async () => {
     try {
@@ -1016,14 +1075,14 @@ function deliveryList(filter, page, options) {
       say(message, words(error), 'error');
     }
   }));
-  reset();
+  reset(false);
   const element = el('div', {},
     el('div', { class: 'row wrap' }, el('label', { for: 'delivery-status', class: 'inline', text: 'Show' }), status, refreshButton),
     list, message, more);
   return { element, refresh };
 }
 
-function deliveryRow(delivery, filter, refreshList) {
+function deliveryRow(delivery, filter, page, refreshList, onChange) {
   const badgeSlot = el('span', { class: 'delivery-status' });
   const attemptsSlot = el('span', { class: 'muted' });
   const nextSlot = el('span', { class: 'muted' });
@@ -1043,7 +1102,9 @@ function deliveryRow(delivery, filter, refreshList) {
     el('div', { class: 'delivery-body' }, content, el('div', { class: 'row wrap' }, retry, retryNote)));
   let current = delivery;
   let queued = false; // a retry was asked for and has not finished yet
-  const update = (fresh) => {
+  let watching = 0; // bumped per retry: an older retry's watch stops
+  /** Shows `fresh`; with `full` (it came with its attempts) an open row shows those at once. */
+  const update = (fresh, full) => {
     const changed = fresh.status !== current.status || fresh.attempts_made !== current.attempts_made;
     current = fresh;
     details.dataset.status = fresh.status;
@@ -1055,7 +1116,30 @@ function deliveryRow(delivery, filter, refreshList) {
       if (fresh.status === 'succeeded') say(retryNote, 'Retried: it succeeded.', 'ok');
       else say(retryNote, 'Retried: it failed again; the attempts below say why.', 'error');
     }
-    if (details.open && changed) loadAttempts();
+    if (details.open && full) content.replaceChildren(deliveryFacts(fresh, filter));
+    else if (details.open && changed) loadAttempts();
+    return changed;
+  };
+  // After a retry this row watches its own delivery until it has finished, whether or not the
+  // list's filter or first page still holds it, so it never stays "pending" for good.
+  const watch = (deadline, watchId) => {
+    later(page, POLL_MS, async () => {
+      if (watchId !== watching) return;
+      try {
+        const fresh = await api('GET', `/v1/deliveries/${encodeURIComponent(current.id)}`);
+        if (!alive(page) || watchId !== watching) return;
+        if (update(fresh, true)) onChange();
+        if (fresh.status === 'succeeded' || fresh.status === 'failed') return;
+      } catch (error) {
+        if (error.status === 401 || !alive(page)) return;
+        if (error.status === 404) {
+          say(retryNote, words(error), 'error');
+          return;
+        }
+      }
+      if (Date.now() < deadline) watch(deadline, watchId);
+      else if (queued) say(retryNote, 'Still not finished; press Refresh to look again.', 'error');
+    });
   };
   const loadAttempts = async () => {
     try {
@@ -1071,6 +1155,8 @@ function deliveryRow(delivery, filter, refreshList) {
       say(retryNote, 'Queued: it goes out again now.', 'ok');
       update(fresh);
       queued = true;
+      watching += 1;
+      watch(Date.now() + RETRY_WATCH_MS, watching);
       refreshList();
     } catch (error) {
       say(retryNote, words(error), 'error');
@@ -1148,7 +1234,7 @@ async function eventsPage() {
     }
     next = answer.next;
     more.hidden = !next;
-    say(message, list.children.length ? '' : 'No events yet.');
+    say(message, list.children.length ? '' : filter.value ? 'No events match.' : 'No events yet.');
   };
   const run = (reset) => load(reset).catch((error) => say(message, words(error), 'error'));
   filter.addEventListener('change', () => run(true));
