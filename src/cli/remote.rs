@@ -994,6 +994,11 @@ fn recover(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
             break answer;
         }
     };
+    if answer["more"] == true {
+        eprintln!(
+            "stopped after {calls} calls ({requeued} deliveries); more are failed in the window: run again later"
+        );
+    }
     let total =
         json!({"requeued": requeued, "more": answer["more"], "since": since, "until": until});
     print_value(json, &total, || {
