@@ -92,8 +92,18 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_sha256    TEXT NOT NULL UNIQUE,   -- lowercase hex SHA-256 of the token
     description     TEXT NOT NULL DEFAULT '',
     created_at_ms   INTEGER NOT NULL,
-    last_used_at_ms INTEGER                 -- to the minute; NULL when never used
+    last_used_at_ms INTEGER,                -- to the minute; NULL when never used
+    expires_at_ms   INTEGER                 -- portal sessions end; NULL: until revoked
 ) STRICT;
 CREATE INDEX IF NOT EXISTS tokens_by_workspace ON tokens (workspace_id, seq);
+
+-- Portal link codes: single-use, short-lived; exchanged for a portal session token. Only a
+-- hash is kept, and a code is deleted when used.
+CREATE TABLE IF NOT EXISTS portal_codes (
+    code_sha256   TEXT PRIMARY KEY,         -- lowercase hex SHA-256 of the code
+    workspace_id  TEXT NOT NULL,            -- the workspace its session opens
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL          -- unusable from then on
+) STRICT;
 
 PRAGMA user_version = 4;

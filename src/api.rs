@@ -45,8 +45,16 @@ pub const RECOVER_DELIVERIES_MAX: usize = 10_000;
 /// Longest window of `/stats`, and most deliveries it counts.
 pub const STATS_HOURS_MAX: i64 = 168;
 pub const STATS_DELIVERIES_MAX: usize = 50_000;
-/// Workspace tokens start with this (the admin token with `cew_admin`).
+/// Workspace tokens start with this (the admin token with `cew_admin`), portal link codes
+/// with `cew_pl`.
 pub const WORKSPACE_TOKEN_PREFIX: &str = "cew_ws";
+pub const PORTAL_CODE_PREFIX: &str = "cew_pl";
+/// How long a portal link's code can be used (once) when not asked, and at most; how long the
+/// session it opens lasts.
+pub const PORTAL_CODE_LIFETIME_DEFAULT: std::time::Duration =
+    std::time::Duration::from_secs(15 * 60);
+pub const PORTAL_CODE_LIFETIME_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub const PORTAL_SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 /// The scheduler must have run a round within this long for `/healthz` to answer 200.
 pub const HEARTBEAT_STALE_MS: i64 = 10_000;
 
@@ -187,6 +195,11 @@ impl Api {
                 ),
             ));
         }
+        if parts == ["v1", "portal", "session"] && *request.method() == Method::Post {
+            // The one route without a token: the portal link's code is the credential.
+            let body = read_body(request, REQUEST_BYTES_MAX)?;
+            return self.portal_session(&body);
+        }
         let access = self.authorize(request)?;
         let query = Query::parse(query);
         let method = request.method().clone();
@@ -288,6 +301,11 @@ impl Api {
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
                 self.create_token(workspace, &body)
             }
+            (Method::Post, ["v1", "workspaces", workspace, "portal-links"]) => {
+                access.check_admin()?;
+                let body = read_body(request, REQUEST_BYTES_MAX)?;
+                self.create_portal_link(workspace, &body)
+            }
             (Method::Get, ["v1", "workspaces", workspace, "tokens"]) => {
                 access.check_admin()?;
                 let (limit, before) = query.page()?;
@@ -375,12 +393,12 @@ impl Api {
                 if hash == self.shared.admin_token_sha256 {
                     return Ok(Access::Admin);
                 }
-                let found = store::token_by_hash(&self.conn, &hash).map_err(internal)?;
+                let found = store::token_by_hash(&self.conn, &hash, now_ms()).map_err(internal)?;
                 let Some(found) = found else {
                     return Err(Problem::new(
                         401,
                         "unauthorized",
-                        "the bearer token is not valid (revoked, or never issued)",
+                        "the bearer token is not valid (revoked, expired, or never issued)",
                     ));
                 };
                 if let Err(error) = store::touch_token(&self.conn, &found, now_ms()) {
@@ -820,7 +838,6 @@ impl Api {
                 }
             }
         }
-        let token = new_token(WORKSPACE_TOKEN_PREFIX);
         let mut row = store::TokenRow {
             seq: 0,
             id: new_id("tok"),
@@ -828,16 +845,126 @@ impl Api {
             description,
             created_at_ms: now_ms(),
             last_used_at_ms: None,
+            expires_at_ms: None,
         };
-        store::insert_token(&self.conn, &mut row, &sha256_hex(&token)).map_err(internal)?;
+        self.issue_token(&mut row)
+    }
+
+    /// Stores a workspace token; the answer (201) is the only place its secret appears.
+    fn issue_token(&self, row: &mut store::TokenRow) -> Answer {
+        let token = new_token(WORKSPACE_TOKEN_PREFIX);
+        store::insert_token(&self.conn, row, &sha256_hex(&token)).map_err(internal)?;
         log::info!(
-            "token created: token={} workspace={}",
+            "token created: token={} workspace={} description={:?}",
             row.id,
-            row.workspace_id
+            row.workspace_id,
+            row.description
         );
-        let mut value = token_json(&row);
+        let mut value = token_json(row);
         value["token"] = Value::from(token);
         Ok((201, value))
+    }
+
+    /// `POST /v1/workspaces/{ws}/portal-links {expires_in?}`: a single-use code, short-lived,
+    /// that the dashboard exchanges for a portal session. The link carries the code, never a
+    /// token: a browser's history keeps it, but once used or expired it opens nothing.
+    fn create_portal_link(&self, workspace: &str, body: &str) -> Answer {
+        let workspace =
+            ingest::check_id(Some(&Value::from(workspace)), "workspace_id")?.expect("given");
+        let input = parse_optional_object(body)?;
+        let mut expires_in = PORTAL_CODE_LIFETIME_DEFAULT;
+        for (key, value) in &input {
+            match key.as_str() {
+                "expires_in" => {
+                    expires_in = value
+                        .as_str()
+                        .ok_or_else(|| {
+                            Problem::field(
+                                "expires_in",
+                                "expires_in must be a duration such as \"15m\"",
+                            )
+                        })
+                        .and_then(|text| {
+                            time::parse_duration(text).map_err(|message| {
+                                Problem::field("expires_in", format!("expires_in: {message}"))
+                            })
+                        })?;
+                    if expires_in.is_zero() || expires_in > PORTAL_CODE_LIFETIME_MAX {
+                        return Err(Problem::field(
+                            "expires_in",
+                            format!(
+                                "expires_in must be more than 0s and at most {}",
+                                time::format_duration(PORTAL_CODE_LIFETIME_MAX)
+                            ),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(Problem::field(
+                        other,
+                        format!("unknown field \"{other}\"; allowed: expires_in"),
+                    ));
+                }
+            }
+        }
+        let code = new_token(PORTAL_CODE_PREFIX);
+        let now = now_ms();
+        let expires_at_ms = now + expires_in.as_millis() as i64;
+        store::insert_portal_code(
+            &self.conn,
+            &sha256_hex(&code),
+            &workspace,
+            now,
+            expires_at_ms,
+        )
+        .map_err(internal)?;
+        log::info!("portal link created: workspace={workspace}");
+        Ok((
+            201,
+            json!({
+                "code": code,
+                "workspace_id": workspace,
+                "expires_at": format_rfc3339_millis(expires_at_ms),
+                "url": format!("/#code={code}"),
+            }),
+        ))
+    }
+
+    /// `POST /v1/portal/session {code}` (no token): uses up a portal code and answers a
+    /// workspace token that lasts `PORTAL_SESSION_LIFETIME`.
+    fn portal_session(&self, body: &str) -> Answer {
+        let input = parse_object(body)?;
+        if let Some(other) = input.keys().find(|key| key.as_str() != "code") {
+            return Err(Problem::field(
+                other,
+                format!("unknown field \"{other}\"; allowed: code"),
+            ));
+        }
+        let code = input
+            .get("code")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Problem::field("code", "code is required: the code of a portal link"))?;
+        let now = now_ms();
+        let workspace = store::take_portal_code(&self.conn, &sha256_hex(code), now)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Problem::new(
+                    401,
+                    "invalid_code",
+                    "this portal link was used already, has expired, or never existed; ask for a new one",
+                )
+                .at("code")
+            })?;
+        let mut row = store::TokenRow {
+            seq: 0,
+            id: new_id("tok"),
+            workspace_id: workspace,
+            description: "portal session".to_string(),
+            created_at_ms: now,
+            last_used_at_ms: None,
+            expires_at_ms: Some(now + PORTAL_SESSION_LIFETIME.as_millis() as i64),
+        };
+        self.issue_token(&mut row)
     }
 
     /// Tells the scheduler, so work claimed with the old settings is not sent with them (and a
@@ -1217,6 +1344,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/workspaces/{workspace}/tokens"),
     ("GET", "/v1/workspaces/{workspace}/tokens"),
     ("DELETE", "/v1/workspaces/{workspace}/tokens/{id}"),
+    ("POST", "/v1/workspaces/{workspace}/portal-links"),
+    ("POST", "/v1/portal/session"),
 ];
 
 /// The methods a path answers to; empty when no route has that shape. A route naming a
@@ -1371,6 +1500,7 @@ fn token_json(token: &store::TokenRow) -> Value {
         "description": token.description,
         "created_at": format_rfc3339_millis(token.created_at_ms),
         "last_used_at": token.last_used_at_ms.map(format_rfc3339_millis),
+        "expires_at": token.expires_at_ms.map(format_rfc3339_millis),
     })
 }
 

@@ -140,6 +140,20 @@ fn main() -> ExitCode {
         }
         Some(word) if cli::is_command(word) => cli::main(&args),
         Some("help") if args.get(1).is_some_and(|word| cli::is_command(word)) => cli::main(&args),
+        Some("help") if args.len() > 1 => {
+            match args[1].as_str() {
+                "serve" => print!("{}", config::serve_help()),
+                "bench" => print!("{}", bench::HELP),
+                "backup" => print!("{}", backup::HELP),
+                other => {
+                    eprintln!(
+                        "clockeye-webhooks: no command \"{other}\" (see clockeye-webhooks --help)"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::SUCCESS
+        }
         None | Some("--help" | "-h" | "help") => {
             print!("{USAGE}{}", cli::summary());
             ExitCode::SUCCESS

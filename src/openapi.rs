@@ -172,6 +172,7 @@ fn schemas() -> Value {
         "description": {"type": "string"},
         "created_at": time(),
         "last_used_at": nullable(time()),
+        "expires_at": nullable(time()),
     }));
     let error = object(json!({"error": {
         "type": "object",
@@ -228,6 +229,12 @@ fn schemas() -> Value {
         "Token": token,
         "TokenWithSecret": with(token.clone(), json!({"token": {"type": "string", "pattern": "^cew_ws_"}})),
         "TokenList": list_of("Token"),
+        "PortalLink": object(json!({
+            "code": {"type": "string", "pattern": "^cew_pl_"},
+            "workspace_id": {"type": "string"},
+            "expires_at": time(),
+            "url": {"type": "string", "description": "the dashboard's address for this code, to append to the service's origin"},
+        })),
         "Recovered": object(json!({
             "requeued": {"type": "integer", "minimum": 0, "maximum": RECOVER_DELIVERIES_MAX},
             "more": {"type": "boolean"},
@@ -668,6 +675,47 @@ fn operations() -> Vec<Op> {
             vec![],
             vec![("204", answer("revoked", None))],
         ),
+        op(
+            "post",
+            "/v1/workspaces/{workspace}/portal-links",
+            "A single-use, short-lived link that opens the dashboard for the workspace (admin only)",
+            optional_body(
+                json!({"type": "object", "properties": {"expires_in": with_description(duration(), "default 15m, at most 24h")}, "additionalProperties": false}),
+            ),
+            vec![],
+            vec![("201", answer("created", Some("PortalLink")))],
+        ),
+        op(
+            "post",
+            "/v1/portal/session",
+            "Use up a portal link's code (no token needed): a workspace token for 12 hours",
+            body(
+                json!({"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"], "additionalProperties": false}),
+            ),
+            vec![],
+            vec![
+                ("201", answer("a portal session", Some("TokenWithSecret"))),
+                ("400", answer("malformed JSON", Some("Error"))),
+                (
+                    "401",
+                    answer(
+                        "the code was used, has expired or never existed",
+                        Some("Error"),
+                    ),
+                ),
+                ("405", answer("method not allowed", Some("Error"))),
+                (
+                    "408",
+                    answer("the body did not arrive in time", Some("Error")),
+                ),
+                ("413", answer("body too large", Some("Error"))),
+                ("422", answer("no code, or an unknown field", Some("Error"))),
+                (
+                    "503",
+                    answer("the database cannot take writes now", Some("Error")),
+                ),
+            ],
+        ),
     ]
 }
 
@@ -718,7 +766,13 @@ pub fn document() -> Value {
             .into_iter()
             .map(|(status, value)| (status.to_string(), value))
             .collect();
-        let public = ["/healthz", "/metrics", "/openapi.json"].contains(&op.path)
+        let public = [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/v1/portal/session",
+        ]
+        .contains(&op.path)
             || op.path == "/"
             || op.path.starts_with("/dashboard/");
         if public {

@@ -357,6 +357,7 @@ fn prune(conn: &mut Connection, retention: Duration) -> usize {
         .and_then(|tx| {
             let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
             store::retire_previous_secrets(&tx, now_ms())?;
+            store::prune_expired_access(&tx, now_ms())?;
             tx.commit()?;
             Ok(pruned)
         });

@@ -951,9 +951,12 @@ pub struct TokenRow {
     pub description: String,
     pub created_at_ms: i64,
     pub last_used_at_ms: Option<i64>,
+    /// When it stops working (portal sessions); None: until revoked.
+    pub expires_at_ms: Option<i64>,
 }
 
-const TOKEN_COLUMNS: &str = "seq, id, workspace_id, description, created_at_ms, last_used_at_ms";
+const TOKEN_COLUMNS: &str =
+    "seq, id, workspace_id, description, created_at_ms, last_used_at_ms, expires_at_ms";
 
 fn token_from_row(row: &Row) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
@@ -963,33 +966,87 @@ fn token_from_row(row: &Row) -> rusqlite::Result<TokenRow> {
         description: row.get(3)?,
         created_at_ms: row.get(4)?,
         last_used_at_ms: row.get(5)?,
+        expires_at_ms: row.get(6)?,
     })
 }
 
 /// Stores a new workspace token by its hash; fills in `seq`.
 pub fn insert_token(conn: &Connection, token: &mut TokenRow, token_sha256: &str) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO tokens (id, workspace_id, token_sha256, description, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO tokens (id, workspace_id, token_sha256, description, created_at_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         token.id,
         token.workspace_id,
         token_sha256,
         token.description,
-        token.created_at_ms
+        token.created_at_ms,
+        token.expires_at_ms
     ])?;
     token.seq = conn.last_insert_rowid();
     Ok(())
 }
 
-/// The workspace token with this hash, if it exists (revoked tokens do not).
-pub fn token_by_hash(conn: &Connection, token_sha256: &str) -> Result<Option<TokenRow>> {
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_sha256 = ?1");
+/// The workspace token with this hash, if it exists and has not expired at `now_ms`
+/// (revoked tokens do not exist).
+pub fn token_by_hash(
+    conn: &Connection,
+    token_sha256: &str,
+    now_ms: i64,
+) -> Result<Option<TokenRow>> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens
+         WHERE token_sha256 = ?1 AND (expires_at_ms IS NULL OR expires_at_ms > ?2)"
+    );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([token_sha256], token_from_row)
+        .query_row(params![token_sha256, now_ms], token_from_row)
         .optional()?)
+}
+
+/// Stores a portal link code (by its hash) for `workspace_id`, usable until `expires_at_ms`.
+pub fn insert_portal_code(
+    conn: &Connection,
+    code_sha256: &str,
+    workspace_id: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO portal_codes (code_sha256, workspace_id, created_at_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![code_sha256, workspace_id, now_ms, expires_at_ms])?;
+    Ok(())
+}
+
+/// Uses up a portal code: deletes it and returns its workspace, if it exists and has not
+/// expired. A second use finds nothing.
+pub fn take_portal_code(
+    conn: &Connection,
+    code_sha256: &str,
+    now_ms: i64,
+) -> Result<Option<String>> {
+    let workspace: Option<(String, i64)> = conn
+        .prepare_cached(
+            "DELETE FROM portal_codes WHERE code_sha256 = ?1 RETURNING workspace_id, expires_at_ms",
+        )?
+        .query_row([code_sha256], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(workspace
+        .filter(|(_, expires_at_ms)| *expires_at_ms > now_ms)
+        .map(|(workspace, _)| workspace))
+}
+
+/// Forgets portal codes and tokens that have expired.
+pub fn prune_expired_access(conn: &Connection, now_ms: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM portal_codes WHERE expires_at_ms <= ?1")?
+        .execute([now_ms])?
+        + conn
+            .prepare_cached("DELETE FROM tokens WHERE expires_at_ms <= ?1")?
+            .execute([now_ms])?)
 }
 
 /// Notes that a token was used, to the minute (a write at most once a minute per token).
@@ -1066,7 +1123,7 @@ mod tests {
         assert_eq!(jobs[0].previous_secret, None);
         assert_eq!(jobs[0].schedule_step, 1);
         assert!(!event(&conn, "evt_1").unwrap().unwrap().test);
-        assert!(token_by_hash(&conn, "nothing").unwrap().is_none());
+        assert!(token_by_hash(&conn, "nothing", 0).unwrap().is_none());
     }
 
     /// Recover goes on from its cursor: a delivery it re-queued that failed again is not taken

@@ -370,3 +370,59 @@ fn rotate_test_and_recover_endpoints() {
     let bad = client(&service, &["recover", &endpoint, "--since", "yesterday"]);
     assert_eq!(bad.code, 2, "{bad:?}");
 }
+
+#[test]
+fn pipes_other_peoples_text_and_empty_input_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &local_flags("100ms"));
+    let receiver = Receiver::ok();
+    // A description with a terminal escape and a newline is shown defused.
+    let added = client(
+        &service,
+        &[
+            "endpoints",
+            "add",
+            &receiver.url,
+            "--description",
+            "x \u{1b}[31mRED\u{1b}[0m\nsecond",
+        ],
+    );
+    assert_eq!(added.code, 0, "{added:?}");
+    let listed = client(&service, &["endpoints", "list"]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert!(!listed.stdout.contains('\u{1b}'), "{listed:?}");
+    assert_eq!(listed.stdout.lines().count(), 2, "{listed:?}");
+
+    // Nothing failed: the README's bulk-retry pipeline does nothing and succeeds.
+    let none = client_with_stdin(&service, &["deliveries", "retry", "-"], Some(b""));
+    assert_eq!(none.code, 0, "{none:?}");
+    assert!(none.stderr.contains("nothing"), "{none:?}");
+
+    // A reader that closes the pipe early ends the command quietly, not with a panic.
+    // (500 deliveries as JSON: far more than a pipe's 64 KiB buffer.)
+    let data = clockeye_webhooks::catalog::sample("project.created").unwrap();
+    let batch = json!({"events": (0..500).map(|_| json!({"type": "project.created", "data": data})).collect::<Vec<_>>()});
+    assert_eq!(service.post("/v1/events/batch", &batch).0, 202);
+    let script = format!(
+        "\"{}\" deliveries list --limit 500 --json | head -c 1 > /dev/null; echo \"status=${{PIPESTATUS[0]}}\"",
+        util::BIN
+    );
+    let piped = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("CLOCKEYE_SERVER", &service.base)
+        .env("CLOCKEYE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&piped.stdout);
+    assert!(!stdout.contains("status=101"), "{stdout}");
+
+    // help names the command it is asked about, or says there is none.
+    let serve_help = run(&["help", "serve"], &[], None);
+    assert!(
+        serve_help.stdout.contains("--retry-schedule"),
+        "{serve_help:?}"
+    );
+    assert_eq!(run(&["help", "frob"], &[], None).code, 2);
+}

@@ -274,6 +274,21 @@ fn every_documented_route_answers_as_documented() {
         ),
         None,
     );
+    let link = api.call(
+        "POST",
+        "/v1/workspaces/{workspace}/portal-links",
+        "/v1/workspaces/acme/portal-links",
+        Some(json!({"expires_in": "5m"})),
+    );
+    for _ in 0..2 {
+        // 201 once, then 401: a code works once.
+        api.call(
+            "POST",
+            "/v1/portal/session",
+            "/v1/portal/session",
+            Some(json!({"code": link["code"]})),
+        );
+    }
     api.call("GET", "/v1/endpoints/{id}", "/v1/endpoints/ep_none", None);
     api.call("DELETE", "/v1/endpoints/{id}", &at(""), None);
 

@@ -212,3 +212,95 @@ fn a_workspace_token_sees_and_changes_only_its_workspace() {
     let (_, me) = service.get("/v1/me");
     assert_eq!(me, json!({"role": "admin"}));
 }
+
+#[test]
+fn a_portal_link_opens_one_session_once_and_carries_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &loopback_flags("100ms"));
+    let (status, link) = service.post("/v1/workspaces/acme/portal-links", &json!({}));
+    assert_eq!(status, 201, "{link}");
+    let code = link["code"].as_str().unwrap().to_string();
+    assert!(code.starts_with("cew_pl_"), "{link}");
+    assert_eq!(link["url"], format!("/#code={code}"));
+    let exchange = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        service.request("POST", "/v1/portal/session", None, Some(body.as_bytes()))
+    };
+    // No token needed to use the code; the answer is a workspace token for acme, for 12 hours.
+    let (status, session) = exchange(&code);
+    assert_eq!(status, 201, "{session}");
+    let token = session["token"].as_str().unwrap().to_string();
+    assert_eq!(session["workspace_id"], "acme");
+    assert_eq!(session["description"], "portal session");
+    let expires_at =
+        clockeye_webhooks::time::parse_rfc3339(session["expires_at"].as_str().unwrap()).unwrap();
+    let hours = (expires_at - clockeye_webhooks::time::now_ms()) as f64 / 3_600_000.0;
+    assert!((11.9..=12.0).contains(&hours), "{session}");
+    let (_, me) = as_token(&service, &token, "GET", "/v1/me", None);
+    assert_eq!(me, json!({"role": "workspace", "workspace_id": "acme"}));
+    // Once only.
+    let (status, again) = exchange(&code);
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (401, Some("invalid_code")),
+        "{again}"
+    );
+    // Listed among acme's tokens with its end; revoking it ends the session.
+    let (_, listed) = service.get("/v1/workspaces/acme/tokens");
+    assert_eq!(
+        listed["data"][0]["expires_at"], session["expires_at"],
+        "{listed}"
+    );
+    // A workspace token cannot make links.
+    let (status, _) = as_token(
+        &service,
+        &token,
+        "POST",
+        "/v1/workspaces/acme/portal-links",
+        Some(json!({})),
+    );
+    assert_eq!(status, 403);
+    // An expired code opens nothing.
+    let (_, short) = service.post(
+        "/v1/workspaces/acme/portal-links",
+        &json!({"expires_in": "1s"}),
+    );
+    let short_expiry =
+        clockeye_webhooks::time::parse_rfc3339(short["expires_at"].as_str().unwrap()).unwrap();
+    util::eventually("the code to expire", Duration::from_secs(5), || {
+        (clockeye_webhooks::time::now_ms() > short_expiry)
+            .then_some(())
+            .ok_or_else(String::new)
+    });
+    let (status, _) = exchange(short["code"].as_str().unwrap());
+    assert_eq!(status, 401);
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({"expires_in": "2d"}), "expires_in"),
+        (json!({"expires_in": "0s"}), "expires_in"),
+        (json!({"x": 1}), "x"),
+    ] {
+        let (status, error) = service.post("/v1/workspaces/acme/portal-links", &body);
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{error}"
+        );
+    }
+    let (status, error) = service.request("POST", "/v1/portal/session", None, Some(b"{}"));
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("code")),
+        "{error}"
+    );
+    // The database holds neither the code nor the session token in clear.
+    for file in ["webhooks.db", "webhooks.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+        for secret in [&code, &token] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{file}"
+            );
+        }
+    }
+}

@@ -83,7 +83,7 @@ _clockeye_webhooks() {{
   fi
   case "$prev" in
     --type|--events) COMPREPLY=($(compgen -W "{types}" -- "$cur")); return ;;
-    --status) COMPREPLY=($(compgen -W "{statuses}" -- "$cur")); return ;;
+    --status) [ "${{COMP_WORDS[1]}}" = listen ] || COMPREPLY=($(compgen -W "{statuses}" -- "$cur")); return ;;
   esac
   case "${{COMP_WORDS[1]}}" in
 {groups}    *) key="${{COMP_WORDS[1]}} " ;;
@@ -135,7 +135,7 @@ _clockeye_webhooks() {{
   fi
   case "${{words[CURRENT-1]}}" in
     --type|--events) compadd -- {types}; return ;;
-    --status) compadd -- {statuses}; return ;;
+    --status) [[ ${{words[2]}} == listen ]] || compadd -- {statuses}; return ;;
   esac
   case "${{words[2]}}" in
 {groups}    *) key="${{words[2]}}" ;;

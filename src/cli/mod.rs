@@ -415,6 +415,14 @@ pub fn is_command(word: &str) -> bool {
 
 /// Runs `args` (the command's words first, without the program name).
 pub fn main(args: &[String]) -> ExitCode {
+    // Like other command-line tools, end quietly when a reader such as `head` closes the pipe
+    // (Rust's runtime ignores SIGPIPE, and a failed print would panic).
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default has no preconditions; done before
+    // any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Failed(message) | Failure::Stop(message)) => {

@@ -237,8 +237,10 @@ fn one_id(parsed: &Parsed, command: &str, what: &str) -> Result<String, Failure>
 /// The ids given as arguments, or read from stdin for `-` (whitespace-separated).
 fn ids(parsed: &Parsed, command: &str) -> Result<Vec<String>, Failure> {
     let mut ids = Vec::new();
+    let mut from_stdin = false;
     for arg in &parsed.positionals {
         if arg == "-" {
+            from_stdin = true;
             for line in std::io::stdin().lock().lines() {
                 let line = line.map_err(|e| failed(format!("reading ids from stdin: {e}")))?;
                 ids.extend(line.split_whitespace().map(str::to_string));
@@ -250,7 +252,8 @@ fn ids(parsed: &Parsed, command: &str) -> Result<Vec<String>, Failure> {
             ids.push(arg.clone());
         }
     }
-    if ids.is_empty() {
+    // `… --ids | … retry -` with nothing to do is not a mistake: zero ids, done.
+    if ids.is_empty() && !from_stdin {
         return Err(usage(format!(
             "{command} needs one or more ids (or - to read them from stdin)"
         )));
@@ -326,6 +329,15 @@ fn bulk(
     json: bool,
     call: impl Fn(&str) -> Result<Value, Failure>,
 ) -> Outcome {
+    if ids.is_empty() {
+        // `- ` with nothing on stdin: nothing to do is not a failure.
+        if json {
+            println!("[]");
+        } else {
+            eprintln!("no ids on stdin: nothing {verb}");
+        }
+        return Ok(());
+    }
     let mut progress = (ids.len() > 1).then(|| Progress::new(verb));
     let mut results = Vec::new();
     let mut failures = 0;
@@ -419,11 +431,17 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// A value as one table cell. Text from others (descriptions, reasons, URLs) is shown with
+/// its control characters as `?`, so it cannot move the cursor, recolour the terminal or
+/// break the table.
 fn text_of(value: &Value) -> String {
     match value {
         Value::Null => "-".to_string(),
         Value::String(text) if text.is_empty() => "-".to_string(),
-        Value::String(text) => text.clone(),
+        Value::String(text) => text
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
         Value::Array(items) => items.iter().map(text_of).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
@@ -476,6 +494,11 @@ fn list_pages(
         if finished {
             if want.is_none() && after.is_some() {
                 eprintln!("stopped at {LIST_ROWS_MAX} {what}; narrow the listing with its filters");
+            } else if after.is_some() {
+                eprintln!(
+                    "{} {what} shown; there are more (--limit N or --all)",
+                    rows.len()
+                );
             }
             return Ok(json!({"data": rows, "next": after}));
         }
@@ -971,6 +994,11 @@ fn recover(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
             break answer;
         }
     };
+    if answer["more"] == true {
+        eprintln!(
+            "stopped after {calls} calls ({requeued} deliveries); more are failed in the window: run again later"
+        );
+    }
     let total =
         json!({"requeued": requeued, "more": answer["more"], "since": since, "until": until});
     print_value(json, &total, || {
