@@ -1,7 +1,8 @@
 //! The dashboard: its files are served without a token and with safe headers, and, in Debian's
 //! headless Chromium driven by `tests/browser/dashboard.mjs`, a person can sign in, add an
 //! endpoint, send a test event and see it delivered, rotate the secret, disable the endpoint,
-//! and a workspace token sees only its own workspace. `.ci/run` installs Chromium and the
+//! a portal link signs in once and never stays in the address bar, and a workspace token sees
+//! only its own workspace. `.ci/run` installs Chromium and the
 //! script's `npm ci`. `UPDATE_SCREENSHOTS=1 cargo test --test dashboard` rewrites `docs/*.png`.
 
 mod util;

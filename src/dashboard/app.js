@@ -4,8 +4,10 @@
 // Rules kept throughout:
 // - Data from the API reaches the page only as text (el(), textContent, text nodes), never as
 //   HTML: endpoint descriptions, URLs and response excerpts are written by other people.
-// - The token lives in sessionStorage (this tab only), never in the URL: a portal link's
-//   `#token=…` is moved there and stripped from the address bar before anything else runs.
+// - The token lives in sessionStorage (this tab only), never in the URL. A portal link carries a
+//   single-use code (`#code=cew_pl_…`), not a token: it is stripped from the address bar before
+//   anything else runs and exchanged once for a 12-hour session token. A link with `#token=` is
+//   stripped and refused: a token must never be in a URL (browsers keep URLs in their history).
 // - API errors are shown in words next to the field or button they concern.
 'use strict';
 
@@ -19,25 +21,23 @@ const REFRESH_PAGES = 20;
 /** How long a retried delivery is watched until it finishes. */
 const RETRY_WATCH_MS = 120000;
 
-// A portal link carries the token in the fragment (never sent to the server); take it out of the
-// URL at once so it is not left in the address bar, history or a screenshot. This runs before
-// anything else, and again when a link is opened in a tab that already shows the dashboard
-// (then only the fragment changes and the page is not loaded again). True when it took one.
-function takeTokenFromLink() {
-  const hash = location.hash;
-  if (!hash.startsWith('#token=')) return false;
+// A portal link's fragment: taken out of the URL at once, so the code is not left in the address
+// bar, history or a screenshot. This runs before anything else, and again when a link is opened
+// in a tab that already shows the dashboard (then only the fragment changes and the page is not
+// loaded again). Answers {kind: 'code' | 'token', value}, or null when the fragment is neither.
+function takeLinkFragment() {
+  const match = /^#(code|token)=(.*)$/s.exec(location.hash);
+  if (!match) return null;
   history.replaceState(null, '', location.pathname + location.search + '#/');
-  let token = hash.slice('#token='.length);
+  let value = match[2];
   try {
-    token = decodeURIComponent(token).trim();
+    value = decodeURIComponent(value);
   } catch (error) {
-    token = token.trim(); // a stray `%`: take the text as it is
+    // a stray `%`: take the text as it is
   }
-  if (!token) return false;
-  sessionStorage.setItem(TOKEN_KEY, token);
-  return true;
+  return { kind: match[1], value: value.trim() };
 }
-takeTokenFromLink();
+const linkAtLoad = takeLinkFragment();
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -47,7 +47,13 @@ const state = {
   timers: [],
   flash: null, // a one-time notice for the next page (e.g. a new secret)
   workspaceFilter: '', // the admin's endpoints list: one workspace, or all when empty
+  link: linkAtLoad, // a portal link's fragment not yet acted on (see takeLinkFragment)
 };
+// A link is another identity: whoever was signed in in this tab before is forgotten.
+if (state.link) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -149,8 +155,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}` };
+/** Calls the API with the token signed in with; `anonymous`: without one (a portal code). */
+async function api(method, path, body, anonymous) {
+  const headers = anonymous ? {} : { Authorization: `Bearer ${state.token}` };
   const init = { method, headers, cache: 'no-store' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -175,7 +182,7 @@ async function api(method, path, body) {
     const problem = (data && data.error) || {};
     const message = problem.message || `The service answered ${response.status}.`;
     const error = new ApiError(response.status, problem.code || `http_${response.status}`, message, problem.field);
-    if (response.status === 401 && path !== '/v1/me') {
+    if (response.status === 401 && path !== '/v1/me' && !anonymous) {
       signOut('The service no longer accepts your token; sign in again.');
     }
     throw error;
@@ -278,7 +285,59 @@ function later(page, ms, tick) {
   }, ms));
 }
 
+/** Words for a link that cannot sign in, by why. */
+const USED_LINK = 'This link was used already or has expired; ask for a new one.';
+const TOKEN_LINK = 'This link carries a token, which links no longer do, and it was not used: ask for a new link (they are made anew, with a code that works once).';
+
+/**
+ * Acts on a portal link's fragment: a code is exchanged (once) for a session token; a token in
+ * a link is refused. True when the page may go on to route; false when it showed something.
+ */
+async function followLink() {
+  const link = state.link;
+  if (link.kind === 'token' || !link.value) {
+    state.link = null;
+    showSignIn(link.kind === 'token' ? TOKEN_LINK : USED_LINK);
+    return false;
+  }
+  let session;
+  try {
+    session = await api('POST', '/v1/portal/session', { code: link.value }, true);
+  } catch (error) {
+    if (error.status === 0 || error.status >= 500) {
+      // Not answered: the code is not used up; "Try again" sends it again.
+      unreachablePage(error);
+      return false;
+    }
+    state.link = null;
+    showSignIn(error.status === 401 || error.status === 400 ? USED_LINK : words(error));
+    return false;
+  }
+  state.link = null;
+  sessionStorage.setItem(TOKEN_KEY, session.token);
+  state.token = session.token;
+  state.me = null;
+  state.eventTypes = null;
+  state.workspaceFilter = '';
+  return true;
+}
+
+/** The service did not answer: say so, and offer to try again (or "Sign out", at the top). */
+function unreachablePage(error) {
+  const page = newPage();
+  $('#nav').hidden = true;
+  $('#who').hidden = false;
+  $('#who-text').textContent = '';
+  const again = el('button', { type: 'button', id: 'try-again', text: 'Try again' });
+  again.addEventListener('click', () => busy(again, route));
+  page.main.append(el('section', { class: 'card narrow', id: 'unreachable' },
+    el('h1', { text: 'The service did not answer' }),
+    el('p', { class: 'note error', role: 'alert', text: words(error) }),
+    el('div', { class: 'row wrap' }, again)));
+}
+
 async function route() {
+  if (state.link && !(await followLink())) return;
   if (!state.token) {
     showSignIn();
     return;
@@ -290,18 +349,7 @@ async function route() {
       if (error.status === 401) {
         signOut('This token is not valid (it may have been revoked or have expired). Sign in again.', 'error', true);
       } else {
-        // The service did not answer: say so, and offer to try again or to sign out.
-        const page = newPage();
-        $('#nav').hidden = true;
-        $('#who').hidden = false;
-        $('#who-text').textContent = '';
-        const again = el('button', { type: 'button', id: 'try-again', text: 'Try again' });
-        again.addEventListener('click', () => busy(again, route));
-        page.main.append(el('section', { class: 'card narrow', id: 'unreachable' },
-          el('h1', { text: 'The service did not answer' }),
-          el('p', { class: 'note error', role: 'alert', text: words(error) }),
-          el('div', { class: 'row wrap' }, again,
-            el('button', { type: 'button', class: 'secondary', text: 'Sign out', onclick: () => signOut('Signed out.', 'ok') }))));
+        unreachablePage(error);
       }
       return;
     }
@@ -367,6 +415,7 @@ function signOut(message, kind, keepRoute) {
   state.me = null;
   state.eventTypes = null;
   state.workspaceFilter = '';
+  state.link = null;
   if (!keepRoute) history.replaceState(null, '', location.pathname + location.search);
   showSignIn(message, kind);
 }
@@ -1264,7 +1313,9 @@ async function eventPage(id) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Portal links (admin): a workspace token and the link that signs a customer in with it
+// Portal links (admin): a single-use link that signs a customer in as their workspace
+
+const LINK_LIFETIMES = [['15m', '15 minutes'], ['1h', '1 hour'], ['24h', '24 hours']];
 
 async function portalPage() {
   const page = newPage();
@@ -1275,16 +1326,18 @@ async function portalPage() {
     el('label', { for: 'portal-workspace', text: 'Workspace' }),
     el('input', { id: 'portal-workspace', name: 'workspace_id', type: 'text', autocomplete: 'off', placeholder: 'acme' }),
     fieldError('workspace_id'),
-    el('label', { for: 'portal-description', text: 'Description (optional)' }),
-    el('input', { id: 'portal-description', name: 'description', type: 'text', autocomplete: 'off', placeholder: 'settings page in the ClockEye app' }),
-    fieldError('description'),
+    el('label', { for: 'portal-expires', text: 'The link works once, within' }),
+    el('select', { id: 'portal-expires', name: 'expires_in' },
+      LINK_LIFETIMES.map(([value, text]) => el('option', { value, text }))),
+    fieldError('expires_in'),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
     el('div', { class: 'row wrap' },
-      el('button', { type: 'submit', text: 'Create token and link' }),
+      el('button', { type: 'submit', text: 'Create link' }),
       el('button', { type: 'button', class: 'secondary', id: 'list-tokens', text: 'List tokens' })),
   ));
   const workspace = () => form.elements.workspace_id.value.trim();
-  const tokensPath = () => `/v1/workspaces/${encodeURIComponent(workspace())}/tokens`;
+  const workspacePath = () => `/v1/workspaces/${encodeURIComponent(workspace())}`;
+  const tokensPath = () => `${workspacePath()}/tokens`;
   const listTokens = async () => {
     clearFormErrors(form);
     if (!workspace()) {
@@ -1293,12 +1346,14 @@ async function portalPage() {
     }
     try {
       const answer = await api('GET', `${tokensPath()}?limit=100`);
+      if (!alive(page)) return;
       tokens.replaceChildren(...answer.data.map((token) => {
         const revoke = el('button', { type: 'button', class: 'danger small', text: 'Revoke' });
-        const item = el('li', {}, el('code', { text: token.id }), el('span', { text: token.description || '' }),
+        const item = el('li', { 'data-token-id': token.id }, el('code', { text: token.id }), el('span', { text: token.description || '' }),
+          el('span', { class: 'muted token-expires' }, token.expires_at ? ['expires ', timeEl(token.expires_at)] : 'does not expire'),
           el('span', { class: 'muted' }, 'last used ', token.last_used_at ? timeEl(token.last_used_at) : 'never'), revoke);
         revoke.addEventListener('click', async () => {
-          if (!(await confirmDialog(`Revoke token ${token.id}? Links made with it stop working at once.`, 'Revoke'))) return;
+          if (!(await confirmDialog(`Revoke token ${token.id}? Whoever signed in with it is signed out at their next step.`, 'Revoke'))) return;
           try {
             await api('DELETE', `${tokensPath()}/${encodeURIComponent(token.id)}`);
             item.remove();
@@ -1321,12 +1376,15 @@ async function portalPage() {
       return;
     }
     try {
-      const body = { description: form.elements.description.value };
-      const answer = await busy(form.querySelector('button[type=submit]'), () => api('POST', tokensPath(), body));
-      const url = `${location.origin}/#token=${encodeURIComponent(answer.token)}`;
+      const body = { expires_in: form.elements.expires_in.value };
+      const answer = await busy(form.querySelector('button[type=submit]'), () => api('POST', `${workspacePath()}/portal-links`, body));
+      if (!alive(page)) return;
+      const url = new URL(answer.url, location.origin).href;
       result.replaceChildren(
-        secretBox(`Workspace token for ${answer.workspace_id} (shown once):`, answer.token, 'portal-token'),
-        secretBox('Link that opens this dashboard signed in as that workspace (the token is in the part after #, which browsers do not send to servers):', url, 'portal-link'));
+        secretBox(`Link that opens this dashboard signed in as ${answer.workspace_id}:`, url, 'portal-link'),
+        el('p', { id: 'portal-expiry' },
+          'It works once, until ', timeEl(answer.expires_at),
+          ', and then signs in for 12 hours (a "portal session" among the tokens below, which you can revoke). Send it to that person only; once opened or expired it opens nothing.'));
       listTokens();
     } catch (error) {
       showFormError(form, error);
@@ -1335,7 +1393,7 @@ async function portalPage() {
   $('#list-tokens', form).addEventListener('click', listTokens);
   page.main.append(el('section', { class: 'card' },
     el('h1', { text: 'Portal links' }),
-    el('p', { class: 'muted', text: 'A workspace token sees and changes only its own workspace. Give a customer its link to show them this page as their webhook settings.' }),
+    el('p', { class: 'muted', text: 'A portal link signs a customer in as their workspace, which sees and changes only its own endpoints, events and deliveries: show them this page as their webhook settings. The link carries a code that works once, never a token.' }),
     form, result, tokens, tokensNote));
 }
 
@@ -1368,11 +1426,15 @@ function confirmDialog(text, action) {
 
 $('#sign-out').addEventListener('click', () => signOut('Signed out.', 'ok'));
 window.addEventListener('hashchange', () => {
-  if (takeTokenFromLink()) {
-    // Another identity: forget what was known about the previous one.
-    state.token = sessionStorage.getItem(TOKEN_KEY);
+  const link = takeLinkFragment();
+  if (link) {
+    // Another identity: forget the previous one and what was known about it.
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
     state.me = null;
     state.eventTypes = null;
+    state.workspaceFilter = '';
+    state.link = link;
   }
   route();
 });

@@ -345,17 +345,25 @@ try {
     await page.locator('main .note', { hasText: 'No events match.' }).waitFor();
   });
 
-  await step('the admin makes a portal link for a workspace', async () => {
+  let portalLink = null;
+  await step('the admin makes a portal link for a workspace, which works once', async () => {
     await page.click('a[data-nav="portal"]');
     await page.fill('#portal-workspace', WORKSPACE_ID);
-    await page.fill('#portal-description', 'settings page');
+    await page.selectOption('#portal-expires', '1h');
     await page.click('#portal-form button[type=submit]');
     await page.locator('#portal-link').waitFor();
-    const link = await page.textContent('#portal-link');
-    check(link.startsWith(`${BASE}/#token=cew_ws_`), `a link with the token in its fragment: ${link}`);
-    await page.locator('#tokens li').first().waitFor();
+    portalLink = await page.textContent('#portal-link');
+    check(new RegExp(`^${BASE}/#code=cew_pl_[A-Za-z0-9_-]+$`).test(portalLink), `a link with a code in its fragment: ${portalLink}`);
+    check(!portalLink.includes('cew_ws_'), 'no token in the link');
+    await page.locator('#portal-expiry', { hasText: 'works once' }).locator('time').waitFor();
+    const expires = new Date(await page.getAttribute('#portal-expiry time', 'datetime')).getTime();
+    check(Math.abs(expires - Date.now() - 3600000) < 120000, 'it expires in an hour');
+    await page.click('#portal-result button:text("Copy")');
+    await page.locator('#portal-result [role=status]', { hasText: 'Copied' }).waitFor();
+    check(await page.evaluate(() => navigator.clipboard.readText()) === portalLink, 'the clipboard holds the link');
+    // The workspace's tokens, with when each expires.
+    await page.locator(`#tokens li[data-token-id="${WORKSPACE_TOKEN_ID}"]`, { hasText: 'does not expire' }).waitFor();
   });
-  await desktop.close();
 
   // ---- Phone width, a workspace's portal link ---------------------------------------------------
   const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
@@ -363,12 +371,36 @@ try {
   current = mobile;
   watch(mobile, 'phone');
 
-  await step('a portal link signs in as the workspace and leaves no token in the URL', async () => {
-    await mobile.goto(`${BASE}/#token=${encodeURIComponent(WORKSPACE_TOKEN)}`);
+  await step('a portal link signs in as the workspace and leaves no code in the URL', async () => {
+    await mobile.goto(portalLink);
     await mobile.locator('#who-text', { hasText: `Workspace ${WORKSPACE_ID}` }).waitFor();
-    check(!mobile.url().includes('token'), `the URL still carries the token: ${mobile.url()}`);
-    check(await mobile.evaluate(() => history.length) >= 1, 'history exists');
+    check(!mobile.url().includes('code'), `the URL still carries the code: ${mobile.url()}`);
+    check(await mobile.evaluate(() => location.hash === '#/' && !history.state), `the address is #/: ${mobile.url()}`);
+    const stored = await mobile.evaluate(() => Object.values(sessionStorage));
+    check(stored.length === 1 && stored[0].startsWith('cew_ws_'), 'only a session token is kept');
     check(await mobile.locator('a[data-nav="portal"]').isHidden(), 'no portal links for a workspace');
+    // The session is a token of the workspace, listed with its expiry, 12 hours on.
+    const listed = (await apiCall('GET', `/v1/workspaces/${WORKSPACE_ID}/tokens`, ADMIN_TOKEN)).body.data;
+    const session = listed.find((token) => token.description === 'portal session');
+    check(session && Math.abs(new Date(session.expires_at).getTime() - Date.now() - 12 * 3600000) < 120000, `a 12-hour portal session: ${JSON.stringify(listed)}`);
+    // The admin sees it, and when it expires.
+    await page.click('#list-tokens');
+    await page.locator(`#tokens li[data-token-id="${session.id}"] .token-expires time`).waitFor();
+  });
+  await desktop.close();
+
+  await step('the same link opened again signs in no one, and says why', async () => {
+    const again = await browser.newContext({ viewport: { width: 375, height: 812 } });
+    const tab = await again.newPage();
+    current = tab;
+    watch(tab, 'again');
+    await tab.goto(portalLink);
+    await tab.locator('#sign-in [data-error-for="_form"]', { hasText: 'This link was used already or has expired; ask for a new one.' }).waitFor();
+    check(!tab.url().includes('code'), `the URL still carries the code: ${tab.url()}`);
+    check(await tab.evaluate(() => sessionStorage.length) === 0, 'nothing is kept');
+    check(await tab.locator('#nav').isHidden(), 'not signed in');
+    await again.close();
+    current = mobile;
   });
 
   await step('a workspace token sees only its own workspace', async () => {
@@ -422,6 +454,19 @@ try {
     await shot(mobile, 'dashboard-mobile-endpoint.png', { fullPage: true });
   });
 
+  await step('a service that does not answer at first offers to try again, and to sign out', async () => {
+    tolerated = /status of 503/;
+    await mobile.route('**/v1/me', (request) => request.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"The service is starting."}}' }));
+    await mobile.reload();
+    await mobile.locator('#unreachable', { hasText: 'The service is starting.' }).waitFor();
+    check(await mobile.locator('#sign-out').isVisible(), 'Sign out is offered');
+    await mobile.unroute('**/v1/me');
+    tolerated = null;
+    await mobile.click('#try-again');
+    await mobile.locator('#who-text', { hasText: `Workspace ${WORKSPACE_ID}` }).waitFor();
+    await mobile.locator('details.delivery').first().waitFor();
+  });
+
   await step('signing out forgets the token', async () => {
     await mobile.click('#sign-out');
     await mobile.locator('#sign-in').waitFor();
@@ -432,15 +477,35 @@ try {
 
   await step('a portal link opened in a tab that shows the dashboard signs in too', async () => {
     // Only the fragment changes, so the page is not loaded again.
-    await mobile.goto(`${BASE}/#token=${encodeURIComponent(WORKSPACE_TOKEN)}`);
+    const made = await apiCall('POST', `/v1/workspaces/${WORKSPACE_ID}/portal-links`, ADMIN_TOKEN, {});
+    check(made.status === 201, `making a portal link: ${made.status}`);
+    await mobile.goto(`${BASE}${made.body.url}`);
     await mobile.locator('#endpoints').waitFor();
-    check(!mobile.url().includes('token'), `the URL still carries the token: ${mobile.url()}`);
+    check(!mobile.url().includes('code'), `the URL still carries the code: ${mobile.url()}`);
+  });
+
+  await step('a link with a token in it is refused and stripped, and says to make a new one', async () => {
+    await mobile.goto(`${BASE}/#token=${encodeURIComponent(WORKSPACE_TOKEN)}`);
+    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'ask for a new link' }).waitFor();
+    check(!mobile.url().includes('token') && !mobile.url().includes(WORKSPACE_TOKEN), `the URL still carries the token: ${mobile.url()}`);
+    check(await mobile.evaluate(() => sessionStorage.length) === 0, 'nothing is kept');
+    await mobile.reload();
+    await mobile.locator('#sign-in').waitFor();
+  });
+
+  await step('signing in from a deep link stays on that page', async () => {
+    await mobile.goto(`${BASE}/#/events`);
+    await mobile.locator('#sign-in').waitFor();
+    await mobile.fill('#token', WORKSPACE_TOKEN);
+    await mobile.click('#sign-in button[type=submit]');
+    await mobile.locator('#events').waitFor();
+    check(new URL(mobile.url()).hash === '#/events', `still on #/events: ${mobile.url()}`);
   });
 
   await step('a revoked token ends the session at its next request', async () => {
     const revoked = await apiCall('DELETE', `/v1/workspaces/${WORKSPACE_ID}/tokens/${WORKSPACE_TOKEN_ID}`, ADMIN_TOKEN);
     check(revoked.status === 204, `revoking the token: ${revoked.status}`);
-    await mobile.click('a[data-nav="events"]');
+    await mobile.click('a[data-nav="endpoints"]');
     await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts' }).waitFor();
     check(await mobile.evaluate(() => sessionStorage.length) === 0, 'the revoked token is forgotten');
   });
