@@ -682,32 +682,42 @@ pub fn recover_failed(
     now_ms: i64,
     limit: usize,
 ) -> Result<(usize, Option<i64>)> {
-    let tx = conn.unchecked_transaction()?;
-    let seqs = tx
-        .prepare_cached(
-            "SELECT seq FROM deliveries
-             WHERE endpoint_seq = ?1 AND status = 'failed' AND created_at_ms >= ?2 AND created_at_ms < ?3
-               AND seq > ?4
-             ORDER BY seq LIMIT ?5",
-        )?
-        .query_map(
-            params![endpoint_seq, window.0, window.1, after_seq, limit as i64 + 1],
-            |row| row.get::<_, i64>(0),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = seqs.len() > limit;
-    let Some(&last) = seqs[..limit.min(seqs.len())].last() else {
-        return Ok((0, None));
-    };
-    let requeued = tx
+    // One statement (it waits for the write lock like any other), then a read: a deferred
+    // transaction that reads first could not upgrade to a write while the scheduler commits.
+    let requeued: Vec<i64> = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?6, updated_at_ms = ?6
-             WHERE endpoint_seq = ?1 AND status = 'failed' AND created_at_ms >= ?2 AND created_at_ms < ?3
-               AND seq > ?4 AND seq <= ?5",
+             WHERE seq IN (SELECT seq FROM deliveries
+                           WHERE endpoint_seq = ?1 AND status = 'failed'
+                             AND created_at_ms >= ?2 AND created_at_ms < ?3 AND seq > ?4
+                           ORDER BY seq LIMIT ?5)
+             RETURNING seq",
         )?
-        .execute(params![endpoint_seq, window.0, window.1, after_seq, last, now_ms])?;
-    tx.commit()?;
-    Ok((requeued, more.then_some(last)))
+        .query_map(
+            params![
+                endpoint_seq,
+                window.0,
+                window.1,
+                after_seq,
+                limit as i64,
+                now_ms
+            ],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&last) = requeued.iter().max() else {
+        return Ok((0, None));
+    };
+    let more: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries
+                            WHERE endpoint_seq = ?1 AND status = 'failed'
+                              AND created_at_ms >= ?2 AND created_at_ms < ?3 AND seq > ?4)",
+        )?
+        .query_row(params![endpoint_seq, window.0, window.1, last], |row| {
+            row.get(0)
+        })?;
+    Ok((requeued.len(), more.then_some(last)))
 }
 
 /// An endpoint's deliveries created since `since_ms`, newest first, as (status, created_at_ms),

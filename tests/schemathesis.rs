@@ -104,12 +104,12 @@ exit $STATUS
     let service_log = std::fs::read_to_string(dir.path().join("serve.err")).unwrap_or_default();
     assert!(
         status.success(),
-        "schemathesis failed ({status}):\n{tail}\n{}\nservice log (last lines):\n{}",
+        "schemathesis failed ({status}):\n{tail}\n{}\nservice log (errors and warnings, then the last lines):\n{}",
         String::from_utf8_lossy(&output.stderr),
         service_log
             .lines()
-            .rev()
-            .take(20)
+            .filter(|line| line.contains("ERROR") || line.contains("WARN"))
+            .chain(service_log.lines().rev().take(10))
             .collect::<Vec<_>>()
             .join("\n")
     );
