@@ -37,6 +37,17 @@ fn clockeye_signed_by(request: &Received, secret: &str) -> bool {
     )
 }
 
+/// A receiver's answer: 200 when `X-ClockEye-Signature` is made with the secret it accepts now,
+/// else 401.
+fn answer_by_signature(request: &Received, accepted_secret: &Mutex<String>) -> Reply {
+    let secret = accepted_secret.lock().unwrap().clone();
+    Reply::status(if clockeye_signed_by(request, &secret) {
+        200
+    } else {
+        401
+    })
+}
+
 fn rotate(service: &Service, endpoint: &str, overlap: &str) -> String {
     let (status, rotated) = service.post(
         &format!("/v1/endpoints/{endpoint}/rotate-secret"),
@@ -70,12 +81,7 @@ fn a_receiver_that_switches_secret_during_the_overlap_loses_nothing() {
             if seen.fetch_add(1, Ordering::SeqCst) + 1 == switch_at {
                 *accepted_secret.lock().unwrap() = next_secret.lock().unwrap().clone();
             }
-            let secret = accepted_secret.lock().unwrap().clone();
-            Reply::status(if clockeye_signed_by(request, &secret) {
-                200
-            } else {
-                401
-            })
+            answer_by_signature(request, &accepted_secret)
         })
     };
     let (endpoint, old_secret) = service.create_endpoint(&receiver.url, &["*"], None);
@@ -235,12 +241,7 @@ fn a_rotation_during_an_attempt_still_switches_on_its_refusal() {
                 });
                 *accepted_secret.lock().unwrap() = new_secret;
             }
-            let secret = accepted_secret.lock().unwrap().clone();
-            Reply::status(if clockeye_signed_by(request, &secret) {
-                200
-            } else {
-                401
-            })
+            answer_by_signature(request, &accepted_secret)
         })
     };
     let (endpoint, old_secret) = service.create_endpoint(&receiver.url, &["*"], None);
@@ -265,14 +266,7 @@ fn rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts() {
     let accepted_secret = Arc::new(Mutex::new(String::new()));
     let receiver = {
         let accepted_secret = accepted_secret.clone();
-        Receiver::start(move |request| {
-            let secret = accepted_secret.lock().unwrap().clone();
-            Reply::status(if clockeye_signed_by(request, &secret) {
-                200
-            } else {
-                401
-            })
-        })
+        Receiver::start(move |request| answer_by_signature(request, &accepted_secret))
     };
     let service = Service::start(dir.path(), &loopback_flags("1h"));
     let (endpoint, first) = service.create_endpoint(&receiver.url, &["*"], None);
