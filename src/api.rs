@@ -1351,10 +1351,22 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The methods a path answers to; empty when no route has that shape. A route naming a
 /// segment literally wins over one with `{…}` there (`/v1/events/batch` is not an event id).
 fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
+    // ROUTES split into segments once, not on every request.
+    static SPLIT: std::sync::OnceLock<Vec<(&str, Vec<&str>)>> = std::sync::OnceLock::new();
+    let routes = SPLIT.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|(method, pattern)| {
+                (
+                    *method,
+                    pattern.split('/').filter(|p| !p.is_empty()).collect(),
+                )
+            })
+            .collect()
+    });
     let mut best = 0;
     let mut methods = Vec::new();
-    for (method, pattern) in ROUTES {
-        let pattern: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    for (method, pattern) in routes {
         let matches = pattern.len() == parts.len()
             && pattern
                 .iter()
