@@ -271,9 +271,12 @@ impl Api {
             }
             (Method::Get, ["v1", "endpoints", id, "secret"]) => {
                 let endpoint = self.find_endpoint(&access, id)?;
-                let (secret, previous) =
-                    store::endpoint_secrets(&self.conn, endpoint.seq, now_ms())
-                        .map_err(internal)?;
+                let store::Secrets {
+                    current: secret,
+                    previous,
+                } = store::endpoint_secrets(&self.conn, endpoint.seq, now_ms())
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found("endpoint", id))?;
                 Ok((
                     200,
                     json!({

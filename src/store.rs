@@ -302,8 +302,12 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
     if let Some(rejected) = &result.rejected_secret_sha256 {
         // Refused signature: if a rotation overlap is live now (it may have begun while the
         // attempt was in flight), the next attempt goes at once with the secret not refused.
-        let (secret, previous) = endpoint_secrets(conn, result.endpoint_seq, now_ms)?;
-        if let Some((previous, _)) = previous {
+        // (An endpoint deleted meanwhile has no secrets; its delivery is gone too.)
+        if let Some(Secrets {
+            current: secret,
+            previous: Some((previous, _)),
+        }) = endpoint_secrets(conn, result.endpoint_seq, now_ms)?
+        {
             let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
             decision = Decision::SwitchSecret(finished_at_ms);
             if sha256_hex(&secret) == *rejected {
@@ -620,13 +624,16 @@ pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str
     Ok(changed == 1)
 }
 
-/// An endpoint's live secrets: the current one, and the previous one while its rotation
-/// overlap lasts, with its end.
-pub fn endpoint_secrets(
-    conn: &Connection,
-    seq: i64,
-    now_ms: i64,
-) -> Result<(String, Option<(String, i64)>)> {
+/// An endpoint's live secrets.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub current: String,
+    /// The previous secret while its rotation overlap lasts, with the overlap's end.
+    pub previous: Option<(String, i64)>,
+}
+
+/// An endpoint's live secrets at `now_ms`; None when the endpoint does not exist (any more).
+pub fn endpoint_secrets(conn: &Connection, seq: i64, now_ms: i64) -> Result<Option<Secrets>> {
     Ok(conn
         .prepare_cached(
             "SELECT secret, previous_secret, previous_secret_expires_at_ms FROM endpoints WHERE seq = ?1",
@@ -638,8 +645,12 @@ pub fn endpoint_secrets(
                 (Some(previous), Some(at)) if at > now_ms => Some((previous, at)),
                 _ => None,
             };
-            Ok((row.get(0)?, live))
-        })?)
+            Ok(Secrets {
+                current: row.get(0)?,
+                previous: live,
+            })
+        })
+        .optional()?)
 }
 
 /// Rotation: `secret` becomes current. With an overlap, the secret the receiver last accepted
@@ -1219,5 +1230,35 @@ mod tests {
         let now = endpoint(&conn, "ep_1").unwrap().unwrap();
         assert!(now.enabled);
         assert_eq!((now.disabled_reason, now.failing_since_ms), (None, None));
+    }
+
+    /// A refused attempt whose endpoint was deleted while it was in flight is dropped quietly:
+    /// it must not fail the scheduler's whole round.
+    #[test]
+    fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("deleted.db")).unwrap();
+        let result = AttemptResult {
+            delivery_seq: 1,
+            delivery_id: "dlv_1".into(),
+            endpoint_seq: 1,
+            attempt_number: 1,
+            outcome: crate::model::Outcome {
+                started_at_ms: 0,
+                duration_ms: 1,
+                status_code: Some(401),
+                error_class: Some(crate::model::ErrorClass::HttpStatus),
+                error_message: Some("401".into()),
+                response_excerpt: None,
+                retry_after_ms: None,
+            },
+            decision: Decision::RetryAt(10),
+            rejected_secret_sha256: Some(sha256_hex("whsec_x")),
+        };
+        record_attempt(&conn, &result, 5).unwrap();
+        let attempts: i64 = conn
+            .query_row("SELECT COUNT(*) FROM attempts", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(attempts, 0);
     }
 }
