@@ -251,7 +251,7 @@ pub fn claim_due(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body,
                 CASE WHEN e.previous_secret_expires_at_ms > ?2 THEN e.previous_secret END,
                 e.sign_with_previous, d.free_attempts, d.free_attempt_number,
-                COALESCE(e.previous_secret_expires_at_ms, 0)
+                COALESCE(e.previous_secret_expires_at_ms, 0), e.workspace_id
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
@@ -282,6 +282,7 @@ pub fn claim_due(
                 body: Arc::from(body),
                 schedule_step: attempt_number.saturating_sub(free_attempts).max(1),
                 may_switch_secret: free_attempt_number != Some(attempt_number),
+                workspace_id: row.get(15)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -580,17 +581,59 @@ pub fn endpoints(
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<EndpointRow>> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE (?1 IS NULL OR workspace_id = ?1) AND seq < ?2
-         ORDER BY seq DESC LIMIT ?3"
-    );
+    let (sql, values) = endpoints_query(workspace_id, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
-        .query_map(
-            params![workspace_id, before_seq, limit as i64],
-            endpoint_from_row,
-        )?
+        .query_map(rusqlite::params_from_iter(values), endpoint_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn endpoints_query(
+    workspace_id: Option<&str>,
+    before_seq: i64,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut filter = Where::default();
+    filter.add("workspace_id = ?", workspace_id.map(String::from));
+    filter.add("seq < ?", Some(before_seq));
+    filter.finish(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints"),
+        "ORDER BY seq DESC",
+        limit,
+    )
+}
+
+type SqlValue = rusqlite::types::Value;
+
+/// A WHERE clause made of only the filters given. A term written `(?1 IS NULL OR col = ?1)`
+/// keeps one statement for every filter set but hides the column from the planner, so every
+/// list scanned the whole table; with the term left out, each list searches an index.
+#[derive(Default)]
+struct Where {
+    terms: Vec<&'static str>,
+    values: Vec<SqlValue>,
+}
+
+impl Where {
+    /// Adds `term` (with one `?` per value) when `value` is given.
+    fn add<T: Into<SqlValue>>(&mut self, term: &'static str, value: Option<T>) {
+        if let Some(value) = value {
+            let value = value.into();
+            for _ in 0..term.matches('?').count() {
+                self.values.push(value.clone());
+            }
+            self.terms.push(term);
+        }
+    }
+
+    fn finish(mut self, select: &str, order: &str, limit: usize) -> (String, Vec<SqlValue>) {
+        self.values.push(SqlValue::Integer(limit as i64));
+        let sql = format!(
+            "{select} WHERE {} {order} LIMIT ?",
+            self.terms.join(" AND ")
+        );
+        (sql, self.values)
+    }
 }
 
 /// Writes the named fields of an endpoint (`url`, `events`, `description`, `headers`,
@@ -813,25 +856,24 @@ pub fn events(
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<EventRow>> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events
-         WHERE (?1 IS NULL OR workspace_id = ?1) AND (?2 IS NULL OR type = ?2) AND (?3 IS NULL OR created_at_ms >= ?3)
-           AND seq < ?4
-         ORDER BY seq DESC LIMIT ?5"
-    );
+    let (sql, values) = events_query(filter, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
-        .query_map(
-            params![
-                filter.workspace_id,
-                filter.event_type,
-                filter.since_ms,
-                before_seq,
-                limit as i64
-            ],
-            event_from_row,
-        )?
+        .query_map(rusqlite::params_from_iter(values), event_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn events_query(filter: &EventFilter, before_seq: i64, limit: usize) -> (String, Vec<SqlValue>) {
+    let mut sql = Where::default();
+    sql.add("workspace_id = ?", filter.workspace_id.map(String::from));
+    sql.add("type = ?", filter.event_type.map(String::from));
+    sql.add("created_at_ms >= ?", filter.since_ms);
+    sql.add("seq < ?", Some(before_seq));
+    sql.finish(
+        &format!("SELECT {EVENT_COLUMNS} FROM events"),
+        "ORDER BY seq DESC",
+        limit,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,26 +939,36 @@ pub fn deliveries(
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<DeliveryRow>> {
-    let sql = format!(
-        "{DELIVERY_SELECT}
-         WHERE (?1 IS NULL OR ev.workspace_id = ?1) AND (?2 IS NULL OR e.id = ?2) AND (?3 IS NULL OR ev.id = ?3)
-           AND (?4 IS NULL OR d.status = ?4) AND d.seq < ?5
-         ORDER BY d.seq DESC LIMIT ?6"
-    );
+    let (sql, values) = deliveries_query(filter, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
-        .query_map(
-            params![
-                filter.workspace_id,
-                filter.endpoint_id,
-                filter.event_id,
-                filter.status,
-                before_seq,
-                limit as i64
-            ],
-            delivery_from_row,
-        )?
+        .query_map(rusqlite::params_from_iter(values), delivery_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn deliveries_query(
+    filter: &DeliveryFilter,
+    before_seq: i64,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut sql = Where::default();
+    // A delivery's endpoint and event are in the same workspace (ingest fans out within it):
+    // the endpoints of a workspace lead to its deliveries through `deliveries_by_endpoint`.
+    sql.add(
+        "d.endpoint_seq IN (SELECT seq FROM endpoints WHERE workspace_id = ?) AND ev.workspace_id = ?",
+        filter.workspace_id.map(String::from),
+    );
+    sql.add(
+        "d.endpoint_seq = (SELECT seq FROM endpoints WHERE id = ?)",
+        filter.endpoint_id.map(String::from),
+    );
+    sql.add(
+        "d.event_seq = (SELECT seq FROM events WHERE id = ?)",
+        filter.event_id.map(String::from),
+    );
+    sql.add("d.status = ?", filter.status.map(String::from));
+    sql.add("d.seq < ?", Some(before_seq));
+    sql.finish(DELIVERY_SELECT, "ORDER BY d.seq DESC", limit)
 }
 
 #[derive(Debug, Clone)]
@@ -1113,6 +1165,68 @@ pub fn delete_token(conn: &Connection, workspace_id: &str, id: &str) -> Result<b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan SQLite chooses for `sql`, one line per step.
+    fn query_plan(conn: &Connection, sql: &str, values: &[SqlValue]) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(values), |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .unwrap()
+    }
+
+    /// Every list a workspace can ask for searches an index: none reads a whole table (other
+    /// workspaces' rows included), whichever filters are given.
+    #[test]
+    fn every_workspace_list_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("plans.db")).unwrap();
+        let mut plans = Vec::new();
+        let (sql, values) = endpoints_query(Some("ws"), i64::MAX, 51);
+        plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+        for event_type in [None, Some("user.activated")] {
+            for since_ms in [None, Some(1_000)] {
+                let filter = EventFilter {
+                    workspace_id: Some("ws"),
+                    event_type,
+                    since_ms,
+                };
+                let (sql, values) = events_query(&filter, i64::MAX, 51);
+                plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+            }
+        }
+        for endpoint_id in [None, Some("ep_1")] {
+            for event_id in [None, Some("evt_1")] {
+                for status in [None, Some("failed")] {
+                    let filter = DeliveryFilter {
+                        workspace_id: Some("ws"),
+                        endpoint_id,
+                        event_id,
+                        status,
+                    };
+                    let (sql, values) = deliveries_query(&filter, i64::MAX, 51);
+                    plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+                }
+            }
+        }
+        // "SCAN t", or a walk of the whole key range "SEARCH t USING INTEGER PRIMARY KEY
+        // (rowid<?)" (what `(?1 IS NULL OR workspace_id = ?1) AND seq < ?2` was planned as),
+        // reads every workspace's rows.
+        for (sql, plan) in plans {
+            assert!(
+                plan.iter()
+                    .all(|step| !step.starts_with("SCAN") && !step.ends_with("(rowid<?)")),
+                "{sql}\n{}",
+                plan.join("\n")
+            );
+            assert!(
+                plan.iter().any(|step| step.starts_with("SEARCH")),
+                "{sql}\n{}",
+                plan.join("\n")
+            );
+        }
+    }
 
     /// A database written by the previous release (schema version 3) opens, gains the new
     /// columns and tables, and keeps its rows.
