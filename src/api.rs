@@ -558,6 +558,7 @@ impl Api {
         }
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Create)?;
         access.check_workspace(&endpoint.workspace_id, "workspace_id")?;
+        self.check_url(&endpoint)?;
         let secret = new_secret();
         store::insert_endpoint(&self.conn, &mut endpoint, &secret).map_err(internal)?;
         log::info!(
@@ -574,6 +575,9 @@ impl Api {
         let input = parse_object(body)?;
         let mut endpoint = self.find_endpoint(access, id)?;
         self.apply_endpoint_fields(&mut endpoint, &input, FieldSet::Update)?;
+        if input.contains_key("url") {
+            self.check_url(&endpoint)?;
+        }
         endpoint.updated_at_ms = now_ms();
         let fields: Vec<&str> = input.keys().map(String::as_str).collect();
         store::update_endpoint(&self.conn, &endpoint, &fields).map_err(internal)?;
@@ -979,6 +983,18 @@ impl Api {
             .send(Command::EndpointChanged { endpoint_seq });
     }
 
+    /// Checks an endpoint's url, looking its host up on its workspace's share of the lookup
+    /// threads and within `net::DNS_LOOKUP_TIMEOUT`, so this API thread is held no longer.
+    fn check_url(&self, endpoint: &EndpointRow) -> Result<(), Problem> {
+        check_endpoint_url(
+            &endpoint.url,
+            self.shared.allow_http,
+            &self.shared.policy,
+            &endpoint.workspace_id,
+        )
+        .map_err(|message| Problem::new(422, "invalid_url", message).at("url"))
+    }
+
     /// Checks each given field and writes it into `endpoint`.
     fn apply_endpoint_fields(
         &self,
@@ -992,8 +1008,7 @@ impl Api {
                     let url = value
                         .as_str()
                         .ok_or_else(|| Problem::field("url", "url must be a string"))?;
-                    check_endpoint_url(url, self.shared.allow_http, &self.shared.policy)
-                        .map_err(|message| Problem::new(422, "invalid_url", message).at("url"))?;
+                    // Checked by `check_url` once the endpoint's workspace is known.
                     endpoint.url = url.to_string();
                 }
                 "events" => endpoint.event_types = check_event_types(value)?,

@@ -229,6 +229,7 @@ mod tests {
             attempt_number,
             schedule_step: attempt_number,
             may_switch_secret: true,
+            workspace_id: String::new(),
         }
     }
 

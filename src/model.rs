@@ -115,6 +115,8 @@ pub struct Job {
     pub body: Arc<[u8]>,
     /// 1-based, as sent in `X-ClockEye-Attempt`.
     pub attempt_number: u32,
+    /// The endpoint's workspace: name lookups count against its share (net.rs).
+    pub workspace_id: String,
     /// Which step of the retry schedule this attempt is: `attempt_number` less the attempts
     /// that used no scheduled retry.
     pub schedule_step: u32,

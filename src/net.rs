@@ -1,7 +1,8 @@
 //! Which addresses attempts may reach, and the ureq resolver and connector that enforce it on
 //! every connection against the addresses actually dialled (so DNS rebinding cannot slip past
-//! a check made earlier). Lookups run on a small pool of `dns-N` threads, bounded by the
-//! attempt's timeout; ureq's own resolver starts a thread per request whenever a timeout is set.
+//! a check made earlier). Name lookups (`lookup`) have a deadline, a cache, and a per-workspace
+//! share of the threads that run getaddrinfo, so one tenant's hanging names cannot delay
+//! another's; ureq's own resolver would start a thread per request whenever a timeout is set.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +16,6 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{ConnectionDetails, Connector, NextTimeout};
 
-/// How long a host's vetted addresses are reused before the OS resolver is asked again.
-pub const DNS_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Addresses ureq takes from a resolver (its `ResolvedSocketAddrs` capacity).
 const RESOLVED_ADDRS_MAX: usize = 16;
 /// Most hosts kept in the DNS cache; past it the cache is cleared.
@@ -105,6 +104,17 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// True for every address that is not on the public internet: loopback, private, link-local
 /// (with the cloud metadata address 169.254.169.254), CGNAT, multicast, documentation, reserved.
 pub fn is_non_public(ip: IpAddr) -> bool {
+    if let IpAddr::V6(v6) = ip {
+        let segments = v6.segments();
+        // IPv4-mapped ::ffff:0:0/96 and IPv4-translated ::ffff:0:0:0/96 (SIIT) are never
+        // globally reachable IPv6 addresses; a host that answers them is refused whatever the
+        // IPv4 address inside (an allowed range still opens them through `AddressPolicy`).
+        if segments[0..5] == [0, 0, 0, 0, 0] && segments[5] == 0xffff
+            || segments[0..4] == [0, 0, 0, 0] && segments[4] == 0xffff && segments[5] == 0
+        {
+            return true;
+        }
+    }
     match canonical(ip) {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
@@ -152,17 +162,17 @@ impl AddressPolicy {
     }
 }
 
-/// The error a blocked address travels in through ureq, recognised again by `is_blocked`.
+/// The error a blocked address travels in through ureq, recognised again by `blocked_address`.
+/// Its message never names the address: it may be what an internal name resolved to.
 #[derive(Debug)]
 pub struct BlockedAddress(pub IpAddr);
 
+/// The end of every "not public" message.
+const ALLOW_HINT: &str = "(allow it with --allow-network or --allow-private-networks)";
+
 impl fmt::Display for BlockedAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "address {} is not public (allow it with --allow-network or --allow-private-networks)",
-            self.0
-        )
+        write!(f, "the address dialled is not public {ALLOW_HINT}")
     }
 }
 
@@ -183,53 +193,233 @@ pub fn blocked_address(error: &ureq::Error) -> Option<IpAddr> {
     }
 }
 
-type CacheEntry = (Instant, ResolvedSocketAddrs);
+/// How long a name's answer is reused. getaddrinfo reports no TTL, so this is our bound: under
+/// the 60–300 s most names publish, and safe against rebinding since every dialled address is
+/// vetted again by `VettingConnector`.
+pub const DNS_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a failed lookup (no such name, or no answer within the deadline) is remembered, so
+/// a dead name costs one lookup per this period instead of one per attempt.
+pub const DNS_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Longest any lookup is waited for: an attempt's (within its own timeout) and an endpoint's
+/// at creation or PATCH.
+pub const DNS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lookups running at once, all workspaces together. getaddrinfo cannot be cancelled, so each
+/// runs on a `dns-lookup` thread of its own that ends when the OS resolver gives up.
+pub const DNS_LOOKUPS_MAX: usize = 64;
+/// Lookups one workspace may have running at once: its hanging names hold at most this many
+/// threads, and the rest stay for the other workspaces.
+pub const DNS_WORKSPACE_LOOKUPS_MAX: usize = 4;
+const _: () = assert!(DNS_WORKSPACE_LOOKUPS_MAX * 8 <= DNS_LOOKUPS_MAX);
 
-/// Threads that call the OS resolver, and lookups that may wait for one.
-pub const DNS_THREADS: usize = 4;
-pub const DNS_QUEUE_MAX: usize = 256;
-/// Longest a lookup waits when the attempt itself has no deadline.
-pub const DNS_LOOKUP_WAIT_MAX: Duration = Duration::from_secs(30);
+/// What a lookup found, as cached.
+#[derive(Debug, Clone)]
+enum Answer {
+    Found(Vec<SocketAddr>),
+    NotFound,
+    TimedOut,
+}
 
-type Lookup = (
-    String,
-    u16,
-    crossbeam_channel::Sender<std::io::Result<Vec<SocketAddr>>>,
-);
+/// Why a name gave no address to dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The name does not exist (or has no address).
+    NotFound,
+    /// No answer within the deadline (or a recent lookup of this name had none).
+    TimedOut(Duration),
+    /// The workspace (or the service) has its most lookups running already.
+    Busy,
+}
 
-/// Keeps only allowed addresses and caches them briefly. The OS resolver runs on a few `dns-N`
-/// threads, so a lookup is bounded by the attempt's timeout (getaddrinfo has none of its own)
-/// and no thread is started per request (as ureq's own resolver does when a timeout is set).
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::NotFound => write!(f, "the name does not resolve"),
+            LookupError::TimedOut(wait) => {
+                write!(f, "could not resolve the name within {}ms", wait.as_millis())
+            }
+            LookupError::Busy => write!(
+                f,
+                "too many name lookups running for this workspace (at most {DNS_WORKSPACE_LOOKUPS_MAX}); try again shortly"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+/// The lookup failure inside a ureq error, if that is what it is.
+pub fn lookup_error(error: &ureq::Error) -> Option<&LookupError> {
+    match error {
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<LookupError>(),
+        _ => None,
+    }
+}
+
+/// A lookup running on its thread; waiters for the same name share it.
+#[derive(Default)]
+struct Pending {
+    answer: Mutex<Option<Answer>>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct DnsState {
+    cache: HashMap<(String, u16), (Instant, Answer)>,
+    running: HashMap<(String, u16), Arc<Pending>>,
+    running_by_workspace: HashMap<String, usize>,
+}
+
+/// The process's name lookups: cache, running lookups, and each workspace's share.
+static DNS: std::sync::LazyLock<Mutex<DnsState>> = std::sync::LazyLock::new(Mutex::default);
+
+thread_local! {
+    /// The workspace whose attempt this thread is making (see `in_workspace`).
+    static WORKSPACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with lookups counted against `workspace_id` (the resolver runs on the calling thread).
+pub fn in_workspace<T>(workspace_id: &str, f: impl FnOnce() -> T) -> T {
+    WORKSPACE.with(|current| current.replace(workspace_id.to_string()));
+    let result = f();
+    WORKSPACE.with(|current| current.borrow_mut().clear());
+    result
+}
+
+fn remember(state: &mut DnsState, key: (String, u16), answer: Answer) {
+    let ttl = match answer {
+        Answer::Found(_) => DNS_CACHE_TTL,
+        Answer::NotFound | Answer::TimedOut => DNS_NEGATIVE_TTL,
+    };
+    if state.cache.len() >= DNS_CACHE_HOSTS_MAX {
+        let now = Instant::now();
+        state.cache.retain(|_, (expires_at, _)| *expires_at > now);
+        if state.cache.len() >= DNS_CACHE_HOSTS_MAX {
+            state.cache.clear();
+        }
+    }
+    state.cache.insert(key, (Instant::now() + ttl, answer));
+}
+
+/// The addresses of `host`, from the cache or the OS resolver, waiting at most `wait`. A lookup
+/// counts against `workspace_id`'s share while its thread runs, even after this call gave up.
+pub fn lookup(
+    host: &str,
+    port: u16,
+    workspace_id: &str,
+    wait: Duration,
+) -> Result<Vec<SocketAddr>, LookupError> {
+    let key = (host.to_string(), port);
+    let pending = {
+        let mut state = DNS.lock().expect("dns lock");
+        if let Some((expires_at, answer)) = state.cache.get(&key)
+            && *expires_at > Instant::now()
+        {
+            return match answer {
+                Answer::Found(found) => Ok(found.clone()),
+                Answer::NotFound => Err(LookupError::NotFound),
+                Answer::TimedOut => Err(LookupError::TimedOut(DNS_LOOKUP_TIMEOUT)),
+            };
+        }
+        match state.running.get(&key) {
+            Some(pending) => pending.clone(),
+            None => {
+                let total: usize = state.running.len();
+                let mine = state
+                    .running_by_workspace
+                    .get(workspace_id)
+                    .copied()
+                    .unwrap_or(0);
+                if total >= DNS_LOOKUPS_MAX || mine >= DNS_WORKSPACE_LOOKUPS_MAX {
+                    return Err(LookupError::Busy);
+                }
+                let pending = Arc::new(Pending::default());
+                let thread_pending = pending.clone();
+                let thread_key = key.clone();
+                let thread_workspace = workspace_id.to_string();
+                let spawned = std::thread::Builder::new()
+                    .name("dns-lookup".into())
+                    .stack_size(64 * 1024)
+                    .spawn(move || run_lookup(thread_key, thread_workspace, thread_pending));
+                if spawned.is_err() {
+                    return Err(LookupError::Busy);
+                }
+                state.running.insert(key.clone(), pending.clone());
+                *state
+                    .running_by_workspace
+                    .entry(workspace_id.to_string())
+                    .or_default() += 1;
+                pending
+            }
+        }
+    };
+    let deadline = Instant::now() + wait;
+    let mut answer = pending.answer.lock().expect("dns pending lock");
+    while answer.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        answer = pending
+            .done
+            .wait_timeout(answer, left)
+            .expect("dns pending lock")
+            .0;
+    }
+    match answer.clone() {
+        Some(Answer::Found(found)) => Ok(found),
+        Some(Answer::NotFound) => Err(LookupError::NotFound),
+        Some(Answer::TimedOut) | None => {
+            drop(answer);
+            let mut state = DNS.lock().expect("dns lock");
+            // Attempts in the next moments fail at once instead of each waiting out the
+            // deadline; the lookup, when it ends, replaces this with what it found.
+            if state.running.contains_key(&key) {
+                remember(&mut state, key, Answer::TimedOut);
+            }
+            Err(LookupError::TimedOut(wait))
+        }
+    }
+}
+
+/// The body of a `dns-lookup` thread: one getaddrinfo, then the answer for every waiter.
+fn run_lookup(key: (String, u16), workspace_id: String, pending: Arc<Pending>) {
+    let answer = match (key.0.as_str(), key.1).to_socket_addrs() {
+        Ok(found) => {
+            let found: Vec<SocketAddr> = found.collect();
+            if found.is_empty() {
+                Answer::NotFound
+            } else {
+                Answer::Found(found)
+            }
+        }
+        Err(_) => Answer::NotFound,
+    };
+    {
+        let mut state = DNS.lock().expect("dns lock");
+        state.running.remove(&key);
+        if let Some(count) = state.running_by_workspace.get_mut(&workspace_id) {
+            *count -= 1;
+            if *count == 0 {
+                state.running_by_workspace.remove(&workspace_id);
+            }
+        }
+        remember(&mut state, key, answer.clone());
+    }
+    *pending.answer.lock().expect("dns pending lock") = Some(answer);
+    pending.done.notify_all();
+}
+
+/// Keeps only allowed addresses. Lookups go through `lookup`, so they have a deadline (the
+/// attempt's timeout, at most `DNS_LOOKUP_TIMEOUT`), a per-workspace share of the lookup
+/// threads and a cache; no thread is started per request as ureq's own resolver does.
 #[derive(Debug, Clone)]
 pub struct VettingResolver {
     policy: Arc<AddressPolicy>,
-    cache: Arc<Mutex<HashMap<(String, u16), CacheEntry>>>,
-    lookups: crossbeam_channel::Sender<Lookup>,
 }
 
 impl VettingResolver {
     pub fn new(policy: Arc<AddressPolicy>) -> VettingResolver {
-        let (lookups, queue) = crossbeam_channel::bounded::<Lookup>(DNS_QUEUE_MAX);
-        for index in 0..DNS_THREADS {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("dns-{index}"))
-                .spawn(move || {
-                    for (host, port, reply) in queue.iter() {
-                        let _ = reply.send(
-                            (host.as_str(), port)
-                                .to_socket_addrs()
-                                .map(Iterator::collect),
-                        );
-                    }
-                })
-                .expect("the OS can start a thread");
-        }
-        VettingResolver {
-            policy,
-            cache: Arc::default(),
-            lookups,
-        }
+        VettingResolver { policy }
     }
 
     fn lookup(
@@ -238,29 +428,11 @@ impl VettingResolver {
         port: u16,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let key = (host.to_string(), port);
-        if let Some((at, addrs)) = self.cache.lock().expect("dns cache lock").get(&key)
-            && at.elapsed() < DNS_CACHE_TTL
-        {
-            return Ok(addrs.clone());
-        }
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        if self
-            .lookups
-            .try_send((host.to_string(), port, reply))
-            .is_err()
-        {
-            return Err(ureq::Error::Io(std::io::Error::other(
-                "too many DNS lookups waiting",
-            )));
-        }
-        // Our agent always sets a global timeout; the cap guards the "no timeout" case.
-        let wait = (*timeout.after).min(DNS_LOOKUP_WAIT_MAX);
-        let found: Vec<SocketAddr> = match answer.recv_timeout(wait) {
-            Ok(Ok(found)) => found,
-            Ok(Err(_)) => return Err(ureq::Error::HostNotFound),
-            Err(_) => return Err(ureq::Error::Timeout(timeout.reason)),
-        };
+        let wait = (*timeout.after).min(DNS_LOOKUP_TIMEOUT);
+        let workspace_id = WORKSPACE.with(|current| current.borrow().clone());
+        let found = lookup(host, port, &workspace_id, wait).map_err(|error| {
+            ureq::Error::Io(io::Error::new(io::ErrorKind::NotFound, error))
+        })?;
         let mut addrs = self.empty();
         let mut first_blocked = None;
         for addr in found {
@@ -278,11 +450,6 @@ impl VettingResolver {
                 None => ureq::Error::HostNotFound,
             });
         }
-        let mut cache = self.cache.lock().expect("dns cache lock");
-        if cache.len() >= DNS_CACHE_HOSTS_MAX {
-            cache.clear();
-        }
-        cache.insert(key, (Instant::now(), addrs.clone()));
         Ok(addrs)
     }
 }
@@ -342,12 +509,14 @@ impl Connector<()> for VettingConnector {
     }
 }
 
-/// Checks an endpoint URL as given to the API: scheme, host, no credentials, literal addresses.
-/// The error is a sentence for the API's `url` field.
+/// Checks an endpoint URL as given to the API: scheme, host, no credentials, and the addresses
+/// of the host (a name is looked up within `DNS_LOOKUP_TIMEOUT`, on `workspace_id`'s share).
+/// The error is a sentence for the API's `url` field; it never says what a name resolved to.
 pub fn check_endpoint_url(
     url: &str,
     allow_http: bool,
     policy: &AddressPolicy,
+    workspace_id: &str,
 ) -> Result<(), String> {
     if url.len() > 2048 {
         return Err("url is longer than 2048 characters".into());
@@ -379,26 +548,32 @@ pub fn check_endpoint_url(
         } else {
             80
         });
-    let literal_ip = IpAddr::from_str(literal).ok();
-    let addresses: Vec<IpAddr> = match literal_ip {
-        Some(ip) => vec![ip],
-        // A name is resolved now too; one that does not resolve yet is accepted (attempts
-        // fail with `dns` until it does). Every connection is checked again anyway.
-        None => (host, port)
-            .to_socket_addrs()
-            .map(|found| found.map(|a| a.ip()).collect())
-            .unwrap_or_default(),
+    if let Ok(ip) = IpAddr::from_str(literal) {
+        if !policy.allows(ip) {
+            return Err(format!(
+                "address {ip} is not public {ALLOW_HINT}; the url is refused"
+            ));
+        }
+        return Ok(());
+    }
+    // A name is resolved now too; one that does not resolve yet is accepted (attempts fail
+    // with `dns` until it does). Every connection is checked again anyway.
+    let addresses: Vec<IpAddr> = match lookup(host, port, workspace_id, DNS_LOOKUP_TIMEOUT) {
+        Ok(found) => found.iter().map(SocketAddr::ip).collect(),
+        Err(LookupError::NotFound) => return Ok(()),
+        Err(LookupError::TimedOut(wait)) => {
+            return Err(format!(
+                "could not resolve {host} within {}ms; check the name, or try again",
+                wait.as_millis()
+            ));
+        }
+        Err(error @ LookupError::Busy) => return Err(format!("{host}: {error}")),
     };
     // Refused when no address of the host may be dialled (attempts use only allowed ones).
-    if !addresses.iter().any(|ip| policy.allows(*ip))
-        && let Some(ip) = addresses.first().copied()
-    {
-        let via = if literal_ip.is_some() {
-            String::new()
-        } else {
-            format!("{host} resolves to ")
-        };
-        return Err(format!("{via}{}; the url is refused", BlockedAddress(ip)));
+    if !addresses.iter().any(|ip| policy.allows(*ip)) {
+        return Err(format!(
+            "{host} resolves to an address that is not public {ALLOW_HINT}; the url is refused"
+        ));
     }
     Ok(())
 }
@@ -434,6 +609,10 @@ mod tests {
             "2002:a9fe:a9fe::1",
             "2001:0:4136:e378::1",
             "64:ff9b:1::a00:1",
+            "::ffff:8.8.8.8",
+            "::ffff:0:0",
+            "::ffff:0:7f00:1",
+            "::ffff:0:808:808",
         ];
         for ip in blocked {
             assert!(
@@ -446,7 +625,6 @@ mod tests {
             "8.8.8.8",
             "100.128.0.1",
             "2606:4700::1111",
-            "::ffff:8.8.8.8",
             "2002:808:808::1",
         ] {
             assert!(!is_non_public(ip.parse().unwrap()), "{ip} should be public");
@@ -495,7 +673,7 @@ mod tests {
     #[test]
     fn endpoint_urls_are_checked() {
         let strict = AddressPolicy::default();
-        assert!(check_endpoint_url("https://example.com/hook", false, &strict).is_ok());
+        assert!(check_endpoint_url("https://93.184.216.34/hook", false, &strict, "ws").is_ok());
         let refused = [
             ("http://example.com/hook", "--allow-http"),
             ("ftp://example.com/", "https://"),
@@ -504,14 +682,18 @@ mod tests {
             ("https://[::ffff:127.0.0.1]/", "not public"),
             ("https://[::1]:8443/", "not public"),
             ("https://169.254.169.254/latest/meta-data", "not public"),
-            ("https://localhost:8443/", "localhost resolves to"),
+            ("https://localhost:8443/", "localhost resolves to an address that is not public"),
+            ("https://[::ffff:0:7f00:1]/", "not public"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
         ];
         for (url, expected) in refused {
-            let error = check_endpoint_url(url, false, &strict).unwrap_err();
+            let error = check_endpoint_url(url, false, &strict, "ws").unwrap_err();
             assert!(error.contains(expected), "{url}: {error}");
+            if url.contains("localhost") {
+                assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
+            }
         }
-        assert!(check_endpoint_url("http://example.com/", true, &strict).is_ok());
+        assert!(check_endpoint_url("http://93.184.216.34/", true, &strict, "ws").is_ok());
     }
 }

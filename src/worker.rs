@@ -203,7 +203,8 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
         response_excerpt: None,
         retry_after_ms: None,
     };
-    match request.send(&job.body[..]) {
+    // The resolver runs on this thread; its lookups count against the endpoint's workspace.
+    match crate::net::in_workspace(&job.workspace_id, || request.send(&job.body[..])) {
         Ok(mut response) => {
             let status = response.status().as_u16();
             outcome.status_code = Some(status);
@@ -262,6 +263,9 @@ fn classify(error: &ureq::Error) -> (ErrorClass, String) {
             ErrorClass::BlockedAddress,
             crate::net::BlockedAddress(ip).to_string(),
         );
+    }
+    if let Some(lookup) = crate::net::lookup_error(error) {
+        return (ErrorClass::Dns, format!("dns: {lookup}"));
     }
     let class = match error {
         ureq::Error::Timeout(_) => ErrorClass::Timeout,
