@@ -4,6 +4,7 @@
 //! and link it into place (which fails rather than replace anything), so PATH is either absent
 //! or a whole, checked backup.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -95,9 +96,11 @@ pub fn run(options: &Options) -> Result<Summary, String> {
     let partial = partial_path(dest);
     // Ours alone: created new (never an existing file, nor a link), and empty, as VACUUM INTO
     // requires.
+    // Owner-only: a backup holds every endpoint secret.
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let written = write_copy(&source, &partial).and_then(|summary| {

@@ -23,11 +23,16 @@ pub const READER_CACHE_KIB: i64 = 1024;
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 /// Opens (creating if needed) the database: WAL, `synchronous=FULL`, foreign keys, schema applied.
+/// The file, and so its `-wal` and `-shm` (SQLite gives them the database's mode), is owner-only.
 pub fn open(path: &Path) -> Result<Connection> {
     let open_error = |source| Error::Open {
         path: path.to_path_buf(),
         source,
     };
+    owner_only(path).map_err(|source| Error::Io {
+        context: format!("making {} readable by its owner only", path.display()),
+        source,
+    })?;
     let conn = Connection::open(path).map_err(open_error)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
@@ -874,6 +879,42 @@ fn events_query(filter: &EventFilter, before_seq: i64, limit: usize) -> (String,
         "ORDER BY seq DESC",
         limit,
     )
+}
+
+/// Creates the database file owner-only (0600) before SQLite does, or takes group and other
+/// permissions away from an existing one and its `-wal`/`-shm`: they hold every endpoint secret
+/// and the credentials in endpoint headers.
+pub fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = Path::new(&file);
+        // Not through a link: only a regular file of ours is changed.
+        let Ok(metadata) = file.symlink_metadata() else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if metadata.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))?;
+            log::info!(
+                "file={} mode={:o}: made readable by its owner only (it holds secrets)",
+                file.display(),
+                mode & 0o700
+            );
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
