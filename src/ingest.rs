@@ -156,7 +156,7 @@ pub fn parse_event(
             format!("{} is required", field("data")),
         ));
     };
-    let data: Value = serde_json::from_str(raw_data.get()).map_err(|e| json_problem(&e, prefix))?;
+    let data = parse_data(raw_data.get(), &field("data"), prefix)?;
     catalog::validate(event_type, &data).map_err(|problem| {
         Problem::field(
             format!("{prefix}{}", problem.field),
@@ -183,6 +183,100 @@ pub fn parse_event(
         body: body.into_bytes(),
         test_endpoint_seq: None,
     })
+}
+
+/// `data` as a `Value`, refusing an object with a key given twice (400 naming it): `data` is
+/// forwarded as the client's bytes, and a receiver whose parser keeps the first value would
+/// see one that was never checked (serde_json keeps the last).
+fn parse_data(text: &str, path: &str, prefix: &str) -> Result<Value, Problem> {
+    use serde::de::DeserializeSeed;
+    let repeated = std::cell::RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let seed = UniqueKeys {
+        path: path.to_string(),
+        repeated: &repeated,
+    };
+    match seed.deserialize(&mut deserializer) {
+        Ok(value) => Ok(value),
+        Err(error) => match repeated.into_inner() {
+            Some(key_path) => Err(Problem::new(
+                400,
+                "repeated_key",
+                format!("{key_path} is given more than once; give each key once"),
+            )
+            .at(key_path)),
+            None => Err(json_problem(&error, prefix)),
+        },
+    }
+}
+
+/// Builds a `Value` like serde_json does, but fails on an object key given twice and notes
+/// its path (`data.user.id`) in `repeated`.
+struct UniqueKeys<'a> {
+    path: String,
+    repeated: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_string()))
+    }
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(UniqueKeys {
+            path: format!("{}[{}]", self.path, items.len()),
+            repeated: self.repeated,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = format!("{}.{key}", self.path);
+            if object.contains_key(&key) {
+                *self.repeated.borrow_mut() = Some(path.clone());
+                return Err(serde::de::Error::custom(format!("{path} is repeated")));
+            }
+            let value = map.next_value_seed(UniqueKeys {
+                path,
+                repeated: self.repeated,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// The body of every attempt: exactly `id`, `type`, `created_at`, `data`, in that order, with
@@ -255,6 +349,23 @@ mod tests {
             r#"{"id":"evt_1","type":"project.created","created_at":"2024-01-15T10:30:00Z","data":{"name":"X","id":"p1","created_by":"u1","extra":[1, 2.50]}}"#
         );
         assert_eq!(event.workspace_id, "default");
+    }
+
+    #[test]
+    fn a_key_given_twice_in_data_is_refused_naming_it() {
+        for (data, path) in [
+            (r#"{"id":"p","name":"n","created_by":"u","name":"m"}"#, "data.name"),
+            (r#"{"id":"p","name":"n","created_by":"u","x":[{"a":1,"a":2}]}"#, "data.x[0].a"),
+        ] {
+            let json = format!(r#"{{"type":"project.created","data":{data}}}"#);
+            let problem = parse_event(&json, "", 1 << 20, 0, "default").unwrap_err();
+            assert_eq!(problem.status, 400, "{problem:?}");
+            assert_eq!(problem.code, "repeated_key");
+            assert_eq!(problem.field.as_deref(), Some(path), "{problem:?}");
+            assert!(problem.message.contains(path), "{problem:?}");
+        }
+        let json = r#"{"type":"project.created","data":{"id":"p","name":"n","created_by":"u","o":{"a":1},"p":{"a":2}}}"#;
+        assert!(parse_event(json, "", 1 << 20, 0, "default").is_ok());
     }
 
     #[test]
