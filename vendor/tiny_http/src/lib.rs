@@ -352,7 +352,7 @@ impl Server {
                 let new_client = match server.accept() {
                     // ClockEye patch: a cap on connections (each has its own thread).
                     Ok(_) if connections.load(Relaxed) >= limits.connections_max => {
-                        log::warn!("connection refused: {} connections open", limits.connections_max);
+                        warn_refused(limits.connections_max);
                         continue;
                     }
                     Ok((sock, _)) => {
@@ -519,4 +519,27 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// ClockEye patch: how often at most a refused connection is logged. One line per refusal let a
+/// flood of connections flood the log too.
+const REFUSED_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Logs a refused connection, at most once per `REFUSED_WARN_INTERVAL`, with how many were
+/// refused since the last line. Only the accept thread calls it.
+fn warn_refused(connections_max: usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if last.is_some_and(|at| at.elapsed() < REFUSED_WARN_INTERVAL) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    REFUSED.store(0, Ordering::Relaxed);
+    log::warn!(
+        "connections refused: {refused} since the last such line ({connections_max} connections open; logged at most every {}s)",
+        REFUSED_WARN_INTERVAL.as_secs()
+    );
 }
