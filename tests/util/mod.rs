@@ -62,10 +62,21 @@ impl Service {
     }
 
     pub fn start_on(dir: &Path, db_name: &str, extra: &[&str]) -> Service {
+        Service::start_through(Command::new(BIN), dir, db_name, extra)
+    }
+
+    /// Starts the binary through `command`, which must exec it with the arguments appended
+    /// (e.g. `unshare -m sh -c '…; exec "$@"' sh BIN`), so the child is the service itself.
+    pub fn start_through(
+        mut command: Command,
+        dir: &Path,
+        db_name: &str,
+        extra: &[&str],
+    ) -> Service {
         let db = dir.join(db_name);
         let stderr_path = dir.join(format!("stderr-{:016x}.log", rand_u64()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(&db)
