@@ -354,8 +354,14 @@ mod tests {
     #[test]
     fn a_key_given_twice_in_data_is_refused_naming_it() {
         for (data, path) in [
-            (r#"{"id":"p","name":"n","created_by":"u","name":"m"}"#, "data.name"),
-            (r#"{"id":"p","name":"n","created_by":"u","x":[{"a":1,"a":2}]}"#, "data.x[0].a"),
+            (
+                r#"{"id":"p","name":"n","created_by":"u","name":"m"}"#,
+                "data.name",
+            ),
+            (
+                r#"{"id":"p","name":"n","created_by":"u","x":[{"a":1,"a":2}]}"#,
+                "data.x[0].a",
+            ),
         ] {
             let json = format!(r#"{{"type":"project.created","data":{data}}}"#);
             let problem = parse_event(&json, "", 1 << 20, 0, "default").unwrap_err();

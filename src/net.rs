@@ -235,7 +235,11 @@ impl fmt::Display for LookupError {
         match self {
             LookupError::NotFound => write!(f, "the name does not resolve"),
             LookupError::TimedOut(wait) => {
-                write!(f, "could not resolve the name within {}ms", wait.as_millis())
+                write!(
+                    f,
+                    "could not resolve the name within {}ms",
+                    wait.as_millis()
+                )
             }
             LookupError::Busy => write!(
                 f,
@@ -338,7 +342,7 @@ pub fn lookup(
                 let thread_workspace = workspace_id.to_string();
                 let spawned = std::thread::Builder::new()
                     .name("dns-lookup".into())
-                    .stack_size(64 * 1024)
+                    .stack_size(512 * 1024)
                     .spawn(move || run_lookup(thread_key, thread_workspace, thread_pending));
                 if spawned.is_err() {
                     return Err(LookupError::Busy);
@@ -430,9 +434,8 @@ impl VettingResolver {
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let wait = (*timeout.after).min(DNS_LOOKUP_TIMEOUT);
         let workspace_id = WORKSPACE.with(|current| current.borrow().clone());
-        let found = lookup(host, port, &workspace_id, wait).map_err(|error| {
-            ureq::Error::Io(io::Error::new(io::ErrorKind::NotFound, error))
-        })?;
+        let found = lookup(host, port, &workspace_id, wait)
+            .map_err(|error| ureq::Error::Io(io::Error::new(io::ErrorKind::NotFound, error)))?;
         let mut addrs = self.empty();
         let mut first_blocked = None;
         for addr in found {
@@ -682,7 +685,10 @@ mod tests {
             ("https://[::ffff:127.0.0.1]/", "not public"),
             ("https://[::1]:8443/", "not public"),
             ("https://169.254.169.254/latest/meta-data", "not public"),
-            ("https://localhost:8443/", "localhost resolves to an address that is not public"),
+            (
+                "https://localhost:8443/",
+                "localhost resolves to an address that is not public",
+            ),
             ("https://[::ffff:0:7f00:1]/", "not public"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
@@ -691,7 +697,10 @@ mod tests {
             let error = check_endpoint_url(url, false, &strict, "ws").unwrap_err();
             assert!(error.contains(expected), "{url}: {error}");
             if url.contains("localhost") {
-                assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
+                assert!(
+                    !error.contains("127.0.0.1") && !error.contains("::1"),
+                    "{error}"
+                );
             }
         }
         assert!(check_endpoint_url("http://93.184.216.34/", true, &strict, "ws").is_ok());

@@ -281,7 +281,10 @@ fn schemas() -> Value {
 /// The answers every authenticated route may give besides its own.
 fn common_errors(responses: &mut Map<String, Value>) {
     for (status, why) in [
-        ("400", "malformed JSON or query, or a key given twice in an event's data"),
+        (
+            "400",
+            "malformed JSON or query, or a key given twice in an event's data",
+        ),
         ("401", "no token, or not a valid one"),
         ("403", "a workspace token acting outside its workspace"),
         ("404", "no such object (or not in the token's workspace)"),

@@ -117,7 +117,11 @@ impl Dns {
 fn start_service(dir: &std::path::Path, extra: &[&str]) -> Service {
     let resolv = dir.join("resolv.conf");
     // glibc's longest timeout: a lookup hangs 30 s, longer than anything here waits.
-    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n").unwrap();
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n",
+    )
+    .unwrap();
     let hosts = dir.join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost receiver.test\n").unwrap();
     let mut command = Command::new("unshare");
@@ -230,11 +234,17 @@ fn one_workspaces_hanging_names_do_not_delay_another_workspaces_deliveries() {
                 .ok_or_else(|| format!("{received} of 5 received"))
         });
         let took = started.elapsed();
-        eprintln!("quiet workspace: {received} of 5 events received in {took:?} beside 8 hanging names");
+        eprintln!(
+            "quiet workspace: {received} of 5 events received in {took:?} beside 8 hanging names"
+        );
         // Sent over 2 s; each delivered at its first attempt, none waiting out a lookup.
         assert!(took < Duration::from_secs(8), "took {took:?}");
         let (_, deliveries) = service.get("/v1/deliveries?workspace_id=quiet&limit=10");
-        assert_eq!(deliveries["data"].as_array().unwrap().len(), 5, "{deliveries}");
+        assert_eq!(
+            deliveries["data"].as_array().unwrap().len(),
+            5,
+            "{deliveries}"
+        );
         for delivery in deliveries["data"].as_array().unwrap() {
             let id = delivery["id"].as_str().unwrap();
             let delivery = service.wait_for_delivery_status(id, "succeeded", WAIT);
@@ -326,13 +336,19 @@ fn creating_an_endpoint_at_a_hanging_name_answers_422_within_the_deadline() {
             } else {
                 assert!(message.contains("too many name lookups"), "{message}");
             }
-            assert!(*took < LOOKUP_TIMEOUT + Duration::from_secs(3), "{took:?}: {answer}");
+            assert!(
+                *took < LOOKUP_TIMEOUT + Duration::from_secs(3),
+                "{took:?}: {answer}"
+            );
         }
         eprintln!(
             "30 creations at hanging names: {timed_out} waited out the lookup deadline, {} refused at once; slowest /healthz {health_worst:?}",
             answers.len() - timed_out
         );
-        assert!((1..=4).contains(&timed_out), "{timed_out} lookups ran at once");
+        assert!(
+            (1..=4).contains(&timed_out),
+            "{timed_out} lookups ran at once"
+        );
         assert!(health_worst < Duration::from_secs(2), "{health_worst:?}");
         let (_, endpoints) = service.get("/v1/endpoints?workspace_id=w");
         assert_eq!(endpoints["data"], json!([]));

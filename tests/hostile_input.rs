@@ -32,7 +32,10 @@ fn an_event_whose_data_gives_a_key_twice_is_refused_naming_the_key() {
     let (status, answer) =
         service.request("POST", "/v1/events/batch", Some(ADMIN_TOKEN), Some(batch));
     assert_eq!(status, 400, "{answer}");
-    assert_eq!(answer["error"]["field"], "events[0].data.meta.a", "{answer}");
+    assert_eq!(
+        answer["error"]["field"], "events[0].data.meta.a",
+        "{answer}"
+    );
     let (_, events) = service.get("/v1/events");
     assert_eq!(events["data"], json!([]), "nothing stored");
 }
@@ -45,14 +48,21 @@ fn errors_never_say_what_a_name_resolved_to() {
     let url = format!("http://localhost:{port}/hook");
 
     let mut service = Service::start(dir.path(), &["--allow-http"]);
-    for url in [url.as_str(), "http://[::ffff:0:7f00:1]/", "http://[::ffff:7f00:1]/"] {
+    for url in [
+        url.as_str(),
+        "http://[::ffff:0:7f00:1]/",
+        "http://[::ffff:7f00:1]/",
+    ] {
         let (status, answer) = service.post("/v1/endpoints", &json!({"url": url, "events": ["*"]}));
         assert_eq!(status, 422, "{url}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains("not public"), "{url}: {message}");
         if url.contains("localhost") {
             assert!(message.contains("localhost resolves to an address that is not public"));
-            assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
+            assert!(
+                !message.contains("127.0.0.1") && !message.contains("::1"),
+                "{message}"
+            );
         }
     }
     service.terminate(WAIT);
