@@ -239,7 +239,11 @@ impl VettingResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let key = (host.to_string(), port);
-        if let Some((at, addrs)) = self.cache.lock().expect("dns cache lock").get(&key)
+        if let Some((at, addrs)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
             && at.elapsed() < DNS_CACHE_TTL
         {
             return Ok(addrs.clone());
@@ -278,7 +282,7 @@ impl VettingResolver {
                 None => ureq::Error::HostNotFound,
             });
         }
-        let mut cache = self.cache.lock().expect("dns cache lock");
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= DNS_CACHE_HOSTS_MAX {
             cache.clear();
         }

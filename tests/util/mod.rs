@@ -62,6 +62,16 @@ impl Service {
     }
 
     pub fn start_on(dir: &Path, db_name: &str, extra: &[&str]) -> Service {
+        Service::start_with_env(dir, db_name, extra, &[])
+    }
+
+    /// As `start_on`, with extra environment variables (e.g. `CLOCKEYE_FAULTS`).
+    pub fn start_with_env(
+        dir: &Path,
+        db_name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
         let db = dir.join(db_name);
         let stderr_path = dir.join(format!("stderr-{:016x}.log", rand_u64()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -71,6 +81,7 @@ impl Service {
             .arg(&db)
             .args(["--admin-token", ADMIN_TOKEN])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -130,6 +141,16 @@ impl Service {
             .unwrap();
         assert!(status.success());
         eventually("the service to exit after SIGTERM", timeout, || {
+            self.child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "still running".to_string())
+        })
+    }
+
+    /// Waits (bounded) for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        eventually("the service to exit", timeout, || {
             self.child
                 .try_wait()
                 .map_err(|e| e.to_string())?
