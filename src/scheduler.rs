@@ -320,6 +320,14 @@ pub fn main(mut scheduler: Scheduler) {
             }
         }
         let now = now_ms();
+        // A job answered (result or release) is no longer held: its row leaves `delivering` in
+        // the transaction that writes the answer, however many rounds that takes.
+        for result in &round.results {
+            held.remove(&result.delivery_seq);
+        }
+        for release in &released {
+            held.remove(&release.delivery_seq);
+        }
         // Held claims whose lease is past half: renewed in this round's transaction.
         let mut renew = Vec::new();
         let renew_due = Instant::now() >= next_renew;
@@ -366,12 +374,7 @@ pub fn main(mut scheduler: Scheduler) {
         ) {
             Ok((answers, jobs, next, disabled)) => {
                 failed_commits = 0;
-                for result in &results {
-                    held.remove(&result.delivery_seq);
-                }
-                for release in released.drain(..) {
-                    held.remove(&release.delivery_seq);
-                }
+                released.clear();
                 if renew_due {
                     for (seq, _) in &renew {
                         if let Some((_, until)) = held.get_mut(seq) {
