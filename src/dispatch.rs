@@ -266,4 +266,21 @@ mod tests {
         assert_eq!(dispatcher.take(Takes::Any).unwrap().attempt_number, 3);
         assert_eq!(dispatcher.take_back_queued().len(), 1);
     }
+
+    #[test]
+    fn a_panic_while_the_lock_is_held_does_not_stop_the_dispatcher() {
+        let dispatcher = Arc::new(Dispatcher::new(1));
+        let poisoner = dispatcher.clone();
+        let panicked = std::thread::spawn(move || {
+            let _state = poisoner.state.lock().unwrap();
+            panic!("a bug while holding the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(dispatcher.state.is_poisoned());
+        dispatcher.push(vec![job(1, 1)]);
+        assert_eq!(dispatcher.take(Takes::Any).unwrap().endpoint_seq, 1);
+        dispatcher.done(1);
+        assert_eq!(dispatcher.outstanding(1), 0);
+    }
 }

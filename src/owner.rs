@@ -30,7 +30,11 @@ pub fn lock_path(db: &Path) -> PathBuf {
 pub fn acquire(db: &Path) -> Result<OwnerLock, Error> {
     let path = lock_path(db);
     let io_error = |source| Error::Io {
-        context: format!("cannot open the lock file {}", path.display()),
+        context: format!(
+            "cannot take the owner lock of database {} ({})",
+            db.display(),
+            path.display()
+        ),
         source,
     };
     let mut file = OpenOptions::new()
