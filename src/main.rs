@@ -278,6 +278,16 @@ fn serve(config: Config) -> Result<(), Error> {
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
         heartbeat_ms: heartbeat_ms.clone(),
     };
+    // A scheduler panic makes `/healthz` answer 503 at once, before anything unwinds (an
+    // ingest caller answered 503 by the unwinding must not then find the service healthy).
+    let default_hook = std::panic::take_hook();
+    let heartbeat = heartbeat_ms.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if thread::current().name() == Some("scheduler") {
+            heartbeat.store(0, Ordering::Relaxed);
+        }
+        default_hook(info);
+    }));
     let scheduler_thread = spawn_watched("scheduler".into(), &ended_tx, move || {
         scheduler::main(scheduler)
     });
@@ -375,9 +385,15 @@ fn serve(config: Config) -> Result<(), Error> {
         }
     }
     if let Some(error) = &failure {
-        // `/healthz` answers 503 from now on (the heartbeat is decades old).
+        // `/healthz` answers 503 from now on (the heartbeat is decades old), and ingest 503
+        // (nothing takes commands). Attempts already running end first (their results cannot
+        // be written: start-up recovery sends them again); then the API stops.
         heartbeat_ms.store(0, Ordering::Relaxed);
         log::error!("{error}");
+        dispatcher.close();
+        for thread in std::mem::take(&mut workers) {
+            let _ = thread.join();
+        }
     }
     drop(shared);
     stopping.store(true, Ordering::SeqCst);

@@ -9,7 +9,7 @@ mod util;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use util::{ADMIN_TOKEN, Receiver, Service, eventually, local_flags};
+use util::{ADMIN_TOKEN, Receiver, Reply, Service, eventually, local_flags};
 
 #[test]
 fn a_panicking_worker_releases_its_job_unattempted_and_is_replaced() {
@@ -69,19 +69,27 @@ fn a_panicking_worker_releases_its_job_unattempted_and_is_replaced() {
 }
 
 #[test]
-fn a_dead_scheduler_makes_the_process_exit_non_zero() {
+fn a_dead_scheduler_makes_healthz_503_and_the_process_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::ok();
+    // A slow receiver keeps one attempt running, so the process is still winding down (and
+    // answering) after the scheduler died.
+    let receiver = Receiver::start(|_| Reply {
+        delay: Duration::from_secs(4),
+        ..Reply::status(200)
+    });
+    let mut flags = local_flags("100ms");
+    flags.extend(["--attempt-timeout", "10s"]);
     let mut service = Service::start_with_env(
         dir.path(),
         "webhooks.db",
-        &local_flags("100ms"),
+        &flags,
         &[("CLOCKEYE_FAULTS", "scheduler_round=1")],
     );
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let (status, health) = service.get("/healthz");
     assert_eq!(status, 200, "{health}");
     service.send_sample("project.created", json!({}));
+    receiver.wait_for(1, Duration::from_secs(10));
 
     // The scheduler panics storing this event: it is not acknowledged.
     let body = json!({"id": "panic-scheduler", "type": "project.created",
@@ -98,6 +106,9 @@ fn a_dead_scheduler_makes_the_process_exit_non_zero() {
             "a lost event was acknowledged"
         );
     }
+    let (status, health) = service.get("/healthz");
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["scheduler"], "stalled", "{health}");
 
     let exit = service.wait_exit(Duration::from_secs(20));
     assert_eq!(exit.code(), Some(1), "exit status {exit:?}");
