@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at_ms      INTEGER NOT NULL,                                      -- last status change
     free_attempts      INTEGER NOT NULL DEFAULT 0, -- attempts that used no scheduled retry (secret switch after 401/403)
     free_attempt_number INTEGER,                   -- number of the last such attempt, NULL when none
+    lease_expires_at_ms INTEGER,                   -- when 'delivering': the claim ends then unless renewed; else NULL
+    claims             INTEGER NOT NULL DEFAULT 0, -- times claimed; a result is written only for the claim it names
     CHECK ((status = 'pending') = (next_attempt_at_ms IS NOT NULL))
 ) STRICT;
 -- Scheduling reads through this index only: pending rows per endpoint, by when they are due.
@@ -66,6 +68,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 DROP INDEX IF EXISTS deliveries_due;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (endpoint_seq, next_attempt_at_ms)
     WHERE status = 'pending';
+-- Claims whose lease ran out (their owner died or lost them) are found through this.
+CREATE INDEX IF NOT EXISTS deliveries_leased ON deliveries (lease_expires_at_ms)
+    WHERE status = 'delivering';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (endpoint_seq, seq);
 
@@ -106,4 +111,4 @@ CREATE TABLE IF NOT EXISTS portal_codes (
     expires_at_ms INTEGER NOT NULL          -- unusable from then on
 ) STRICT;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

@@ -6,7 +6,7 @@
 //! Plain data behind one mutex; no I/O.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::model::Job;
 
@@ -54,12 +54,18 @@ impl Dispatcher {
         }
     }
 
+    /// The state, also after a thread panicked holding it: it is plain data, changed one step
+    /// at a time, so what a panic left is consistent.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Queues claimed jobs.
     pub fn push(&self, jobs: Vec<Job>) {
         if jobs.is_empty() {
             return;
         }
-        let mut state = self.state.lock().expect("dispatcher lock");
+        let mut state = self.state();
         for job in jobs {
             let endpoint_seq = job.endpoint_seq;
             let queue = state.endpoints.entry(endpoint_seq).or_default();
@@ -75,7 +81,7 @@ impl Dispatcher {
 
     /// Blocks until a job may run, and marks its endpoint's slot taken; None once closed.
     pub fn take(&self, takes: Takes) -> Option<Job> {
-        let mut state = self.state.lock().expect("dispatcher lock");
+        let mut state = self.state();
         loop {
             if let Some(job) = take_from(&mut state, true, self.endpoint_concurrency) {
                 return Some(job);
@@ -88,13 +94,13 @@ impl Dispatcher {
             if state.closed {
                 return None;
             }
-            state = self.ready.wait(state).expect("dispatcher lock");
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     /// An attempt against this endpoint ended: its slot is free again.
     pub fn done(&self, endpoint_seq: i64) {
-        let mut state = self.state.lock().expect("dispatcher lock");
+        let mut state = self.state();
         if let Some(queue) = state.endpoints.get_mut(&endpoint_seq) {
             queue.running -= 1;
             if queue.running == 0 && queue.first.is_empty() && queue.retries.is_empty() {
@@ -108,7 +114,7 @@ impl Dispatcher {
 
     /// Jobs claimed for an endpoint and not finished (queued or running).
     pub fn outstanding(&self, endpoint_seq: i64) -> usize {
-        let state = self.state.lock().expect("dispatcher lock");
+        let state = self.state();
         state
             .endpoints
             .get(&endpoint_seq)
@@ -117,7 +123,7 @@ impl Dispatcher {
 
     /// Jobs waiting for a worker, over all endpoints.
     pub fn queued(&self) -> usize {
-        let state = self.state.lock().expect("dispatcher lock");
+        let state = self.state();
         state
             .endpoints
             .values()
@@ -127,7 +133,7 @@ impl Dispatcher {
 
     /// Takes back every job not yet started (at shutdown).
     pub fn take_back_queued(&self) -> Vec<Job> {
-        let mut state = self.state.lock().expect("dispatcher lock");
+        let mut state = self.state();
         let mut jobs = Vec::new();
         for queue in state.endpoints.values_mut() {
             jobs.extend(queue.first.drain(..));
@@ -138,7 +144,7 @@ impl Dispatcher {
 
     /// Takes back one endpoint's jobs not yet started (it was just disabled).
     pub fn take_back_endpoint(&self, endpoint_seq: i64) -> Vec<Job> {
-        let mut state = self.state.lock().expect("dispatcher lock");
+        let mut state = self.state();
         let Some(queue) = state.endpoints.get_mut(&endpoint_seq) else {
             return Vec::new();
         };
@@ -151,7 +157,7 @@ impl Dispatcher {
 
     /// Wakes every worker; each returns once nothing is left for it.
     pub fn close(&self) {
-        self.state.lock().expect("dispatcher lock").closed = true;
+        self.state().closed = true;
         self.ready.notify_all();
     }
 }
@@ -230,6 +236,7 @@ mod tests {
             schedule_step: attempt_number,
             may_switch_secret: true,
             workspace_id: String::new(),
+            claim: 1,
         }
     }
 
@@ -259,5 +266,22 @@ mod tests {
         assert!(dispatcher.take(Takes::FirstAttemptsOnly).is_none());
         assert_eq!(dispatcher.take(Takes::Any).unwrap().attempt_number, 3);
         assert_eq!(dispatcher.take_back_queued().len(), 1);
+    }
+
+    #[test]
+    fn a_panic_while_the_lock_is_held_does_not_stop_the_dispatcher() {
+        let dispatcher = Arc::new(Dispatcher::new(1));
+        let poisoner = dispatcher.clone();
+        let panicked = std::thread::spawn(move || {
+            let _state = poisoner.state.lock().unwrap();
+            panic!("a bug while holding the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(dispatcher.state.is_poisoned());
+        dispatcher.push(vec![job(1, 1)]);
+        assert_eq!(dispatcher.take(Takes::Any).unwrap().endpoint_seq, 1);
+        dispatcher.done(1);
+        assert_eq!(dispatcher.outstanding(1), 0);
     }
 }

@@ -32,6 +32,12 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    #[error(
+        "database {db} is in use by another clockeye-webhooks serve ({holder}); one process owns a database file: stop that one first or use another --db"
+    )]
+    Owned { db: PathBuf, holder: String },
+    #[error("the {thread} thread died ({why}); exiting so a supervisor restarts the service")]
+    ThreadDied { thread: String, why: String },
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
     #[error("the database cannot take writes now: {0}")]

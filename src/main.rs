@@ -19,8 +19,8 @@ use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
 use clockeye_webhooks::time::now_ms;
 use clockeye_webhooks::worker::{self, Worker};
-use clockeye_webhooks::{api, backup, bench, cli, logging, store};
-use crossbeam_channel::bounded;
+use clockeye_webhooks::{api, backup, bench, cli, logging, owner, store};
+use crossbeam_channel::{Sender, bounded, select, unbounded};
 
 /// Threads taking API requests; each waits for its events' commit, so this bounds how many
 /// ingest requests share one group commit.
@@ -170,6 +170,8 @@ fn main() -> ExitCode {
 fn serve(config: Config) -> Result<(), Error> {
     limit_malloc_arenas();
     logging::init(config.log_format, log::LevelFilter::Info);
+    // Before anything reads or recovers the database: one process owns it.
+    let _owner = owner::acquire(&config.db)?;
     let conn = store::open(&config.db)?;
     store::set_cache_kib(&conn, store::WRITER_CACHE_KIB)?;
     let recovered = store::recover_delivering(&conn, now_ms())?;
@@ -214,6 +216,10 @@ fn serve(config: Config) -> Result<(), Error> {
     let jobs_in_flight_max = JOBS_CLAIMED_MAX;
     let dispatcher = Arc::new(Dispatcher::new(config.endpoint_concurrency));
     let (results_tx, results_rx) = bounded(jobs_in_flight_max);
+    // Jobs of panicked workers; at most one per worker that ever ran, so unbounded is bounded.
+    let (releases_tx, releases_rx) = unbounded();
+    // Every long-lived thread reports here when it ends (see `Watch`).
+    let (ended_tx, ended_rx) = unbounded::<Ended>();
     let (commands_tx, commands_rx) = bounded(COMMAND_QUEUE_MAX);
     let (shutdown_tx, shutdown_rx) = bounded(1);
     let heartbeat_ms = Arc::new(AtomicI64::new(now_ms()));
@@ -231,6 +237,7 @@ fn serve(config: Config) -> Result<(), Error> {
     let retry_schedule = Arc::new(config.retry_schedule.clone());
     let metrics = Arc::new(Metrics::default());
     let mut workers = Vec::new();
+    let mut worker_configs = Vec::new();
     for index in 0..config.workers {
         // A share of the workers takes only first attempts (see dispatch.rs).
         let takes = if index < config.workers / FIRST_ATTEMPT_WORKERS_DIVISOR {
@@ -243,19 +250,25 @@ fn serve(config: Config) -> Result<(), Error> {
             dispatcher: dispatcher.clone(),
             takes,
             results: results_tx.clone(),
+            releases: releases_tx.clone(),
             retry_schedule: retry_schedule.clone(),
             metrics: metrics.clone(),
         };
-        workers.push(spawn(format!("worker-{index}"), move || {
-            worker::main(worker)
-        }));
+        worker_configs.push(worker.clone());
+        workers.push(spawn_watched(
+            format!("worker-{index}"),
+            &ended_tx,
+            move || worker::main(worker),
+        ));
     }
-    drop(results_tx);
+    drop((results_tx, releases_tx));
 
     let scheduler = Scheduler {
         conn,
         commands: commands_rx,
         results: results_rx,
+        releases: releases_rx,
+        attempt_timeout: config.attempt_timeout,
         dispatcher: dispatcher.clone(),
         endpoint_claimed_max: config.endpoint_concurrency * ENDPOINT_CLAIMED_PER_SLOT,
         shutdown: shutdown_rx,
@@ -265,7 +278,19 @@ fn serve(config: Config) -> Result<(), Error> {
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
         heartbeat_ms: heartbeat_ms.clone(),
     };
-    let scheduler_thread = spawn("scheduler".into(), move || scheduler::main(scheduler));
+    // A scheduler panic makes `/healthz` answer 503 at once, before anything unwinds (an
+    // ingest caller answered 503 by the unwinding must not then find the service healthy).
+    let default_hook = std::panic::take_hook();
+    let heartbeat = heartbeat_ms.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if thread::current().name() == Some("scheduler") {
+            heartbeat.store(0, Ordering::Relaxed);
+        }
+        default_hook(info);
+    }));
+    let scheduler_thread = spawn_watched("scheduler".into(), &ended_tx, move || {
+        scheduler::main(scheduler)
+    });
 
     let shared = Arc::new(api::Shared {
         admin_token_sha256,
@@ -273,20 +298,22 @@ fn serve(config: Config) -> Result<(), Error> {
         allow_http: config.allow_http,
         policy,
         max_event_bytes: config.max_event_bytes,
-        heartbeat_ms,
+        heartbeat_ms: heartbeat_ms.clone(),
         metrics,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();
-    for index in 0..API_THREADS {
+    let spawn_api = |name: String| -> Result<thread::JoinHandle<()>, Error> {
         let conn = store::open(&config.db)?;
         store::set_cache_kib(&conn, store::READER_CACHE_KIB)?;
         let (server, shared, stopping) = (server.clone(), shared.clone(), stopping.clone());
-        api_threads.push(spawn(format!("api-{index}"), move || {
+        Ok(spawn_watched(name, &ended_tx, move || {
             api::main(server, conn, shared, stopping)
-        }));
+        }))
+    };
+    for index in 0..API_THREADS {
+        api_threads.push(spawn_api(format!("api-{index}"))?);
     }
-    drop(shared);
 
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening on http://{addr}");
@@ -313,10 +340,62 @@ fn serve(config: Config) -> Result<(), Error> {
         config.describe()
     );
 
-    let signal = signals.forever().next();
-    log::info!(
-        "shutting down on signal {signal:?}: no new requests; letting attempts in flight finish"
-    );
+    let (signal_tx, signal_rx) = bounded(1);
+    let _signals_thread = spawn_watched("signals".into(), &ended_tx, move || {
+        let _ = signal_tx.send(signals.forever().next());
+    });
+
+    // Supervision: a worker or API thread that dies is replaced (a worker's job went back to
+    // pending as it unwound); the scheduler or the signal thread dying cannot be recovered
+    // here: `/healthz` answers 503 and the process exits non-zero, for its supervisor to
+    // restart it (start-up recovery returns what was in flight).
+    let mut failure = None;
+    loop {
+        select! {
+            recv(signal_rx) -> signal => {
+                log::info!(
+                    "shutting down on signal {:?}: no new requests; letting attempts in flight finish",
+                    signal.ok().flatten()
+                );
+                break;
+            }
+            recv(ended_rx) -> ended => {
+                let Ok(ended) = ended else { break };
+                let why = if ended.panicked { "panicked" } else { "returned" };
+                if let Some(index) = ended.name.strip_prefix("worker-").and_then(|i| i.parse::<usize>().ok()) {
+                    log::error!("{} died ({why}); starting another in its place", ended.name);
+                    let worker = worker_configs[index].clone();
+                    workers.push(spawn_watched(ended.name, &ended_tx, move || worker::main(worker)));
+                } else if ended.name.starts_with("api-") {
+                    log::error!("{} died ({why}); starting another in its place", ended.name);
+                    match spawn_api(ended.name.clone()) {
+                        Ok(thread) => api_threads.push(thread),
+                        Err(error) => {
+                            failure = Some(Error::ThreadDied { thread: ended.name, why: error.to_string() });
+                            break;
+                        }
+                    }
+                } else if ended.name == "signals" && !ended.panicked {
+                    // It delivered a signal and ended: `signal_rx` has it.
+                } else {
+                    failure = Some(Error::ThreadDied { thread: ended.name, why: why.to_string() });
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(error) = &failure {
+        // `/healthz` answers 503 from now on (the heartbeat is decades old), and ingest 503
+        // (nothing takes commands). Attempts already running end first (their results cannot
+        // be written: start-up recovery sends them again); then the API stops.
+        heartbeat_ms.store(0, Ordering::Relaxed);
+        log::error!("{error}");
+        dispatcher.close();
+        for thread in std::mem::take(&mut workers) {
+            let _ = thread.join();
+        }
+    }
+    drop(shared);
     stopping.store(true, Ordering::SeqCst);
     for _ in 0..API_THREADS {
         server.unblock();
@@ -331,8 +410,48 @@ fn serve(config: Config) -> Result<(), Error> {
     for thread in workers {
         let _ = thread.join();
     }
+    if let Some(error) = failure {
+        return Err(error);
+    }
     log::info!("stopped");
     Ok(())
+}
+
+/// How a watched thread ended.
+struct Ended {
+    name: String,
+    panicked: bool,
+}
+
+/// Reports its thread's end (return or panic) to the supervisor when dropped.
+struct Watch {
+    name: String,
+    ended: Sender<Ended>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.ended.send(Ended {
+            name: std::mem::take(&mut self.name),
+            panicked: thread::panicking(),
+        });
+    }
+}
+
+/// Starts a long-lived thread whose end the supervisor in `serve` hears of.
+fn spawn_watched(
+    name: String,
+    ended: &Sender<Ended>,
+    body: impl FnOnce() + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let watch = Watch {
+        name: name.clone(),
+        ended: ended.clone(),
+    };
+    spawn(name, move || {
+        let _watch = watch;
+        body();
+    })
 }
 
 /// The admin token's hash, and the token itself when it was generated just now (to show once).

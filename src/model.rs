@@ -122,6 +122,9 @@ pub struct Job {
     pub schedule_step: u32,
     /// A 401/403 may switch the secret: the previous attempt was not itself such a switch.
     pub may_switch_secret: bool,
+    /// Which claim of the delivery this is (`deliveries.claims`): its result is written only
+    /// while no later claim holds the delivery.
+    pub claim: i64,
 }
 
 impl Job {
@@ -140,6 +143,8 @@ pub struct AttemptResult {
     pub delivery_id: String,
     pub endpoint_seq: i64,
     pub attempt_number: u32,
+    /// The job's `claim`.
+    pub claim: i64,
     pub outcome: Outcome,
     /// The decision of the retry schedule. `store::record_attempt` turns it into
     /// `SwitchSecret` when `rejected_secret_sha256` is set and a rotation overlap is live then.

@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ureq::http::Uri;
@@ -314,7 +314,7 @@ pub fn lookup(
 ) -> Result<Vec<SocketAddr>, LookupError> {
     let key = (host.to_string(), port);
     let pending = {
-        let mut state = DNS.lock().expect("dns lock");
+        let mut state = DNS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((expires_at, answer)) = state.cache.get(&key)
             && *expires_at > Instant::now()
         {
@@ -357,7 +357,7 @@ pub fn lookup(
         }
     };
     let deadline = Instant::now() + wait;
-    let mut answer = pending.answer.lock().expect("dns pending lock");
+    let mut answer = pending.answer.lock().unwrap_or_else(PoisonError::into_inner);
     while answer.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -366,7 +366,7 @@ pub fn lookup(
         answer = pending
             .done
             .wait_timeout(answer, left)
-            .expect("dns pending lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
     match answer.clone() {
@@ -374,7 +374,7 @@ pub fn lookup(
         Some(Answer::NotFound) => Err(LookupError::NotFound),
         Some(Answer::TimedOut) | None => {
             drop(answer);
-            let mut state = DNS.lock().expect("dns lock");
+            let mut state = DNS.lock().unwrap_or_else(PoisonError::into_inner);
             // Attempts in the next moments fail at once instead of each waiting out the
             // deadline; the lookup, when it ends, replaces this with what it found.
             if state.running.contains_key(&key) {
@@ -399,7 +399,7 @@ fn run_lookup(key: (String, u16), workspace_id: String, pending: Arc<Pending>) {
         Err(_) => Answer::NotFound,
     };
     {
-        let mut state = DNS.lock().expect("dns lock");
+        let mut state = DNS.lock().unwrap_or_else(PoisonError::into_inner);
         state.running.remove(&key);
         if let Some(count) = state.running_by_workspace.get_mut(&workspace_id) {
             *count -= 1;
@@ -409,7 +409,7 @@ fn run_lookup(key: (String, u16), workspace_id: String, pending: Arc<Pending>) {
         }
         remember(&mut state, key, answer.clone());
     }
-    *pending.answer.lock().expect("dns pending lock") = Some(answer);
+    *pending.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
     pending.done.notify_all();
 }
 

@@ -4,6 +4,7 @@
 //! jobs to the workers. A new event is claimed in the same round it is stored, so its first
 //! attempt starts right after the commit, not at the next poll.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use rusqlite::Connection;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
-use crate::store;
+use crate::store::{self, Release};
 use crate::time::now_ms;
 
 /// Most ingest commands waiting for the scheduler; API threads block past it (backpressure).
@@ -37,6 +38,17 @@ pub const PRUNE_BATCH_MAX: usize = 500;
 pub const PRUNE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// Pause after a failed commit (disk full, read-only file) before trying again.
 pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
+/// A claim's lease is the attempt timeout plus this: time for a queued job to reach a worker
+/// and for its result to come back. The scheduler renews the leases of the jobs it holds; a
+/// lease that runs out means its owner died or lost the job, and it goes back to `pending`.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How often the leases of held jobs are renewed (each when less than half of it is left).
+pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(1);
+/// Most expired leases returned to `pending` per round.
+pub const LEASE_RELEASE_BATCH_MAX: usize = 512;
+/// A job whose worker panicked is due again after this (not at once: a panic that repeats for
+/// one delivery must not spin).
+pub const PANICKED_JOB_DELAY: Duration = Duration::from_secs(1);
 
 const _: () = assert!(COMMANDS_PER_ROUND_MAX <= COMMAND_QUEUE_MAX);
 const _: () = assert!(RESULTS_LINGER_COUNT <= RESULTS_PER_ROUND_MAX);
@@ -63,6 +75,10 @@ pub struct Scheduler {
     pub conn: Connection,
     pub commands: Receiver<Command>,
     pub results: Receiver<AttemptResult>,
+    /// Jobs whose worker panicked: given up unstarted, no attempt to record.
+    pub releases: Receiver<Release>,
+    /// `--attempt-timeout`; a claim's lease is this plus `LEASE_MARGIN`.
+    pub attempt_timeout: Duration,
     /// Where claimed jobs wait for a worker, per endpoint.
     pub dispatcher: Arc<Dispatcher>,
     /// Most jobs claimed for one endpoint and not finished (queued or running): enough to keep
@@ -99,17 +115,24 @@ struct Stats {
     claimed: u64,
 }
 
-/// Consecutive failed commits after which results that cannot be written are dropped; their
-/// deliveries stay `delivering` and are sent again after the next start (at least once).
-const FAILED_COMMITS_BEFORE_DROPPING_RESULTS: u32 = 3;
-
 pub fn main(mut scheduler: Scheduler) {
     let mut stats = Stats::default();
     let mut jobs_in_flight = 0usize;
-    // Results whose commit failed are written again in the next round.
+    // Results whose commit failed are kept and written again in a later round (however long
+    // the database refuses writes: they are bounded by the jobs in flight).
     let mut unwritten: Vec<AttemptResult> = Vec::new();
-    // Jobs taken back from the queue at shutdown, to put back to `pending`.
-    let mut released: Vec<i64> = Vec::new();
+    // Jobs taken back from the queue (at shutdown, endpoint changed) or given up by a panicked
+    // worker, to put back to `pending`.
+    let mut released: Vec<Release> = Vec::new();
+    // The claims this scheduler holds (delivery seq -> claim, lease end), to renew their leases.
+    let mut held: HashMap<i64, (i64, i64)> = HashMap::new();
+    let lease_ms = i64::try_from((scheduler.attempt_timeout + LEASE_MARGIN).as_millis())
+        .unwrap_or(i64::MAX / 4);
+    let mut next_renew = Instant::now();
+    let never_results = crossbeam_channel::never();
+    let never_releases = crossbeam_channel::never();
+    let mut results_open = true;
+    let mut releases_open = true;
     let mut failed_commits = 0u32;
     let mut next_due_ms: Option<i64> = Some(0);
     let mut drain_deadline: Option<Instant> = None;
@@ -186,6 +209,16 @@ pub fn main(mut scheduler: Scheduler) {
         } else {
             &never_shutdown
         };
+        let results = if results_open {
+            &scheduler.results
+        } else {
+            &never_results
+        };
+        let releases = if releases_open {
+            &scheduler.releases
+        } else {
+            &never_releases
+        };
         let mut start_drain = false;
         select! {
             recv(commands) -> command => match command {
@@ -193,11 +226,20 @@ pub fn main(mut scheduler: Scheduler) {
                 // Every API thread is gone: nothing more will be ingested.
                 Err(_) => { commands_open = false; start_drain = true; }
             },
-            recv(scheduler.results) -> result => {
-                if let Ok(result) = result {
+            recv(results) -> result => match result {
+                Ok(result) => {
                     jobs_in_flight -= 1;
                     round.results.push(result);
                 }
+                // No worker is left to send (never while the supervisor keeps a sender).
+                Err(_) => results_open = false,
+            },
+            recv(releases) -> release => match release {
+                Ok(release) => {
+                    jobs_in_flight -= 1;
+                    released.push(release);
+                }
+                Err(_) => releases_open = false,
             },
             recv(shutdown) -> _ => { shutdown_open = false; start_drain = true; },
             // Nothing arrived: look at the database anyway (a missed wake-up, a due retry).
@@ -208,7 +250,7 @@ pub fn main(mut scheduler: Scheduler) {
             // Jobs no worker has started yet go back to `pending` rather than out.
             for job in scheduler.dispatcher.take_back_queued() {
                 jobs_in_flight -= 1;
-                released.push(job.delivery_seq);
+                released.push(release_now(&job));
             }
         }
         // Attempt results are not urgent, and every transaction rewrites the b-tree pages it
@@ -257,15 +299,45 @@ pub fn main(mut scheduler: Scheduler) {
             jobs_in_flight -= 1;
             round.results.push(result);
         }
+        for release in scheduler.releases.try_iter() {
+            jobs_in_flight -= 1;
+            released.push(release);
+        }
+        // Tests only: a round storing an event whose id is `panic-scheduler`.
+        crate::faults::panic_if_armed("scheduler_round", || {
+            round
+                .ingests
+                .iter()
+                .flat_map(|(events, _)| events)
+                .any(|e| e.id == "panic-scheduler")
+        });
 
         // Claimed for an endpoint that changed: back to `pending`, claimed afresh below if due.
         for endpoint_seq in std::mem::take(&mut round.changed_endpoints) {
             for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
                 jobs_in_flight -= 1;
-                released.push(job.delivery_seq);
+                released.push(release_now(&job));
             }
         }
         let now = now_ms();
+        // A job answered (result or release) is no longer held: its row leaves `delivering` in
+        // the transaction that writes the answer, however many rounds that takes.
+        for result in &round.results {
+            held.remove(&result.delivery_seq);
+        }
+        for release in &released {
+            held.remove(&release.delivery_seq);
+        }
+        // Held claims whose lease is past half: renewed in this round's transaction.
+        let mut renew = Vec::new();
+        let renew_due = Instant::now() >= next_renew;
+        if renew_due {
+            renew = held
+                .iter()
+                .filter(|(_, (_, until))| until - now < lease_ms / 2)
+                .map(|(seq, (claim, _))| (*seq, *claim))
+                .collect();
+        }
         let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         if round.ingests.is_empty()
@@ -289,6 +361,8 @@ pub fn main(mut scheduler: Scheduler) {
             dispatcher: &scheduler.dispatcher,
             endpoint_claimed_max: scheduler.endpoint_claimed_max,
             disable_after_ms: scheduler.disable_after.as_millis() as i64,
+            lease_expires_at_ms: now.saturating_add(lease_ms),
+            renew: &renew,
         };
         match write_round(
             &mut scheduler.conn,
@@ -301,6 +375,17 @@ pub fn main(mut scheduler: Scheduler) {
             Ok((answers, jobs, next, disabled)) => {
                 failed_commits = 0;
                 released.clear();
+                if renew_due {
+                    for (seq, _) in &renew {
+                        if let Some((_, until)) = held.get_mut(seq) {
+                            *until = claims.lease_expires_at_ms;
+                        }
+                    }
+                    next_renew = Instant::now() + LEASE_RENEW_INTERVAL;
+                }
+                for job in &jobs {
+                    held.insert(job.delivery_seq, (job.claim, claims.lease_expires_at_ms));
+                }
                 // A disabled endpoint's jobs not yet started go back to `pending` and wait.
                 for (endpoint_seq, reason) in disabled {
                     log::warn!(
@@ -308,7 +393,7 @@ pub fn main(mut scheduler: Scheduler) {
                     );
                     for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
                         jobs_in_flight -= 1;
-                        released.push(job.delivery_seq);
+                        released.push(release_now(&job));
                     }
                 }
                 stats.rounds += 1;
@@ -332,14 +417,7 @@ pub fn main(mut scheduler: Scheduler) {
                 for (_, reply) in ingests {
                     let _ = reply.send(Err(Error::Unavailable(error.to_string())));
                 }
-                if failed_commits >= FAILED_COMMITS_BEFORE_DROPPING_RESULTS && !results.is_empty() {
-                    log::error!(
-                        "dropping {} attempt results that cannot be written; their deliveries are sent again after restart",
-                        results.len()
-                    );
-                } else {
-                    unwritten = results;
-                }
+                unwritten = results;
                 next_due_ms = Some(now);
             }
         }
@@ -370,6 +448,15 @@ fn prune(conn: &mut Connection, retention: Duration) -> usize {
     }
 }
 
+/// A job taken back before any worker started it: `pending` again, due now.
+fn release_now(job: &Job) -> Release {
+    Release {
+        delivery_seq: job.delivery_seq,
+        claim: job.claim,
+        due_ms: now_ms(),
+    }
+}
+
 fn take_command(round: &mut Round, command: Command) {
     match command {
         Command::Ingest { events, reply } => round.ingests.push((events, reply)),
@@ -390,14 +477,14 @@ type RoundOutput = (
     Vec<(i64, String)>,
 );
 
-/// One transaction: attempt results, then events (each command in a savepoint, so a bad one
-/// fails alone), then claims. Returns each command's answer, the claimed jobs, and when the
-/// next delivery is due.
+/// One transaction: attempt results, released jobs, lease renewals and expired leases, then
+/// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
+/// command's answer, the claimed jobs, and when the next delivery is due.
 fn write_round(
     conn: &mut Connection,
     ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
-    released: &[i64],
+    released: &[Release],
     claims: &Claims,
     now: i64,
 ) -> Result<RoundOutput> {
@@ -422,8 +509,19 @@ fn write_round(
             disabled.push((result.endpoint_seq, reason));
         }
     }
-    for delivery_seq in released {
-        store::release_delivery(&tx, *delivery_seq, now)?;
+    for release in released {
+        store::release_delivery(&tx, release, now)?;
+    }
+    // Renewed before expired leases are released, so a claim held here is never released by
+    // a lease that ran out while the database refused writes.
+    for (delivery_seq, claim) in claims.renew {
+        if !store::renew_lease(&tx, *delivery_seq, *claim, claims.lease_expires_at_ms)? {
+            log::debug!("delivery_seq={delivery_seq}: lease lost; its result will not be written");
+        }
+    }
+    let expired = store::release_expired_leases(&tx, now, LEASE_RELEASE_BATCH_MAX)?;
+    if expired > 0 {
+        log::warn!("{expired} deliveries whose lease ran out went back to pending");
     }
     let mut answers = Vec::with_capacity(ingests.len());
     for (events, _) in ingests {
@@ -459,6 +557,10 @@ struct Claims<'a> {
     endpoint_claimed_max: usize,
     /// `--disable-after`, in ms.
     disable_after_ms: i64,
+    /// The lease of what this round claims or renews.
+    lease_expires_at_ms: i64,
+    /// Held claims (delivery seq, claim) whose lease this round renews.
+    renew: &'a [(i64, i64)],
 }
 
 /// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
@@ -493,7 +595,7 @@ fn claim(conn: &Connection, claims: &Claims, now: i64) -> Result<(Vec<Job>, Opti
             break;
         }
         let asked = room.min(budget);
-        let claimed = store::claim_due(conn, endpoint_seq, now, asked)?;
+        let claimed = store::claim_due(conn, endpoint_seq, now, asked, claims.lease_expires_at_ms)?;
         let filled = claimed.len() == asked;
         jobs.extend(claimed);
         // What this endpoint still has pending is due later (if its room did not run out first).
@@ -513,6 +615,8 @@ fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
         dispatcher: &dispatcher,
         endpoint_claimed_max: 0,
         disable_after_ms: i64::MAX,
+        lease_expires_at_ms: 0,
+        renew: &[],
     };
     if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms()) {
         log::warn!(

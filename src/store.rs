@@ -13,7 +13,7 @@ use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
 use crate::signing::{new_id, sha256_hex};
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
@@ -59,7 +59,8 @@ pub fn open(path: &Path) -> Result<Connection> {
         // Version 1 lacked `endpoints.failing_since_ms` (and had another due index, which
         // schema.sql drops); version 2 lacked `events_by_time`; version 3 lacked rotation,
         // test events, free attempts and tokens. Everything else in schema.sql is IF NOT
-        // EXISTS, so applying it after these columns adds what is missing.
+        // EXISTS, so applying it after these columns adds what is missing. Version 4 lacked
+        // claim leases (`deliveries.lease_expires_at_ms`, `deliveries.claims`).
         let mut migrate = String::new();
         if version == 1 {
             migrate.push_str("ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER;");
@@ -74,6 +75,12 @@ pub fn open(path: &Path) -> Result<Connection> {
                  ALTER TABLE events ADD COLUMN test INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1));
                  ALTER TABLE deliveries ADD COLUMN free_attempts INTEGER NOT NULL DEFAULT 0;
                  ALTER TABLE deliveries ADD COLUMN free_attempt_number INTEGER;",
+            );
+        }
+        if (1..5).contains(&version) {
+            migrate.push_str(
+                "ALTER TABLE deliveries ADD COLUMN lease_expires_at_ms INTEGER;
+                 ALTER TABLE deliveries ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;",
             );
         }
         conn.execute_batch(&format!(
@@ -111,7 +118,8 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
 /// After a crash, attempts that were in flight are unknown: send them again (at least once).
 pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
     Ok(conn.execute(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1
+        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
+                               lease_expires_at_ms = NULL
          WHERE status = 'delivering'",
         [now_ms],
     )?)
@@ -244,19 +252,22 @@ pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Opt
         .query_row([endpoint_seq], |row| row.get(0))?)
 }
 
-/// Marks up to `limit` due deliveries of one endpoint `delivering` and returns the attempts to
-/// make, oldest due first.
+/// Marks up to `limit` due deliveries of one endpoint `delivering` under a lease ending at
+/// `lease_expires_at_ms` and returns the attempts to make, oldest due first. Each claim counts
+/// up `claims`; the job carries the count, and its result is written only while it still names
+/// the latest claim (see `record_attempt`).
 pub fn claim_due(
     conn: &Connection,
     endpoint_seq: i64,
     now_ms: i64,
     limit: usize,
+    lease_expires_at_ms: i64,
 ) -> Result<Vec<Job>> {
     let sql = format!(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body,
                 CASE WHEN e.previous_secret_expires_at_ms > ?2 THEN e.previous_secret END,
                 e.sign_with_previous, d.free_attempts, d.free_attempt_number,
-                COALESCE(e.previous_secret_expires_at_ms, 0), e.workspace_id
+                COALESCE(e.previous_secret_expires_at_ms, 0), e.workspace_id, d.claims
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
@@ -288,20 +299,30 @@ pub fn claim_due(
                 schedule_step: attempt_number.saturating_sub(free_attempts).max(1),
                 may_switch_secret: free_attempt_number != Some(attempt_number),
                 workspace_id: row.get(15)?,
+                claim: row.get::<_, i64>(16)? + 1,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut mark = conn.prepare_cached(
-        "UPDATE deliveries SET status = 'delivering', next_attempt_at_ms = NULL, updated_at_ms = ?2 WHERE seq = ?1",
+        "UPDATE deliveries SET status = 'delivering', next_attempt_at_ms = NULL, updated_at_ms = ?2,
+                               lease_expires_at_ms = ?3, claims = ?4
+         WHERE seq = ?1",
     )?;
     for job in &jobs {
-        mark.execute(params![job.delivery_seq, now_ms])?;
+        mark.execute(params![
+            job.delivery_seq,
+            now_ms,
+            lease_expires_at_ms,
+            job.claim
+        ])?;
     }
     Ok(jobs)
 }
 
 /// Writes an attempt and its delivery's new status together. A delivery deleted meanwhile
-/// (its endpoint was removed) is skipped.
+/// (its endpoint was removed) is skipped, and so is one claimed again since this attempt's
+/// claim (its lease ran out and another claim holds it now): the newer claim is not clobbered.
+/// A lease that ran out and was not claimed again (`pending`) still takes its result.
 pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) -> Result<()> {
     let mut decision = result.decision;
     let mut choose_previous = None;
@@ -334,10 +355,11 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
         .prepare_cached(
             "UPDATE deliveries SET status = ?2, attempts_made = ?3, next_attempt_at_ms = ?4, updated_at_ms = ?5,
                                    free_attempts = free_attempts + ?6,
-                                   free_attempt_number = CASE WHEN ?6 THEN ?3 + 1 ELSE free_attempt_number END
-             WHERE seq = ?1 AND status = 'delivering'",
+                                   free_attempt_number = CASE WHEN ?6 THEN ?3 + 1 ELSE free_attempt_number END,
+                                   lease_expires_at_ms = NULL
+             WHERE seq = ?1 AND claims = ?7 AND status IN ('delivering', 'pending')",
         )?
-        .execute(params![result.delivery_seq, status, result.attempt_number, next_attempt_at_ms, now_ms, free_attempt])?;
+        .execute(params![result.delivery_seq, status, result.attempt_number, next_attempt_at_ms, now_ms, free_attempt, result.claim])?;
     if let (1, Some(choose_previous)) = (changed, choose_previous) {
         // The secret not refused becomes this endpoint's choice for X-ClockEye-Signature. (A
         // refused secret that is no longer live, from before another rotation, changes nothing.)
@@ -471,14 +493,63 @@ pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<crate::metrics::
     })
 }
 
-/// Puts a claimed delivery whose attempt never started back to `pending`, due now.
-pub fn release_delivery(conn: &Connection, delivery_seq: i64, now_ms: i64) -> Result<()> {
+/// Puts a claimed delivery whose attempt never started (or whose worker panicked) back to
+/// `pending`, due at `due_ms`, if that claim still holds it.
+pub fn release_delivery(conn: &Connection, release: &Release, now_ms: i64) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2
-         WHERE seq = ?1 AND status = 'delivering'",
+        "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?4,
+                               lease_expires_at_ms = NULL
+         WHERE seq = ?1 AND claims = ?3 AND status = 'delivering'",
     )?
-    .execute(params![delivery_seq, now_ms])?;
+    .execute(params![
+        release.delivery_seq,
+        release.due_ms,
+        release.claim,
+        now_ms
+    ])?;
     Ok(())
+}
+
+/// A claim given up without an attempt to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    pub delivery_seq: i64,
+    /// The claim given up (`Job::claim`).
+    pub claim: i64,
+    /// When the delivery is due again.
+    pub due_ms: i64,
+}
+
+/// Extends a claim's lease to `lease_expires_at_ms` while that claim still holds the delivery;
+/// false when it does not (its lease ran out and was released, or it was claimed again).
+pub fn renew_lease(
+    conn: &Connection,
+    delivery_seq: i64,
+    claim: i64,
+    lease_expires_at_ms: i64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE deliveries SET lease_expires_at_ms = ?3
+             WHERE seq = ?1 AND claims = ?2 AND status = 'delivering'",
+        )?
+        .execute(params![delivery_seq, claim, lease_expires_at_ms])?
+        == 1)
+}
+
+/// Returns up to `limit` claims whose lease ended before `now_ms` to `pending`, due now: their
+/// owner died or lost them. A predicate on time alone, so any instance sharing the database
+/// may run it. Returns how many went back.
+pub fn release_expired_leases(conn: &Connection, now_ms: i64, limit: usize) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
+                                   lease_expires_at_ms = NULL
+             WHERE seq IN (SELECT seq FROM deliveries
+                           WHERE status = 'delivering' AND lease_expires_at_ms < ?1
+                           LIMIT ?2)",
+        )?
+        .execute(params![now_ms, limit as i64])?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1294,7 +1365,7 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let jobs = claim_due(&conn, 1, 10, 10).unwrap();
+        let jobs = claim_due(&conn, 1, 10, 10, 1000).unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].previous_secret, None);
         assert_eq!(jobs[0].schedule_step, 1);
@@ -1398,6 +1469,7 @@ mod tests {
             delivery_id: "dlv_1".into(),
             endpoint_seq: 1,
             attempt_number: 1,
+            claim: 1,
             outcome: crate::model::Outcome {
                 started_at_ms: 0,
                 duration_ms: 1,
@@ -1415,5 +1487,68 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM attempts", [], |row| row.get(0))
             .unwrap();
         assert_eq!(attempts, 0);
+    }
+
+    /// A lease that ran out goes back to `pending`, is claimed again, and the first claim's
+    /// late result then changes nothing: the newer claim is not clobbered. A renewal by the
+    /// lost claim fails; the newer claim's result is written.
+    #[test]
+    fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("lease.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+             VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+             INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+             VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');
+             INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
+             VALUES ('dlv_1', 1, 1, 'pending', 1, 1, 1);",
+        )
+        .unwrap();
+        let first = claim_due(&conn, 1, 10, 10, 100).unwrap();
+        assert_eq!(first[0].claim, 1);
+        assert_eq!(
+            release_expired_leases(&conn, 100, 10).unwrap(),
+            0,
+            "not before its end"
+        );
+        assert!(renew_lease(&conn, 1, 1, 150).unwrap());
+        assert_eq!(release_expired_leases(&conn, 151, 10).unwrap(), 1);
+        let second = claim_due(&conn, 1, 151, 10, 300).unwrap();
+        assert_eq!((second.len(), second[0].claim), (1, 2));
+        assert!(
+            !renew_lease(&conn, 1, 1, 400).unwrap(),
+            "the lost claim renews nothing"
+        );
+        let result = |claim: i64, decision: Decision| AttemptResult {
+            delivery_seq: 1,
+            delivery_id: "dlv_1".into(),
+            endpoint_seq: 1,
+            attempt_number: 1,
+            claim,
+            outcome: crate::model::Outcome {
+                started_at_ms: 0,
+                duration_ms: 1,
+                status_code: Some(500),
+                error_class: Some(crate::model::ErrorClass::HttpStatus),
+                error_message: Some("500".into()),
+                response_excerpt: None,
+                retry_after_ms: None,
+            },
+            decision,
+            rejected_secret_sha256: None,
+        };
+        record_attempt(&conn, &result(1, Decision::Failed), 200).unwrap();
+        let status = |conn: &Connection| -> (String, Option<i64>, i64) {
+            conn.query_row(
+                "SELECT status, lease_expires_at_ms, (SELECT COUNT(*) FROM attempts) FROM deliveries",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(status(&conn), ("delivering".into(), Some(300), 0));
+        record_attempt(&conn, &result(2, Decision::RetryAt(500)), 210).unwrap();
+        assert_eq!(status(&conn), ("pending".into(), None, 1));
     }
 }

@@ -16,6 +16,7 @@ use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
 use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
+use crate::store::Release;
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
@@ -87,38 +88,74 @@ pub fn agent(
     Agent::with_parts(config, connector, VettingResolver::new(policy))
 }
 
+#[derive(Clone)]
 pub struct Worker {
     pub agent: Agent,
     pub dispatcher: Arc<Dispatcher>,
     pub takes: Takes,
     pub results: Sender<AttemptResult>,
+    /// Where a panicking worker gives its job back (see `Holding`).
+    pub releases: Sender<Release>,
     pub retry_schedule: Arc<Vec<Duration>>,
     pub metrics: Arc<Metrics>,
 }
 
+/// A job a worker holds. If the worker panics (a bug, never the receiver's doing), dropping it
+/// while unwinding frees the endpoint's slot and gives the job back to the scheduler unstarted:
+/// no attempt is recorded and the endpoint's health is untouched. The thread then ends and the
+/// supervisor (`main.rs`) starts another worker in its place.
+struct Holding<'a> {
+    worker: &'a Worker,
+    delivery_seq: i64,
+    delivery_id: String,
+    claim: i64,
+    endpoint_seq: i64,
+    /// The endpoint's slot is still taken.
+    slot: bool,
+    /// The job is not answered yet.
+    armed: bool,
+}
+
+impl Holding<'_> {
+    fn free_slot(&mut self) {
+        if std::mem::take(&mut self.slot) {
+            self.worker.dispatcher.done(self.endpoint_seq);
+        }
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.free_slot();
+        if self.armed {
+            log::error!(
+                "delivery={}: the worker panicked; the job goes back to pending unattempted",
+                self.delivery_id
+            );
+            let delay = crate::scheduler::PANICKED_JOB_DELAY.as_millis() as i64;
+            let _ = self.worker.releases.send(Release {
+                delivery_seq: self.delivery_seq,
+                claim: self.claim,
+                due_ms: now_ms() + delay,
+            });
+        }
+    }
+}
+
 pub fn main(worker: Worker) {
     while let Some(job) = worker.dispatcher.take(worker.takes) {
-        // A panic is a bug, but it must not leave the delivery in flight for ever.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            attempt(&worker.agent, &job)
-        }))
-        .unwrap_or_else(|_| {
-            log::error!(
-                "delivery={} attempt={}: the attempt panicked",
-                job.delivery_id,
-                job.attempt_number
-            );
-            Outcome {
-                started_at_ms: now_ms(),
-                duration_ms: 0,
-                status_code: None,
-                error_class: Some(ErrorClass::Connect),
-                error_message: Some("internal error while sending; see the service log".into()),
-                response_excerpt: None,
-                retry_after_ms: None,
-            }
-        });
-        worker.dispatcher.done(job.endpoint_seq);
+        let mut holding = Holding {
+            worker: &worker,
+            delivery_seq: job.delivery_seq,
+            delivery_id: job.delivery_id.clone(),
+            claim: job.claim,
+            endpoint_seq: job.endpoint_seq,
+            slot: true,
+            armed: true,
+        };
+        let outcome = attempt(&worker.agent, &job);
+        crate::faults::panic_if_armed("worker_after_attempt", || true);
+        holding.free_slot();
         worker.metrics.attempt(&outcome);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
@@ -142,10 +179,12 @@ pub fn main(worker: Worker) {
             delivery_id: job.delivery_id,
             endpoint_seq: job.endpoint_seq,
             attempt_number: job.attempt_number,
+            claim: job.claim,
             outcome,
             decision,
             rejected_secret_sha256,
         };
+        holding.armed = false;
         if worker.results.send(result).is_err() {
             return;
         }

@@ -65,6 +65,18 @@ impl Service {
         Service::start_through(Command::new(BIN), dir, db_name, extra)
     }
 
+    /// As `start_on`, with extra environment variables (e.g. `CLOCKEYE_FAULTS`).
+    pub fn start_with_env(
+        dir: &Path,
+        db_name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
+        let mut command = Command::new(BIN);
+        command.envs(env.iter().copied());
+        Service::start_through(command, dir, db_name, extra)
+    }
+
     /// Starts the binary through `command`, which must exec it with the arguments appended
     /// (e.g. `unshare -m sh -c '…; exec "$@"' sh BIN`), so the child is the service itself.
     pub fn start_through(
@@ -141,6 +153,16 @@ impl Service {
             .unwrap();
         assert!(status.success());
         eventually("the service to exit after SIGTERM", timeout, || {
+            self.child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "still running".to_string())
+        })
+    }
+
+    /// Waits (bounded) for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        eventually("the service to exit", timeout, || {
             self.child
                 .try_wait()
                 .map_err(|e| e.to_string())?
