@@ -32,25 +32,30 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 )]
 pub struct Options {
     /// Events for the single-event ingest figure.
-    #[arg(long, value_name = "N", default_value_t = Options::default().ingest_events, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = Options::default().ingest_events, value_parser = positive, help = "events for the single-event ingest figure")]
     pub ingest_events: usize,
     /// Deliveries for each end-to-end figure (fan-out 1 and 10).
-    #[arg(long, value_name = "N", default_value_t = Options::default().deliveries, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = Options::default().deliveries, value_parser = positive, help = "deliveries for each end-to-end figure (fan-out 1 and 10)")]
     pub deliveries: usize,
     /// Seconds of each steady-rate latency run.
-    #[arg(long, value_name = "S", default_value_t = Options::default().latency_seconds, value_parser = positive_u64)]
+    #[arg(long, value_name = "S", default_value_t = Options::default().latency_seconds, value_parser = positive_u64, help = "seconds of each steady-rate latency run")]
     pub latency_seconds: u64,
     /// Whole repetitions; the table shows medians.
-    #[arg(long, value_name = "N", default_value_t = Options::default().runs, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = Options::default().runs, value_parser = positive, help = "whole repetitions; the table shows medians")]
     pub runs: usize,
     /// Extra flags for `serve` (e.g. `--workers 16`), one per `--serve-flag`.
-    #[arg(long = "serve-flag", value_name = "FLAG", allow_hyphen_values = true)]
+    #[arg(
+        long = "serve-flag",
+        value_name = "FLAG",
+        allow_hyphen_values = true,
+        help = "an extra flag for serve (e.g. --serve-flag --workers --serve-flag 16); repeatable"
+    )]
     pub serve_flags: Vec<String>,
     /// When set: instead of the figures, a soak of this many minutes at `soak_rate`.
-    #[arg(long, value_name = "M", value_parser = positive_u64)]
+    #[arg(long, value_name = "M", value_parser = positive_u64, help = "instead of the figures, a soak of this many minutes at --soak-rate")]
     pub soak_minutes: Option<u64>,
     /// Events per second of the soak.
-    #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Options::default().soak_rate, value_parser = positive_u64)]
+    #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Options::default().soak_rate, value_parser = positive_u64, help = "events per second of the soak")]
     pub soak_rate: u64,
 }
 
