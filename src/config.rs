@@ -313,16 +313,8 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::cli::args::{Cli, Command, Stop};
     use std::sync::Mutex;
-
-    /// `serve`'s flags alone, as the command line parses them.
-    #[derive(Parser)]
-    #[command(name = "clockeye-webhooks serve")]
-    struct Serve {
-        #[command(flatten)]
-        args: ServeArgs,
-    }
 
     /// The environment is the process's: tests that set it take turns.
     static ENVIRONMENT: Mutex<()> = Mutex::new(());
@@ -334,15 +326,25 @@ mod tests {
             // nothing else in this test binary reads them.
             unsafe { std::env::set_var(name, value) };
         }
-        let argv = std::iter::once("serve").chain(args.iter().copied());
-        let parsed = Serve::try_parse_from(argv);
+        let argv: Vec<std::ffi::OsString> = ["clockeye-webhooks", "serve"]
+            .iter()
+            .chain(args)
+            .map(|arg| arg.into())
+            .collect();
+        let parsed = crate::cli::args::parse(&argv);
         for (name, _) in env {
             // SAFETY: as above.
             unsafe { std::env::remove_var(name) };
         }
-        parsed
-            .map(|serve| Config::from(serve.args))
-            .map_err(|error| crate::cli::args::error_line(&error, "serve"))
+        match parsed {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+                ..
+            }) => Ok(Config::from(args)),
+            Ok(other) => panic!("not serve: {other:?}"),
+            Err(Stop::Usage(line)) => Err(line),
+            Err(Stop::Print(text)) => panic!("printed: {text}"),
+        }
     }
 
     #[test]
@@ -380,6 +382,24 @@ mod tests {
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
         assert!(config.allow_http);
         assert_eq!(config.allow_networks.len(), 1);
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config = parse(
+            &[
+                "--workers",
+                "4",
+                "--workers",
+                "8",
+                "--allow-http",
+                "--allow-http",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.workers, 8);
+        assert!(config.allow_http);
     }
 
     #[test]

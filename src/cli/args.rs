@@ -37,7 +37,13 @@ for receivers and operators (each has --help with examples; those that call the 
 ";
 
 #[derive(Debug, Parser)]
-#[command(name = "clockeye-webhooks", version, propagate_version = true)]
+// A flag given twice takes its last value, as before clap (scripts append overrides).
+#[command(
+    name = "clockeye-webhooks",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -560,6 +566,7 @@ fn usage_args(command: &clap::Command) -> String {
 }
 
 /// How parsing ended when it did not give a command to run.
+#[derive(Debug)]
 pub enum Stop {
     /// Help or the version was asked for (or nothing at all): print this on stdout, exit 0.
     Print(String),
