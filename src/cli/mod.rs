@@ -67,14 +67,14 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
         Command::Listen(listen) => listen::main(
             &Parsed::new(vec![])
                 .value("port", listen.port)
-                .value("secret", listen.secret)
+                .value("secret", non_empty(listen.secret))
                 .value("forward-to", listen.forward_to)
                 .value("status", listen.status)
                 .switch("json", json),
         ),
         Command::Verify(verify) => verify::main(
             &Parsed::new(verify.body.into_iter().collect())
-                .value("secret", verify.secret)
+                .value("secret", non_empty(verify.secret))
                 .value("signature", verify.signature)
                 .value("timestamp", verify.timestamp)
                 .value("id", verify.id)
@@ -186,6 +186,11 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
     }
 }
 
+/// A value that may come from the environment: an empty variable counts as unset.
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.is_empty())
+}
+
 /// A command's arguments as its module reads them: positional arguments and flag values by
 /// flag name. Made from the typed clap structs in `run`, so the modules need no clap.
 #[derive(Debug, Default)]
@@ -202,7 +207,7 @@ impl Parsed {
         }
     }
 
-    /// Adds a flag's value when it was given (an empty environment variable counts as unset).
+    /// Adds a flag's value when it was given.
     fn value(mut self, name: &'static str, value: Option<String>) -> Parsed {
         if let Some(value) = value {
             self.values.push((name, value));
@@ -225,9 +230,8 @@ impl Parsed {
 
     /// Adds `--server`, `--token` (either from flag or environment) and `--json`.
     fn client(self, client: ClientArgs) -> Parsed {
-        let given = |value: Option<String>| value.filter(|value| !value.is_empty());
-        self.value("server", given(client.server))
-            .value("token", given(client.token))
+        self.value("server", non_empty(client.server))
+            .value("token", non_empty(client.token))
             .switch("json", client.json)
     }
 
