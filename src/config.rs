@@ -134,17 +134,17 @@ pub struct ServeArgs {
         value_parser = parse_workers, help = "most attempts in flight to one endpoint")]
     pub endpoint_concurrency: usize,
     #[arg(long, env = "CLOCKEYE_ALLOW_HTTP", action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
+        value_parser = parse_switch,
         help = "accept http:// endpoint URLs (development only)")]
     pub allow_http: bool,
     #[arg(long, env = "CLOCKEYE_ALLOW_PRIVATE_NETWORKS", action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
+        value_parser = parse_switch,
         help = "allow loopback, private, link-local, CGNAT, metadata addresses")]
     pub allow_private_networks: bool,
     #[arg(long = "allow-network", env = "CLOCKEYE_ALLOW_NETWORK", value_name = "CIDR",
-        value_delimiter = ',', value_parser = parse_cidr,
+        value_parser = parse_cidrs,
         help = "allow one private range; repeatable (or comma-separated)")]
-    pub allow_networks: Vec<Cidr>,
+    pub allow_networks: Vec<Cidrs>,
     #[arg(long, env = "CLOCKEYE_CA_FILE", value_name = "PEM", value_parser = parse_ca_file,
         help = "extra trusted root certificates (PEM) for endpoint TLS")]
     pub ca_file: Option<CaFile>,
@@ -167,6 +167,10 @@ pub struct ServeArgs {
 /// `--retry-schedule`'s steps.
 #[derive(Debug, Clone)]
 pub struct RetrySchedule(pub Vec<Duration>);
+
+/// One `--allow-network`'s ranges (a comma-separated list, as `CLOCKEYE_ALLOW_NETWORK` takes).
+#[derive(Debug, Clone)]
+pub struct Cidrs(pub Vec<Cidr>);
 
 /// `--ca-file`: the path, and the certificates read from it (DER) when the flag was parsed.
 #[derive(Debug, Clone)]
@@ -191,7 +195,7 @@ impl From<ServeArgs> for Config {
             endpoint_concurrency: args.endpoint_concurrency,
             allow_http: args.allow_http,
             allow_private_networks: args.allow_private_networks,
-            allow_networks: args.allow_networks,
+            allow_networks: args.allow_networks.into_iter().flat_map(|c| c.0).collect(),
             ca_file,
             extra_roots_der,
             max_event_bytes: args.max_event_bytes,
@@ -253,8 +257,23 @@ fn parse_attempt_timeout(value: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
-fn parse_cidr(value: &str) -> Result<Cidr, String> {
-    value.trim().parse()
+fn parse_cidrs(value: &str) -> Result<Cidrs, String> {
+    let cidrs = value
+        .split(',')
+        .map(str::trim)
+        .filter(|cidr| !cidr.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    Ok(Cidrs(cidrs))
+}
+
+/// A switch's environment variable (on the command line a switch takes no value).
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("\"{value}\" is not true or false")),
+    }
 }
 
 fn parse_ca_file(value: &str) -> Result<CaFile, String> {
@@ -412,7 +431,32 @@ mod tests {
             assert_eq!(config.allow_private_networks, expected, "{value}");
         }
         let error = parse(&[], &[("CLOCKEYE_ALLOW_HTTP", "maybe")]).unwrap_err();
-        assert!(error.starts_with("--allow-http"), "{error}");
+        assert!(
+            error.starts_with("--allow-http: \"maybe\" is not true or false"),
+            "{error}"
+        );
+        // Empty variables are unset.
+        let config = parse(
+            &[],
+            &[("CLOCKEYE_ALLOW_HTTP", ""), ("CLOCKEYE_ALLOW_NETWORK", "")],
+        )
+        .unwrap();
+        assert!(!config.allow_http && config.allow_networks.is_empty());
+    }
+
+    #[test]
+    fn allowed_networks_are_repeatable_and_comma_separated() {
+        let config = parse(
+            &[
+                "--allow-network",
+                "10.0.0.0/8, 192.168.0.0/16",
+                "--allow-network",
+                "fd00::/8",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.allow_networks.len(), 3);
     }
 
     #[test]
