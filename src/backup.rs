@@ -11,26 +11,28 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::store;
 
-pub const HELP: &str = "clockeye-webhooks backup: a consistent copy of the live database
-
-usage:
-  clockeye-webhooks backup PATH [--db DB]
-
-  PATH       where the copy goes; must not exist yet
-  --db DB    the database to copy (env CLOCKEYE_DB; default ./clockeye-webhooks.db)
-
-Safe while `serve` runs on DB: the copy is one snapshot, and the service keeps taking events.
+/// `backup`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    after_help = "Safe while `serve` runs on DB: the copy is one snapshot, and the service keeps taking events.
 To restore, stop the service and start it on the copy:
   clockeye-webhooks serve --db PATH
 Every delivery that was pending (or in flight) in the copy is sent.
 
 example:
-  clockeye-webhooks backup /var/backups/clockeye-$(date +%F).db
-";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+  clockeye-webhooks backup /var/backups/clockeye-$(date +%F).db"
+)]
 pub struct Options {
+    #[arg(
+        long,
+        short = 'd',
+        env = "CLOCKEYE_DB",
+        value_name = "DB",
+        default_value = "./clockeye-webhooks.db",
+        help = "the database to copy"
+    )]
     pub db: PathBuf,
+    #[arg(value_name = "PATH", help = "where the copy goes; must not exist yet")]
     pub dest: PathBuf,
 }
 
@@ -40,39 +42,6 @@ pub struct Summary {
     pub bytes: u64,
     pub events: i64,
     pub deliveries_pending: i64,
-}
-
-/// Reads `backup`'s arguments; `env` gives `CLOCKEYE_DB`. `Err` is one line.
-pub fn parse_options(
-    args: &[String],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Options, String> {
-    let mut db = env("CLOCKEYE_DB").map(PathBuf::from);
-    let mut dest = None;
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        if let Some(value) = arg.strip_prefix("--db=") {
-            db = Some(PathBuf::from(value));
-        } else if arg == "--db" {
-            index += 1;
-            let value = args.get(index).ok_or("--db needs a value")?;
-            db = Some(PathBuf::from(value));
-        } else if arg.starts_with('-') {
-            return Err(format!(
-                "unknown flag {arg} (see clockeye-webhooks backup --help)"
-            ));
-        } else if dest.is_some() {
-            return Err(format!("unexpected argument \"{arg}\": give one PATH"));
-        } else {
-            dest = Some(PathBuf::from(arg));
-        }
-        index += 1;
-    }
-    Ok(Options {
-        db: db.unwrap_or_else(|| PathBuf::from("./clockeye-webhooks.db")),
-        dest: dest.ok_or("give the PATH to write the backup to")?,
-    })
 }
 
 /// Takes the backup. `Err` is one line for people.
@@ -177,28 +146,31 @@ fn sync_parent(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    #[derive(Parser)]
+    struct Backup {
+        #[command(flatten)]
+        options: Options,
     }
 
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Backup::try_parse_from(std::iter::once("backup").chain(args.iter().copied()))
+            .map(|backup| backup.options)
+    }
+
+    // CLOCKEYE_DB is checked by tests/cli_args.rs, with the real binary.
     #[test]
     fn options_take_a_path_and_a_database() {
-        let no_env = |_: &str| None;
         assert_eq!(
-            parse_options(&args(&["copy.db", "--db", "live.db"]), &no_env),
-            Ok(Options {
+            parse(&["copy.db", "--db", "live.db"]).unwrap(),
+            Options {
                 db: "live.db".into(),
                 dest: "copy.db".into()
-            })
+            }
         );
-        let env = |name: &str| (name == "CLOCKEYE_DB").then(|| "env.db".to_string());
-        assert_eq!(
-            parse_options(&args(&["c.db"]), &env).unwrap().db,
-            PathBuf::from("env.db")
-        );
-        assert!(parse_options(&args(&[]), &no_env).is_err());
-        assert!(parse_options(&args(&["a", "b"]), &no_env).is_err());
-        assert!(parse_options(&args(&["a", "--force"]), &no_env).is_err());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["a", "b"]).is_err());
+        assert!(parse(&["a", "--force"]).is_err());
     }
 }

@@ -24,22 +24,38 @@ const BATCH_CLIENTS: usize = 4;
 const RECEIVER_THREADS: usize = 8;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// What `bench` measures; each count has a flag.
-#[derive(Debug, Clone)]
+/// What `bench` measures; each count has a flag (defaults from `Options::default`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]...\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
+    after_help = AFTER_HELP
+)]
 pub struct Options {
     /// Events for the single-event ingest figure.
+    #[arg(long, value_name = "N", default_value_t = Options::default().ingest_events, value_parser = positive, help = "events for the single-event ingest figure")]
     pub ingest_events: usize,
     /// Deliveries for each end-to-end figure (fan-out 1 and 10).
+    #[arg(long, value_name = "N", default_value_t = Options::default().deliveries, value_parser = positive, help = "deliveries for each end-to-end figure (fan-out 1 and 10)")]
     pub deliveries: usize,
     /// Seconds of each steady-rate latency run.
+    #[arg(long, value_name = "S", default_value_t = Options::default().latency_seconds, value_parser = positive_u64, help = "seconds of each steady-rate latency run")]
     pub latency_seconds: u64,
     /// Whole repetitions; the table shows medians.
+    #[arg(long, value_name = "N", default_value_t = Options::default().runs, value_parser = positive, help = "whole repetitions; the table shows medians")]
     pub runs: usize,
-    /// Extra flags for `serve` (e.g. `--workers 16`).
+    /// Extra flags for `serve` (e.g. `--workers 16`), one per `--serve-flag`.
+    #[arg(
+        long = "serve-flag",
+        value_name = "FLAG",
+        allow_hyphen_values = true,
+        help = "an extra flag for serve (e.g. --serve-flag --workers --serve-flag 16); repeatable"
+    )]
     pub serve_flags: Vec<String>,
     /// When set: instead of the figures, a soak of this many minutes at `soak_rate`.
+    #[arg(long, value_name = "M", value_parser = positive_u64, help = "instead of the figures, a soak of this many minutes at --soak-rate")]
     pub soak_minutes: Option<u64>,
     /// Events per second of the soak.
+    #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Options::default().soak_rate, value_parser = positive_u64, help = "events per second of the soak")]
     pub soak_rate: u64,
 }
 
@@ -57,46 +73,19 @@ impl Default for Options {
     }
 }
 
-pub fn parse_options(args: &[String]) -> Result<Options, String> {
-    let mut options = Options::default();
-    let mut index = 0;
-    while index < args.len() {
-        let flag = args[index].as_str();
-        let value = args
-            .get(index + 1)
-            .ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag}: \"{value}\" is not a positive whole number"))
-        };
-        match flag {
-            "--ingest-events" => options.ingest_events = number()?,
-            "--deliveries" => options.deliveries = number()?,
-            "--latency-seconds" => options.latency_seconds = number()? as u64,
-            "--runs" => options.runs = number()?,
-            "--serve-flag" => options.serve_flags.push(value.clone()),
-            "--soak-minutes" => options.soak_minutes = Some(number()? as u64),
-            "--soak-rate" => options.soak_rate = number()? as u64,
-            _ => {
-                return Err(format!(
-                    "unknown flag {flag} (see clockeye-webhooks bench --help)"
-                ));
-            }
-        }
-        index += 2;
-    }
-    Ok(options)
+fn positive(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("\"{value}\" is not a positive whole number"))
 }
 
-pub const HELP: &str = "clockeye-webhooks bench: measure the real service on this machine
+fn positive_u64(value: &str) -> Result<u64, String> {
+    positive(value).map(|n| n as u64)
+}
 
-usage: clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]...
-       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...
-
-Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
+const AFTER_HELP: &str = "Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
 and prints: single-event and batch ingest rates, end-to-end deliveries/s at fan-out 1 and 10,
 ingest-ack-to-arrival latency at 200 and 500 events/s, peak RSS, database size per 100,000
 delivered events, binary size. With --runs N it prints the median of N runs, and each run's JSON.
@@ -105,8 +94,7 @@ With --soak-minutes it instead sends a steady stream (default 200 events/s) for 
 prints, each minute, events sent and delivered, the service's RSS and the database size.
 
 examples: cargo run --release -- bench --runs 3
-          cargo run --release -- bench --soak-minutes 10
-";
+          cargo run --release -- bench --soak-minutes 10";
 
 /// A receiver that answers 200 at once and notes when each event id arrived.
 struct Receiver {

@@ -1,6 +1,7 @@
-//! The only reader of `serve`'s flags and environment variables. `parse` validates everything
-//! once and returns a `Config` or one clear line for stderr. (The other commands read their own
-//! few: `bench.rs`, `backup.rs`, and `cli/mod.rs` for the integrator commands.)
+//! `serve`'s flags and environment variables (`ServeArgs`, a clap definition that is part of
+//! the command line in `cli/args.rs`), their checks and defaults, and the `Config` made from
+//! them. Every value is validated once, while parsing; a bad one is one line naming the flag.
+//! (The other commands' flags are in `bench.rs`, `backup.rs` and `cli/args.rs`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,29 +45,6 @@ pub struct Config {
     pub retention: Duration,
     pub disable_after: Duration,
     pub log_format: LogFormat,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            listen: "127.0.0.1:7740".parse().expect("valid default address"),
-            db: PathBuf::from("./clockeye-webhooks.db"),
-            admin_token: None,
-            workers: 32,
-            retry_schedule: [60, 300, 1800, 7200].map(Duration::from_secs).to_vec(),
-            attempt_timeout: Duration::from_secs(5),
-            endpoint_concurrency: 4,
-            allow_http: false,
-            allow_private_networks: false,
-            allow_networks: Vec::new(),
-            ca_file: None,
-            extra_roots_der: Vec::new(),
-            max_event_bytes: 262_144,
-            retention: Duration::from_secs(30 * 86_400),
-            disable_after: Duration::from_secs(5 * 86_400),
-            log_format: LogFormat::Text,
-        }
-    }
 }
 
 impl Config {
@@ -117,262 +95,200 @@ impl Config {
     }
 }
 
-/// What a flag takes: a value, or nothing (a switch).
-#[derive(Clone, Copy, PartialEq)]
-enum Arity {
-    Value,
-    Switch,
+/// `serve`'s flags. Each is also read from its environment variable (`--db` ↔ `CLOCKEYE_DB`:
+/// upper-case, `-` → `_`); a flag given overrides its variable. Every value is checked here,
+/// when the command line is parsed, so a bad one is a usage error naming the flag.
+/// Switches take no value on the command line (`--allow-http`, not `--allow-http=yes`); in the
+/// environment they take true/false, yes/no, on/off or 1/0.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = concat!(
+    "examples:\n",
+    "  clockeye-webhooks serve\n",
+    "  clockeye-webhooks serve --listen 0.0.0.0:7740 --db /var/lib/clockeye/webhooks.db\n",
+    "  CLOCKEYE_RETRY_SCHEDULE=5s,30s clockeye-webhooks serve --allow-http --allow-network 10.0.0.0/8",
+))]
+pub struct ServeArgs {
+    #[arg(long, short = 'l', env = "CLOCKEYE_LISTEN", value_name = "ADDR",
+        default_value = "127.0.0.1:7740", value_parser = parse_listen,
+        help = "address for the API; 127.0.0.1:0 picks a free port")]
+    pub listen: SocketAddr,
+    #[arg(long, short = 'd', env = "CLOCKEYE_DB", value_name = "PATH",
+        default_value = "./clockeye-webhooks.db", value_parser = parse_db,
+        help = "the SQLite database file (WAL)")]
+    pub db: PathBuf,
+    #[arg(long, env = "CLOCKEYE_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
+        value_parser = parse_admin_token,
+        help = "full-access bearer token (default: generated once, kept in the database)")]
+    pub admin_token: Option<String>,
+    #[arg(long, short = 'w', env = "CLOCKEYE_WORKERS", value_name = "N", default_value = "32",
+        value_parser = parse_workers, help = "sending threads")]
+    pub workers: usize,
+    #[arg(long, env = "CLOCKEYE_RETRY_SCHEDULE", value_name = "LIST",
+        default_value = "1m,5m,30m,2h", value_parser = parse_retry_schedule,
+        help = "delays after each failed attempt; length + 1 = attempts")]
+    pub retry_schedule: RetrySchedule,
+    #[arg(long, env = "CLOCKEYE_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s",
+        value_parser = parse_attempt_timeout, help = "whole attempt: connect, send, wait, read")]
+    pub attempt_timeout: Duration,
+    #[arg(long, env = "CLOCKEYE_ENDPOINT_CONCURRENCY", value_name = "N", default_value = "4",
+        value_parser = parse_workers, help = "most attempts in flight to one endpoint")]
+    pub endpoint_concurrency: usize,
+    #[arg(long, env = "CLOCKEYE_ALLOW_HTTP", action = clap::ArgAction::SetTrue,
+        value_parser = parse_switch,
+        help = "accept http:// endpoint URLs (development only)")]
+    pub allow_http: bool,
+    #[arg(long, env = "CLOCKEYE_ALLOW_PRIVATE_NETWORKS", action = clap::ArgAction::SetTrue,
+        value_parser = parse_switch,
+        help = "allow loopback, private, link-local, CGNAT, metadata addresses")]
+    pub allow_private_networks: bool,
+    #[arg(long = "allow-network", env = "CLOCKEYE_ALLOW_NETWORK", value_name = "CIDR",
+        value_parser = parse_cidrs,
+        help = "allow one private range; repeatable (or comma-separated)")]
+    pub allow_networks: Vec<Cidrs>,
+    #[arg(long, env = "CLOCKEYE_CA_FILE", value_name = "PEM", value_parser = parse_ca_file,
+        help = "extra trusted root certificates (PEM) for endpoint TLS")]
+    pub ca_file: Option<CaFile>,
+    #[arg(long, env = "CLOCKEYE_MAX_EVENT_BYTES", value_name = "N", default_value = "262144",
+        value_parser = parse_max_event_bytes, help = "largest accepted event body")]
+    pub max_event_bytes: usize,
+    #[arg(long, env = "CLOCKEYE_RETENTION", value_name = "DURATION", default_value = "30d",
+        value_parser = positive_duration,
+        help = "prune finished deliveries, attempts and events older than this")]
+    pub retention: Duration,
+    #[arg(long, env = "CLOCKEYE_DISABLE_AFTER", value_name = "DURATION", default_value = "5d",
+        value_parser = positive_duration,
+        help = "disable an endpoint whose every attempt failed for this long")]
+    pub disable_after: Duration,
+    #[arg(long, env = "CLOCKEYE_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
+        value_parser = parse_log_format, help = "stderr log lines: text or json")]
+    pub log_format: LogFormat,
 }
 
-/// Every flag of `serve`: name, arity, default shown in help, meaning.
-const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
-    (
-        "listen",
-        Arity::Value,
-        "127.0.0.1:7740",
-        "address for the API; 127.0.0.1:0 picks a free port",
-    ),
-    (
-        "db",
-        Arity::Value,
-        "./clockeye-webhooks.db",
-        "the SQLite database file (WAL)",
-    ),
-    (
-        "admin-token",
-        Arity::Value,
-        "generated once, kept in the database",
-        "full-access bearer token",
-    ),
-    ("workers", Arity::Value, "32", "sending threads"),
-    (
-        "retry-schedule",
-        Arity::Value,
-        "1m,5m,30m,2h",
-        "delays after each failed attempt; length + 1 = attempts",
-    ),
-    (
-        "attempt-timeout",
-        Arity::Value,
-        "5s",
-        "whole attempt: connect, send, wait, read",
-    ),
-    (
-        "endpoint-concurrency",
-        Arity::Value,
-        "4",
-        "most attempts in flight to one endpoint",
-    ),
-    (
-        "allow-http",
-        Arity::Switch,
-        "off",
-        "accept http:// endpoint URLs (development only)",
-    ),
-    (
-        "allow-private-networks",
-        Arity::Switch,
-        "off",
-        "allow loopback, private, link-local, CGNAT, metadata addresses",
-    ),
-    (
-        "allow-network",
-        Arity::Value,
-        "none",
-        "allow one private range (CIDR); repeatable",
-    ),
-    (
-        "ca-file",
-        Arity::Value,
-        "none",
-        "extra trusted root certificates (PEM) for endpoint TLS",
-    ),
-    (
-        "max-event-bytes",
-        Arity::Value,
-        "262144",
-        "largest accepted event body",
-    ),
-    (
-        "retention",
-        Arity::Value,
-        "30d",
-        "prune finished deliveries, attempts and events older than this",
-    ),
-    (
-        "disable-after",
-        Arity::Value,
-        "5d",
-        "disable an endpoint whose every attempt failed for this long",
-    ),
-    (
-        "log-format",
-        Arity::Value,
-        "text",
-        "stderr log lines: text or json",
-    ),
-];
+/// `--retry-schedule`'s steps.
+#[derive(Debug, Clone)]
+pub struct RetrySchedule(pub Vec<Duration>);
 
-/// The names of `serve`'s flags (for shell completions).
-pub fn serve_flag_names() -> impl Iterator<Item = &'static str> {
-    SERVE_FLAGS.iter().map(|(name, ..)| *name)
+/// One `--allow-network`'s ranges (a comma-separated list, as `CLOCKEYE_ALLOW_NETWORK` takes).
+#[derive(Debug, Clone)]
+pub struct Cidrs(pub Vec<Cidr>);
+
+/// `--ca-file`: the path, and the certificates read from it (DER) when the flag was parsed.
+#[derive(Debug, Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub roots_der: Vec<Vec<u8>>,
 }
 
-/// Help for `serve`, listing every flag with its environment variable and default.
-pub fn serve_help() -> String {
-    let mut help = String::from(
-        "clockeye-webhooks serve: run the API and the delivery engine\n\n\
-         usage: clockeye-webhooks serve [FLAGS]\n\nflags (each also read from its environment variable):\n",
-    );
-    for (name, arity, default, meaning) in SERVE_FLAGS {
-        let value = if *arity == Arity::Value { " VALUE" } else { "" };
-        help.push_str(&format!(
-            "  --{name}{value}\n      {meaning}\n      env {}, default: {default}\n",
-            env_name(name)
-        ));
-    }
-    help.push_str(
-        "\nexamples:\n  clockeye-webhooks serve\n  \
-         clockeye-webhooks serve --listen 0.0.0.0:7740 --db /var/lib/clockeye/webhooks.db\n  \
-         CLOCKEYE_RETRY_SCHEDULE=5s,30s clockeye-webhooks serve --allow-http --allow-network 10.0.0.0/8\n",
-    );
-    help
-}
-
-fn env_name(flag: &str) -> String {
-    format!("CLOCKEYE_{}", flag.to_uppercase().replace('-', "_"))
-}
-
-/// `parse_serve` with this process's environment.
-pub fn parse_serve_from_env(args: &[String]) -> Result<Config, String> {
-    parse_serve(args, &|name| std::env::var(name).ok())
-}
-
-/// Reads `serve`'s flags (after the subcommand) and the environment. `Err` is one line.
-pub fn parse_serve(
-    args: &[String],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, String> {
-    let mut given: Vec<(&'static str, String)> = Vec::new();
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        let Some(stripped) = arg.strip_prefix("--") else {
-            return Err(format!(
-                "unexpected argument \"{arg}\" (see clockeye-webhooks serve --help)"
-            ));
+impl From<ServeArgs> for Config {
+    fn from(args: ServeArgs) -> Config {
+        let (ca_file, extra_roots_der) = match args.ca_file {
+            Some(CaFile { path, roots_der }) => (Some(path), roots_der),
+            None => (None, Vec::new()),
         };
-        let (name, inline) = match stripped.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (stripped, None),
-        };
-        let Some((flag, arity, ..)) = SERVE_FLAGS.iter().find(|(flag, ..)| *flag == name) else {
-            return Err(format!(
-                "unknown flag --{name} (see clockeye-webhooks serve --help)"
-            ));
-        };
-        let value = match (arity, inline) {
-            (Arity::Switch, None) => "true".to_string(),
-            (Arity::Switch, Some(value)) => value,
-            (Arity::Value, Some(value)) => value,
-            (Arity::Value, None) => {
-                index += 1;
-                args.get(index)
-                    .cloned()
-                    .ok_or_else(|| format!("--{name} needs a value"))?
-            }
-        };
-        given.push((flag, value));
-        index += 1;
-    }
-    // Environment first, so flags given on the command line override it.
-    let mut settings: Vec<(&'static str, String)> = Vec::new();
-    for (flag, ..) in SERVE_FLAGS {
-        if given.iter().any(|(name, _)| name == flag) {
-            continue;
-        }
-        if let Some(value) = env(&env_name(flag)) {
-            if *flag == "allow-network" {
-                for cidr in value.split(',').filter(|c| !c.trim().is_empty()) {
-                    settings.push((flag, cidr.trim().to_string()));
-                }
-            } else {
-                settings.push((flag, value));
-            }
+        Config {
+            listen: args.listen,
+            db: args.db,
+            admin_token: args.admin_token,
+            workers: args.workers,
+            retry_schedule: args.retry_schedule.0,
+            attempt_timeout: args.attempt_timeout,
+            endpoint_concurrency: args.endpoint_concurrency,
+            allow_http: args.allow_http,
+            allow_private_networks: args.allow_private_networks,
+            allow_networks: args.allow_networks.into_iter().flat_map(|c| c.0).collect(),
+            ca_file,
+            extra_roots_der,
+            max_event_bytes: args.max_event_bytes,
+            retention: args.retention,
+            disable_after: args.disable_after,
+            log_format: args.log_format,
         }
     }
-    settings.extend(given);
-
-    let mut config = Config::default();
-    for (flag, value) in settings {
-        apply(&mut config, flag, &value).map_err(|message| format!("--{flag}: {message}"))?;
-    }
-    Ok(config)
 }
 
-fn apply(config: &mut Config, flag: &str, value: &str) -> Result<(), String> {
-    match flag {
-        "listen" => {
-            config.listen = value
-                .parse()
-                .map_err(|_| format!("\"{value}\" is not an address (example: 127.0.0.1:7740)"))?
-        }
-        "db" => {
-            if value.is_empty() {
-                return Err("needs a file path".into());
-            }
-            config.db = PathBuf::from(value)
-        }
-        "admin-token" => {
-            if value.len() < 16 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err("must be at least 16 printable characters without spaces".into());
-            }
-            config.admin_token = Some(value.to_string())
-        }
-        "workers" => config.workers = count(value, 1, WORKERS_MAX)?,
-        "endpoint-concurrency" => config.endpoint_concurrency = count(value, 1, WORKERS_MAX)?,
-        "retry-schedule" => {
-            let steps: Result<Vec<Duration>, String> = if value.trim().is_empty() {
-                Ok(Vec::new())
-            } else {
-                value
-                    .split(',')
-                    .map(|step| parse_duration(step.trim()))
-                    .collect()
-            };
-            let steps = steps?;
-            if steps.len() > RETRY_SCHEDULE_STEPS_MAX {
-                return Err(format!("at most {RETRY_SCHEDULE_STEPS_MAX} steps"));
-            }
-            config.retry_schedule = steps
-        }
-        "attempt-timeout" => {
-            let timeout = parse_duration(value)?;
-            if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(300) {
-                return Err("must be between 10ms and 5m".into());
-            }
-            config.attempt_timeout = timeout
-        }
-        "allow-http" => config.allow_http = switch(value)?,
-        "allow-private-networks" => config.allow_private_networks = switch(value)?,
-        "allow-network" => config.allow_networks.push(value.parse()?),
-        "ca-file" => {
-            config.extra_roots_der = read_certificates(value)?;
-            config.ca_file = Some(PathBuf::from(value));
-        }
-        "max-event-bytes" => config.max_event_bytes = count(value, 256, EVENT_BYTES_LIMIT_MAX)?,
-        "retention" => config.retention = positive_duration(value)?,
-        "disable-after" => config.disable_after = positive_duration(value)?,
-        "log-format" => {
-            config.log_format = match value {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => return Err(format!("\"{value}\" is not a log format (text or json)")),
-            }
-        }
-        _ => unreachable!("every flag in SERVE_FLAGS is applied"),
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| format!("\"{value}\" is not an address (example: 127.0.0.1:7740)"))
+}
+
+fn parse_db(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("needs a file path".into());
     }
-    Ok(())
+    Ok(PathBuf::from(value))
+}
+
+fn parse_admin_token(value: &str) -> Result<String, String> {
+    if value.len() < 16 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be at least 16 printable characters without spaces".into());
+    }
+    Ok(value.to_string())
+}
+
+fn parse_workers(value: &str) -> Result<usize, String> {
+    count(value, 1, WORKERS_MAX)
+}
+
+fn parse_max_event_bytes(value: &str) -> Result<usize, String> {
+    count(value, 256, EVENT_BYTES_LIMIT_MAX)
+}
+
+fn parse_retry_schedule(value: &str) -> Result<RetrySchedule, String> {
+    let steps: Vec<Duration> = if value.trim().is_empty() {
+        Vec::new()
+    } else {
+        value
+            .split(',')
+            .map(|step| parse_duration(step.trim()))
+            .collect::<Result<_, _>>()?
+    };
+    if steps.len() > RETRY_SCHEDULE_STEPS_MAX {
+        return Err(format!("at most {RETRY_SCHEDULE_STEPS_MAX} steps"));
+    }
+    Ok(RetrySchedule(steps))
+}
+
+fn parse_attempt_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(value)?;
+    if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(300) {
+        return Err("must be between 10ms and 5m".into());
+    }
+    Ok(timeout)
+}
+
+fn parse_cidrs(value: &str) -> Result<Cidrs, String> {
+    let cidrs = value
+        .split(',')
+        .map(str::trim)
+        .filter(|cidr| !cidr.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    Ok(Cidrs(cidrs))
+}
+
+/// A switch's environment variable (on the command line a switch takes no value).
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("\"{value}\" is not true or false")),
+    }
+}
+
+fn parse_ca_file(value: &str) -> Result<CaFile, String> {
+    Ok(CaFile {
+        roots_der: read_certificates(value)?,
+        path: PathBuf::from(value),
+    })
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("\"{value}\" is not a log format (text or json)")),
+    }
 }
 
 /// Every certificate in a PEM file, as DER; an error names the file and the problem.
@@ -405,14 +321,6 @@ fn count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
-fn switch(value: &str) -> Result<bool, String> {
-    match value {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(format!("\"{value}\" is not true or false")),
-    }
-}
-
 fn positive_duration(value: &str) -> Result<Duration, String> {
     let duration = parse_duration(value)?;
     if duration.is_zero() {
@@ -424,16 +332,38 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::args::{Cli, Command, Stop};
+    use std::sync::Mutex;
+
+    /// The environment is the process's: tests that set it take turns.
+    static ENVIRONMENT: Mutex<()> = Mutex::new(());
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let env: Vec<(String, String)> = env
+        let _turn = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, value) in env {
+            // SAFETY: the tests that read or write CLOCKEYE_* variables hold ENVIRONMENT, and
+            // nothing else in this test binary reads them.
+            unsafe { std::env::set_var(name, value) };
+        }
+        let argv: Vec<std::ffi::OsString> = ["clockeye-webhooks", "serve"]
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(args)
+            .map(|arg| arg.into())
             .collect();
-        parse_serve(&args, &|name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
+        let parsed = crate::cli::args::parse(&argv);
+        for (name, _) in env {
+            // SAFETY: as above.
+            unsafe { std::env::remove_var(name) };
+        }
+        match parsed {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+                ..
+            }) => Ok(Config::from(args)),
+            Ok(other) => panic!("not serve: {other:?}"),
+            Err(Stop::Usage(line)) => Err(line),
+            Err(Stop::Print(text)) => panic!("printed: {text}"),
+        }
     }
 
     #[test]
@@ -471,6 +401,62 @@ mod tests {
         assert_eq!(config.attempt_timeout, Duration::from_secs(2));
         assert!(config.allow_http);
         assert_eq!(config.allow_networks.len(), 1);
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config = parse(
+            &[
+                "--workers",
+                "4",
+                "--workers",
+                "8",
+                "--allow-http",
+                "--allow-http",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.workers, 8);
+        assert!(config.allow_http);
+    }
+
+    #[test]
+    fn switches_take_no_value_on_the_command_line_and_a_word_in_the_environment() {
+        let error = parse(&["--allow-http=yes"], &[]).unwrap_err();
+        assert!(error.contains("--allow-http"), "{error}");
+        assert!(!error.contains('\n'));
+        for (value, expected) in [("yes", true), ("1", true), ("off", false), ("false", false)] {
+            let config = parse(&[], &[("CLOCKEYE_ALLOW_PRIVATE_NETWORKS", value)]).unwrap();
+            assert_eq!(config.allow_private_networks, expected, "{value}");
+        }
+        let error = parse(&[], &[("CLOCKEYE_ALLOW_HTTP", "maybe")]).unwrap_err();
+        assert!(
+            error.starts_with("--allow-http: \"maybe\" is not true or false"),
+            "{error}"
+        );
+        // Empty variables are unset.
+        let config = parse(
+            &[],
+            &[("CLOCKEYE_ALLOW_HTTP", ""), ("CLOCKEYE_ALLOW_NETWORK", "")],
+        )
+        .unwrap();
+        assert!(!config.allow_http && config.allow_networks.is_empty());
+    }
+
+    #[test]
+    fn allowed_networks_are_repeatable_and_comma_separated() {
+        let config = parse(
+            &[
+                "--allow-network",
+                "10.0.0.0/8, 192.168.0.0/16",
+                "--allow-network",
+                "fd00::/8",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.allow_networks.len(), 3);
     }
 
     #[test]

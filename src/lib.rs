@@ -1,8 +1,9 @@
 //! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
 //! never lost. The data flows one way:
 //! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
-//! `main.rs` wires the threads; `cli` holds the integrator commands (listen, verify, send and
-//! the API client); receivers can use `verify`.
+//! `main.rs` wires the threads; `cli` holds the command line's one clap definition
+//! (`cli::args`) and the integrator commands (listen, verify, send and the API client);
+//! receivers can use `verify`.
 
 pub mod api;
 pub mod backup;

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use clockeye_webhooks::config::{self, Config};
+use clockeye_webhooks::cli::args::{Command, Stop};
+use clockeye_webhooks::config::Config;
 use clockeye_webhooks::dispatch::{Dispatcher, Takes};
 use clockeye_webhooks::error::Error;
 use clockeye_webhooks::metrics::Metrics;
@@ -52,118 +53,54 @@ const ENDPOINT_CLAIMED_PER_SLOT: usize = 16;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
-const USAGE: &str =
-    "clockeye-webhooks: delivers ClockEye events to webhook endpoints, signed and retried
-
-usage:
-  clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
-  clockeye-webhooks bench [FLAGS]   measure throughput and latency on this machine (see bench --help)
-  clockeye-webhooks backup PATH     a consistent copy of the live database (see backup --help)
-  clockeye-webhooks --version
-
-quick start:
-  clockeye-webhooks serve           listens on 127.0.0.1:7740, database ./clockeye-webhooks.db
-
-for receivers and operators (each has --help with examples; those that call the API take
---server, --token and --json, or CLOCKEYE_SERVER and CLOCKEYE_TOKEN):
-";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("serve") => {
-            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
-                print!("{}", config::serve_help());
-                return ExitCode::SUCCESS;
-            }
-            let config = match config::parse_serve_from_env(&args[1..]) {
-                Ok(config) => config,
-                Err(line) => {
-                    eprintln!("clockeye-webhooks: {line}");
-                    return ExitCode::from(2);
-                }
-            };
-            match serve(config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("clockeye-webhooks: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match cli::args::parse(&args) {
+        Ok(parsed) => parsed,
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
         }
-        Some("bench") => {
-            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
-                print!("{}", bench::HELP);
-                return ExitCode::SUCCESS;
+        Err(Stop::Usage(line)) => {
+            eprintln!("clockeye-webhooks: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(command) = parsed.command else {
+        unreachable!("parse answers Stop::Print when no command is given")
+    };
+    match command {
+        Command::Serve(args) => match serve(Config::from(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("clockeye-webhooks: {error}");
+                ExitCode::FAILURE
             }
-            match bench::parse_options(&args[1..]).and_then(bench::main) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(line) => {
-                    eprintln!("clockeye-webhooks bench: {line}");
-                    ExitCode::from(2)
-                }
+        },
+        Command::Bench(options) => match bench::main(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(line) => {
+                eprintln!("clockeye-webhooks bench: {line}");
+                ExitCode::from(2)
             }
-        }
-        Some("backup") => {
-            if args[1..].iter().any(|arg| arg == "--help" || arg == "-h") {
-                print!("{}", backup::HELP);
-                return ExitCode::SUCCESS;
+        },
+        Command::Backup(options) => match backup::run(&options) {
+            Ok(summary) => {
+                println!(
+                    "backup written to {}: {} bytes, {} events, {} deliveries pending",
+                    options.dest.display(),
+                    summary.bytes,
+                    summary.events,
+                    summary.deliveries_pending
+                );
+                ExitCode::SUCCESS
             }
-            let options = match backup::parse_options(&args[1..], &|name| std::env::var(name).ok())
-            {
-                Ok(options) => options,
-                Err(line) => {
-                    eprintln!("clockeye-webhooks backup: {line}");
-                    return ExitCode::from(2);
-                }
-            };
-            match backup::run(&options) {
-                Ok(summary) => {
-                    println!(
-                        "backup written to {}: {} bytes, {} events, {} deliveries pending",
-                        options.dest.display(),
-                        summary.bytes,
-                        summary.events,
-                        summary.deliveries_pending
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(line) => {
-                    eprintln!("clockeye-webhooks backup: {line}");
-                    ExitCode::FAILURE
-                }
+            Err(line) => {
+                eprintln!("clockeye-webhooks backup: {line}");
+                ExitCode::FAILURE
             }
-        }
-        Some("--version" | "-V" | "version") => {
-            println!("clockeye-webhooks {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(word) if cli::is_command(word) => cli::main(&args),
-        Some("help") if args.get(1).is_some_and(|word| cli::is_command(word)) => cli::main(&args),
-        Some("help") if args.len() > 1 => {
-            match args[1].as_str() {
-                "serve" => print!("{}", config::serve_help()),
-                "bench" => print!("{}", bench::HELP),
-                "backup" => print!("{}", backup::HELP),
-                other => {
-                    eprintln!(
-                        "clockeye-webhooks: no command \"{other}\" (see clockeye-webhooks --help)"
-                    );
-                    return ExitCode::from(2);
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        None | Some("--help" | "-h" | "help") => {
-            print!("{USAGE}{}", cli::summary());
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!(
-                "clockeye-webhooks: unknown command \"{other}\" (see clockeye-webhooks --help)"
-            );
-            ExitCode::from(2)
-        }
+        },
+        command => cli::main(command, parsed.client),
     }
 }
 
