@@ -1296,7 +1296,7 @@ fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
         .map_err(|_| Problem::new(400, "invalid_json", "request body is not UTF-8"))
 }
 
-fn segments(path: &str) -> Vec<String> {
+pub(crate) fn segments(path: &str) -> Vec<String> {
     path.split('?')
         .next()
         .unwrap_or("")
@@ -1353,7 +1353,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The methods a path answers to; empty when no route has that shape. A route naming a
 /// segment literally wins over one with `{…}` there (`/v1/events/batch` is not an event id).
-fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
+pub(crate) fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
     // ROUTES split into segments once, not on every request.
     static SPLIT: std::sync::OnceLock<Vec<(&str, Vec<&str>)>> = std::sync::OnceLock::new();
     let routes = SPLIT.get_or_init(|| {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod dispatch;
+pub mod edge;
 pub mod error;
 pub mod ingest;
 pub mod logging;
