@@ -134,16 +134,21 @@ impl Api {
             return response;
         }
         let started = std::time::Instant::now();
-        let answer = self.route(request);
+        let answer = match self.event_list(request) {
+            Some(answer) => answer,
+            None => self.route(request).map(|(status, value)| {
+                (
+                    status,
+                    if status == 204 {
+                        Vec::new()
+                    } else {
+                        value.to_string().into_bytes()
+                    },
+                )
+            }),
+        };
         let (status, body) = match answer {
-            Ok((status, value)) => (
-                status,
-                if status == 204 {
-                    Vec::new()
-                } else {
-                    value.to_string().into_bytes()
-                },
-            ),
+            Ok(answer) => answer,
             Err(problem) => {
                 let mut error = json!({"code": problem.code, "message": problem.message});
                 if let Some(field) = problem.field {
@@ -253,7 +258,7 @@ impl Api {
                     json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() }),
                 ))
             }
-            (Method::Get, ["v1", "events"]) => self.list_events(&access, &query),
+            // (Method::Get, ["v1", "events"]) is answered as bytes by `event_list`.
             (Method::Get, ["v1", "events", id]) => self.get_event(&access, id),
             (Method::Get, ["v1", "event-types"]) => Ok((200, catalog::to_json())),
             (Method::Post, ["v1", "endpoints"]) => {
@@ -475,7 +480,20 @@ impl Api {
         }
     }
 
-    fn list_events(&self, access: &Access, query: &Query) -> Answer {
+    /// `GET /v1/events`, answered as bytes rather than a `Value` (see `pages.rs`); `None` for
+    /// every other request, which `route` answers.
+    fn event_list(&self, request: &Request) -> Option<Result<(u16, Vec<u8>), Problem>> {
+        if *request.method() != Method::Get || segments(request.url()) != ["v1", "events"] {
+            return None;
+        }
+        let query = Query::parse(request.url().split_once('?').map_or("", |(_, query)| query));
+        Some(
+            self.authorize(request)
+                .and_then(|access| self.list_events(&access, &query)),
+        )
+    }
+
+    fn list_events(&self, access: &Access, query: &Query) -> Result<(u16, Vec<u8>), Problem> {
         let (limit, before) = query.page()?;
         let since_ms = match query.get("since") {
             Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
@@ -493,8 +511,16 @@ impl Api {
             event_type: query.get("type"),
             since_ms,
         };
-        let rows = store::events(&self.conn, &filter, before, limit + 1).map_err(internal)?;
-        Ok((200, page(rows, limit, |r| r.seq, event_json)))
+        // One fetch holds at most a page's worth of stored bodies, however large they are.
+        let fetch_max = (crate::pages::PAGE_BYTES_MAX / self.shared.max_event_bytes.max(1)).max(1);
+        let page = crate::pages::event_page(
+            limit,
+            before,
+            crate::pages::PAGE_BYTES_MAX,
+            fetch_max,
+            |before, count| store::events(&self.conn, &filter, before, count).map_err(internal),
+        )?;
+        Ok((200, page))
     }
 
     fn get_event(&self, access: &Access, id: &str) -> Answer {

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tiny_http::{Header, HeadCheck, Method, Request, Response};
+use tiny_http::{HeadCheck, Header, Method, Request, Response};
 
 use crate::signing::sha256_hex;
 use crate::store;

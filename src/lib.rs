@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod openapi;
+pub mod pages;
 pub mod retry;
 pub mod scheduler;
 pub mod signing;

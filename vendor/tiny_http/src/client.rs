@@ -236,7 +236,9 @@ impl ClientConnection {
         // ClockEye patch: a body up to `body_prebuffer_bytes_max` is read here, by the
         // connection's own thread, before any handler thread sees the request: under a
         // deadline that grows with its size, and within a budget shared by all connections.
-        let length = request.body_length().unwrap_or(0);
+        let length = request
+            .body_length()
+            .unwrap_or(self.limits.body_prebuffer_bytes_max);
         let allowance = self.limits.body_timeout
             + Duration::from_millis(
                 (length as u64).saturating_mul(1000) / self.limits.body_bytes_per_sec_min.max(1) as u64,
@@ -257,6 +259,11 @@ impl ClientConnection {
                 408,
                 "request_timeout",
                 "the request body did not arrive in time",
+            ),
+            Err(PrebufferError::TooLarge) => error_response(
+                413,
+                "payload_too_large",
+                "a chunked request body may be at most 1 MiB; send larger ones with a Content-Length",
             ),
             Err(PrebufferError::Io) => error_response(
                 400,

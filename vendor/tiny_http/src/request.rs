@@ -130,6 +130,8 @@ pub(crate) enum PrebufferError {
     TooSlow,
     /// the client closed or the socket failed
     Io,
+    /// a chunked body went past the most that is read ahead
+    TooLarge,
 }
 
 struct NotifyOnDrop<R> {
@@ -529,9 +531,10 @@ impl Request {
         self
     }
 
-    /// Reads a body with a Content-Length up to `bytes_max` into memory, by `deadline`, taking
-    /// its size from `budget` (all connections' read-ahead bytes) first, up to `budget_max`
-    /// (ClockEye patch). Larger bodies, chunked ones and `Expect: 100-continue` stay streamed.
+    /// Reads a body of up to `bytes_max` into memory, by `deadline`, taking its size from
+    /// `budget` (all connections' read-ahead bytes) first, up to `budget_max` (ClockEye patch).
+    /// A chunked body takes `bytes_max` from the budget while it is read and must end within
+    /// it. Larger Content-Length bodies and `Expect: 100-continue` ones stay streamed.
     pub(crate) fn prebuffer_body(
         &mut self,
         bytes_max: usize,
@@ -539,47 +542,58 @@ impl Request {
         budget: &Arc<AtomicUsize>,
         budget_max: usize,
     ) -> Result<(), PrebufferError> {
-        let length = match self.body_length {
-            Some(length) if length > 0 && length <= bytes_max && !self.must_send_continue => {
-                length
-            }
-            _ => return Ok(()),
-        };
-        if self.body_done.load(Ordering::SeqCst) {
-            return Ok(()); // read already (`TestRequest`)
+        if self.body_done.load(Ordering::SeqCst) || self.must_send_continue {
+            return Ok(()); // no body, or read already (`TestRequest`), or sent once asked
         }
-        if budget.fetch_add(length, Ordering::SeqCst) + length > budget_max {
-            budget.fetch_sub(length, Ordering::SeqCst);
+        let reserved = match self.body_length {
+            Some(length) if length <= bytes_max => length,
+            Some(_) => return Ok(()),
+            None => bytes_max, // chunked
+        };
+        if budget.fetch_add(reserved, Ordering::SeqCst) + reserved > budget_max {
+            budget.fetch_sub(reserved, Ordering::SeqCst);
             return Err(PrebufferError::Busy);
         }
-        // From here the bytes are counted; `BufferedBody` (or this guard) gives them back.
+        // From here the bytes are counted; `BufferedBody` gives them back when dropped.
         let mut body = BufferedBody {
             cursor: Cursor::new(Vec::new()),
             budget: budget.clone(),
-            bytes: length,
+            bytes: reserved,
         };
-        let mut buffer = vec![0; length];
-        let mut offset = 0;
+        let mut buffer = Vec::with_capacity(self.body_length.unwrap_or(0));
+        let mut chunk = [0u8; 8192];
         let reader = self.data_reader.as_mut().expect("a request has a body reader");
-        while offset < length {
+        loop {
             if Instant::now() > deadline {
                 return Err(PrebufferError::TooSlow);
             }
-            match reader.read(&mut buffer[offset..]) {
-                Ok(0) => return Err(PrebufferError::Io),
-                Ok(read) => offset += read,
+            let want = chunk.len().min(bytes_max + 1 - buffer.len());
+            match reader.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == ErrorKind::TimedOut || error.kind() == ErrorKind::WouldBlock => {
+                Err(error)
+                    if error.kind() == ErrorKind::TimedOut
+                        || error.kind() == ErrorKind::WouldBlock =>
+                {
                     return Err(PrebufferError::TooSlow)
                 }
                 Err(_) => return Err(PrebufferError::Io),
             }
+            if buffer.len() > bytes_max {
+                return Err(PrebufferError::TooLarge);
+            }
         }
-        // The streamed reader is at its end: reading it once more releases the socket for the
-        // next request.
-        let mut end = [0u8; 1];
-        let _ = reader.read(&mut end);
+        if let Some(length) = self.body_length {
+            if buffer.len() < length {
+                return Err(PrebufferError::Io);
+            }
+        }
+        // A chunked body keeps only its real size from the budget.
+        budget.fetch_sub(reserved - buffer.len(), Ordering::SeqCst);
+        body.bytes = buffer.len();
         body.cursor = Cursor::new(buffer);
+        self.body_length = Some(body.bytes);
         self.data_reader = Some(Box::new(body));
         self.body_done.store(true, Ordering::SeqCst);
         Ok(())
