@@ -263,7 +263,10 @@ impl ClientConnection {
             Err(PrebufferError::TooLarge) => error_response(
                 413,
                 "payload_too_large",
-                "a chunked request body may be at most 1 MiB; send larger ones with a Content-Length",
+                &format!(
+                    "a chunked request body may be at most {} bytes; send larger ones with a Content-Length",
+                    self.limits.body_prebuffer_bytes_max
+                ),
             ),
             Err(PrebufferError::Io) => error_response(
                 400,
