@@ -258,10 +258,10 @@ fn stalled_large_bodies_keep_memory_bounded_and_health_answering() {
         // The 503s were written as the connections came; the others have no answer yet.
         socket.set_nonblocking(true).unwrap();
         let mut answer = [0u8; 64];
-        if let Ok(read) = socket.read(&mut answer) {
-            if answer[..read].starts_with(b"HTTP/1.1 503") {
-                busy += 1;
-            }
+        if let Ok(read) = socket.read(&mut answer)
+            && answer[..read].starts_with(b"HTTP/1.1 503")
+        {
+            busy += 1;
         }
     }
     eprintln!(
