@@ -107,20 +107,25 @@ fn bodies_trickled_without_a_token_are_refused_at_once_and_hold_no_api_thread() 
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(dir.path(), &[]);
     let to = address(&service);
-    // 30 clients (more than the 24 API threads) announce 2 MB and trickle a byte every 100 ms.
+    // 30 clients (more than the 24 API threads) announce 2 MB and trickle a byte every 100 ms;
+    // half send no token, half a wrong one.
     let clients: Vec<_> = (0..30)
-        .map(|_| {
+        .map(|index| {
+            let auth = if index % 2 == 0 {
+                ""
+            } else {
+                "Authorization: Bearer cew_ws_not_a_token\r\n"
+            };
             std::thread::spawn(move || {
                 let mut socket = TcpStream::connect(to).unwrap();
                 socket
                     .set_read_timeout(Some(Duration::from_secs(15)))
                     .unwrap();
                 let started = Instant::now();
-                socket
-                    .write_all(
-                        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{",
-                    )
-                    .unwrap();
+                let head = format!(
+                    "POST /v1/events HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n{{"
+                );
+                socket.write_all(head.as_bytes()).unwrap();
                 let mut writer = socket.try_clone().unwrap();
                 let trickle = std::thread::spawn(move || {
                     for _ in 0..100 {
@@ -286,6 +291,48 @@ fn stalled_large_bodies_keep_memory_bounded_and_health_answering() {
         busy > 0,
         "no connection was refused for the read-ahead budget"
     );
+}
+
+/// Writes `request` on a new connection and reads the answer until the server closes.
+fn exchange(to: SocketAddr, request: &str) -> String {
+    let mut socket = TcpStream::connect(to).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = socket.write_all(request.as_bytes());
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn requests_without_a_token_may_carry_only_small_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+    let to = address(&service);
+    // Answered from the head: the announced body is never sent, yet the answer comes.
+    let answer = exchange(
+        to,
+        "POST /v1/portal/session HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"payload_too_large""#), "{answer}");
+    let answer = exchange(
+        to,
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+    // A small one is read and routed as before.
+    let body = r#"{"code":"cew_pl_unknown"}"#;
+    let answer = exchange(
+        to,
+        &format!(
+            "POST /v1/portal/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains(r#""code":"invalid_code""#), "{answer}");
 }
 
 #[test]

@@ -531,10 +531,10 @@ impl Request {
         self
     }
 
-    /// Reads a body of up to `bytes_max` into memory, by `deadline`, taking its size from
-    /// `budget` (all connections' read-ahead bytes) first, up to `budget_max` (ClockEye patch).
-    /// A chunked body takes `bytes_max` from the budget while it is read and must end within
-    /// it. Larger Content-Length bodies and `Expect: 100-continue` ones stay streamed.
+    /// Reads a body of up to `bytes_max` into memory, by `deadline`, counting its bytes in
+    /// `budget` (all connections' read-ahead bytes) as they arrive, up to `budget_max`
+    /// (ClockEye patch). A chunked body must end within `bytes_max`. Larger Content-Length
+    /// bodies and `Expect: 100-continue` ones stay streamed.
     pub(crate) fn prebuffer_body(
         &mut self,
         bytes_max: usize,
@@ -545,22 +545,16 @@ impl Request {
         if self.body_done.load(Ordering::SeqCst) || self.must_send_continue {
             return Ok(()); // no body, or read already (`TestRequest`), or sent once asked
         }
-        let reserved = match self.body_length {
-            Some(length) if length <= bytes_max => length,
-            Some(_) => return Ok(()),
-            None => bytes_max, // chunked
-        };
-        if budget.fetch_add(reserved, Ordering::SeqCst) + reserved > budget_max {
-            budget.fetch_sub(reserved, Ordering::SeqCst);
-            return Err(PrebufferError::Busy);
+        if self.body_length.is_some_and(|length| length > bytes_max) {
+            return Ok(());
         }
-        // From here the bytes are counted; `BufferedBody` gives them back when dropped.
+        // Every byte held is counted in `budget`; `BufferedBody` gives them back when dropped.
         let mut body = BufferedBody {
             cursor: Cursor::new(Vec::new()),
             budget: budget.clone(),
-            bytes: reserved,
+            bytes: 0,
         };
-        let mut buffer = Vec::with_capacity(self.body_length.unwrap_or(0));
+        let mut buffer = Vec::new();
         let mut chunk = [0u8; 8192];
         let reader = self.data_reader.as_mut().expect("a request has a body reader");
         loop {
@@ -568,10 +562,10 @@ impl Request {
                 return Err(PrebufferError::TooSlow);
             }
             let want = chunk.len().min(bytes_max + 1 - buffer.len());
-            match reader.read(&mut chunk[..want]) {
+            let read = match reader.read(&mut chunk[..want]) {
                 Ok(0) => break,
-                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Ok(read) => read,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
                 Err(error)
                     if error.kind() == ErrorKind::TimedOut
                         || error.kind() == ErrorKind::WouldBlock =>
@@ -579,21 +573,22 @@ impl Request {
                     return Err(PrebufferError::TooSlow)
                 }
                 Err(_) => return Err(PrebufferError::Io),
+            };
+            if budget.fetch_add(read, Ordering::SeqCst) + read > budget_max {
+                budget.fetch_sub(read, Ordering::SeqCst);
+                return Err(PrebufferError::Busy);
             }
+            body.bytes += read;
+            buffer.extend_from_slice(&chunk[..read]);
             if buffer.len() > bytes_max {
                 return Err(PrebufferError::TooLarge);
             }
         }
-        if let Some(length) = self.body_length {
-            if buffer.len() < length {
-                return Err(PrebufferError::Io);
-            }
+        if self.body_length.is_some_and(|length| buffer.len() < length) {
+            return Err(PrebufferError::Io);
         }
-        // A chunked body keeps only its real size from the budget.
-        budget.fetch_sub(reserved - buffer.len(), Ordering::SeqCst);
-        body.bytes = buffer.len();
+        self.body_length = Some(buffer.len());
         body.cursor = Cursor::new(buffer);
-        self.body_length = Some(body.bytes);
         self.data_reader = Some(Box::new(body));
         self.body_done.store(true, Ordering::SeqCst);
         Ok(())
