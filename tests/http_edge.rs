@@ -166,6 +166,42 @@ fn bodies_trickled_without_a_token_are_refused_at_once_and_hold_no_api_thread() 
     served_quickly(&service, "after the tricklers");
 }
 
+#[test]
+fn a_body_left_unread_closes_its_connection_and_holds_no_api_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]);
+    let to = address(&service);
+    // 30 token holders announce 2 MB (over the event limit, and too large to be read ahead)
+    // and send none of it. Each is answered 413 by an API thread, which reads nothing more.
+    let clients: Vec<_> = (0..30)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let answer = exchange(
+                    to,
+                    &format!(
+                        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+                    ),
+                );
+                (answer, started.elapsed())
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        served_quickly(&service, "while 30 clients owe their bodies");
+    }
+    for client in clients {
+        let (answer, waited) = client.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        // Closed by the server (the linger of 2 s, or its 5 s socket timeout), not left open.
+        assert!(waited < Duration::from_secs(9), "closed after {waited:?}");
+    }
+}
+
 /// Opens `count` connections from each of `sources`, each sending the head of a POST with a
 /// 1,000,000-byte body and then `sent` bytes of it, and keeps them open (stalled).
 fn stalled_posts(

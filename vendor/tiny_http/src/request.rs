@@ -503,6 +503,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        // ClockEye patch: a streamed body not read to its end means the connection closes
+        // after this answer (see the drop below); say so.
+        let response = if self.body_done.load(Ordering::SeqCst) {
+            response
+        } else {
+            response.with_connection_close()
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

@@ -248,8 +248,10 @@ where
 
     /// Adds `Connection: close`, which `add_header` refuses (ClockEye patch).
     pub(crate) fn with_connection_close(mut self) -> Self {
-        self.headers
-            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        if !self.headers.iter().any(|h| h.field.equiv("Connection")) {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        }
         self
     }
 
