@@ -28,6 +28,9 @@ pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest body of `POST /v1/events/batch`.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most attempts `GET /v1/deliveries/{id}` lists (the last ones): manual retries can add
+/// attempts without end, and the answer must not grow with them.
+pub const ATTEMPTS_LISTED_MAX: usize = 100;
 /// Items per list page when `?limit=` is not given, and the most it may ask for.
 pub const PAGE_LIMIT_DEFAULT: usize = 50;
 pub const PAGE_LIMIT_MAX: usize = 500;
@@ -338,7 +341,8 @@ impl Api {
             (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&access, &query),
             (Method::Get, ["v1", "deliveries", id]) => {
                 let delivery = self.find_delivery(&access, id)?;
-                let attempts = store::attempts(&self.conn, delivery.seq).map_err(internal)?;
+                let attempts = store::attempts(&self.conn, delivery.seq, ATTEMPTS_LISTED_MAX)
+                    .map_err(internal)?;
                 let mut value = delivery_json(&delivery);
                 value["attempts"] = attempts
                     .iter()
