@@ -1498,19 +1498,34 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A page of rows as `{"data": [...], "next": cursor|null}`; `rows` holds up to `limit + 1`.
+/// It also stops before passing `pages::PAGE_BYTES_MAX` (rows here are small and bounded, so
+/// this rarely cuts; events have their own, see `pages.rs`).
 fn page<T>(
     mut rows: Vec<T>,
     limit: usize,
     seq: impl Fn(&T) -> i64,
     to_json: impl Fn(&T) -> Value,
 ) -> Value {
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|row| Value::from(seq(row).to_string()))
-    } else {
-        None
-    };
-    json!({ "data": rows.iter().map(to_json).collect::<Vec<_>>(), "next": next })
+    let mut more = rows.len() > limit;
+    rows.truncate(limit);
+    let mut data = Vec::with_capacity(rows.len());
+    let mut bytes = 0;
+    for row in &rows {
+        let value = to_json(row);
+        bytes += value.to_string().len() + 1;
+        if !data.is_empty() && bytes > crate::pages::PAGE_BYTES_MAX {
+            more = true;
+            break;
+        }
+        data.push(value);
+    }
+    let next = more
+        .then(|| {
+            rows.get(data.len() - 1)
+                .map(|row| Value::from(seq(row).to_string()))
+        })
+        .flatten();
+    json!({ "data": data, "next": next })
 }
 
 fn stored_json(stored: &StoredEvent) -> Value {
