@@ -291,7 +291,9 @@ impl Default for Limits {
             body_timeout: std::time::Duration::from_secs(10),
             body_bytes_per_sec_min: 64 * 1024,
             connections_max: 1024,
-            connections_per_address_max: 128,
+            // No cap per address unless asked: receivers (`listen`, tests) take every
+            // connection from one sender.
+            connections_per_address_max: 1024,
         }
     }
 }
