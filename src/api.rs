@@ -28,6 +28,9 @@ pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest body of `POST /v1/events/batch`.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most attempts `GET /v1/deliveries/{id}` lists (the last ones): manual retries can add
+/// attempts without end, and the answer must not grow with them.
+pub const ATTEMPTS_LISTED_MAX: usize = 100;
 /// Items per list page when `?limit=` is not given, and the most it may ask for.
 pub const PAGE_LIMIT_DEFAULT: usize = 50;
 pub const PAGE_LIMIT_MAX: usize = 500;
@@ -134,16 +137,21 @@ impl Api {
             return response;
         }
         let started = std::time::Instant::now();
-        let answer = self.route(request);
+        let answer = match self.event_list(request) {
+            Some(answer) => answer,
+            None => self.route(request).map(|(status, value)| {
+                (
+                    status,
+                    if status == 204 {
+                        Vec::new()
+                    } else {
+                        value.to_string().into_bytes()
+                    },
+                )
+            }),
+        };
         let (status, body) = match answer {
-            Ok((status, value)) => (
-                status,
-                if status == 204 {
-                    Vec::new()
-                } else {
-                    value.to_string().into_bytes()
-                },
-            ),
+            Ok(answer) => answer,
             Err(problem) => {
                 let mut error = json!({"code": problem.code, "message": problem.message});
                 if let Some(field) = problem.field {
@@ -253,7 +261,7 @@ impl Api {
                     json!({ "events": stored.iter().map(stored_json).collect::<Vec<_>>() }),
                 ))
             }
-            (Method::Get, ["v1", "events"]) => self.list_events(&access, &query),
+            // (Method::Get, ["v1", "events"]) is answered as bytes by `event_list`.
             (Method::Get, ["v1", "events", id]) => self.get_event(&access, id),
             (Method::Get, ["v1", "event-types"]) => Ok((200, catalog::to_json())),
             (Method::Post, ["v1", "endpoints"]) => {
@@ -333,7 +341,8 @@ impl Api {
             (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&access, &query),
             (Method::Get, ["v1", "deliveries", id]) => {
                 let delivery = self.find_delivery(&access, id)?;
-                let attempts = store::attempts(&self.conn, delivery.seq).map_err(internal)?;
+                let attempts = store::attempts(&self.conn, delivery.seq, ATTEMPTS_LISTED_MAX)
+                    .map_err(internal)?;
                 let mut value = delivery_json(&delivery);
                 value["attempts"] = attempts
                     .iter()
@@ -475,7 +484,20 @@ impl Api {
         }
     }
 
-    fn list_events(&self, access: &Access, query: &Query) -> Answer {
+    /// `GET /v1/events`, answered as bytes rather than a `Value` (see `pages.rs`); `None` for
+    /// every other request, which `route` answers.
+    fn event_list(&self, request: &Request) -> Option<Result<(u16, Vec<u8>), Problem>> {
+        if *request.method() != Method::Get || segments(request.url()) != ["v1", "events"] {
+            return None;
+        }
+        let query = Query::parse(request.url().split_once('?').map_or("", |(_, query)| query));
+        Some(
+            self.authorize(request)
+                .and_then(|access| self.list_events(&access, &query)),
+        )
+    }
+
+    fn list_events(&self, access: &Access, query: &Query) -> Result<(u16, Vec<u8>), Problem> {
         let (limit, before) = query.page()?;
         let since_ms = match query.get("since") {
             Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
@@ -493,8 +515,16 @@ impl Api {
             event_type: query.get("type"),
             since_ms,
         };
-        let rows = store::events(&self.conn, &filter, before, limit + 1).map_err(internal)?;
-        Ok((200, page(rows, limit, |r| r.seq, event_json)))
+        // One fetch holds at most a page's worth of stored bodies, however large they are.
+        let fetch_max = (crate::pages::PAGE_BYTES_MAX / self.shared.max_event_bytes.max(1)).max(1);
+        let page = crate::pages::event_page(
+            limit,
+            before,
+            crate::pages::PAGE_BYTES_MAX,
+            fetch_max,
+            |before, count| store::events(&self.conn, &filter, before, count).map_err(internal),
+        )?;
+        Ok((200, page))
     }
 
     fn get_event(&self, access: &Access, id: &str) -> Answer {
@@ -1311,7 +1341,7 @@ fn read_body(request: &mut Request, limit: usize) -> Result<String, Problem> {
         .map_err(|_| Problem::new(400, "invalid_json", "request body is not UTF-8"))
 }
 
-fn segments(path: &str) -> Vec<String> {
+pub(crate) fn segments(path: &str) -> Vec<String> {
     path.split('?')
         .next()
         .unwrap_or("")
@@ -1368,7 +1398,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The methods a path answers to; empty when no route has that shape. A route naming a
 /// segment literally wins over one with `{…}` there (`/v1/events/batch` is not an event id).
-fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
+pub(crate) fn allowed_methods(parts: &[String]) -> Vec<&'static str> {
     // ROUTES split into segments once, not on every request.
     static SPLIT: std::sync::OnceLock<Vec<(&str, Vec<&str>)>> = std::sync::OnceLock::new();
     let routes = SPLIT.get_or_init(|| {
@@ -1483,19 +1513,34 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A page of rows as `{"data": [...], "next": cursor|null}`; `rows` holds up to `limit + 1`.
+/// It also stops before passing `pages::PAGE_BYTES_MAX` (rows here are small and bounded, so
+/// this rarely cuts; events have their own, see `pages.rs`).
 fn page<T>(
     mut rows: Vec<T>,
     limit: usize,
     seq: impl Fn(&T) -> i64,
     to_json: impl Fn(&T) -> Value,
 ) -> Value {
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|row| Value::from(seq(row).to_string()))
-    } else {
-        None
-    };
-    json!({ "data": rows.iter().map(to_json).collect::<Vec<_>>(), "next": next })
+    let mut more = rows.len() > limit;
+    rows.truncate(limit);
+    let mut data = Vec::with_capacity(rows.len());
+    let mut bytes = 0;
+    for row in &rows {
+        let value = to_json(row);
+        bytes += value.to_string().len() + 1;
+        if !data.is_empty() && bytes > crate::pages::PAGE_BYTES_MAX {
+            more = true;
+            break;
+        }
+        data.push(value);
+    }
+    let next = more
+        .then(|| {
+            rows.get(data.len() - 1)
+                .map(|row| Value::from(seq(row).to_string()))
+        })
+        .flatten();
+    json!({ "data": data, "next": next })
 }
 
 fn stored_json(stored: &StoredEvent) -> Value {

@@ -20,7 +20,7 @@ use clockeye_webhooks::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
 use clockeye_webhooks::signing::{new_token, sha256_hex};
 use clockeye_webhooks::time::now_ms;
 use clockeye_webhooks::worker::{self, Worker};
-use clockeye_webhooks::{api, backup, bench, cli, logging, owner, store};
+use clockeye_webhooks::{api, backup, bench, cli, edge, logging, owner, store};
 use crossbeam_channel::{Sender, bounded, select, unbounded};
 
 /// Threads taking API requests; each waits for its events' commit, so this bounds how many
@@ -35,11 +35,23 @@ const API_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const API_HEAD_BYTES_MAX: usize = 16 * 1024;
 const API_HEADERS_MAX: usize = 100;
 /// Request bodies up to this size are read whole by the connection's thread before an API
-/// thread sees the request, so a slow sender holds no API thread. Covers the default
-/// `--max-event-bytes`; larger batches are read by the API thread under `BODY_READ_TIMEOUT`.
+/// thread sees the request (and only once its head passed the token check, see `edge.rs`), so
+/// a slow sender holds no API thread. Covers the default `--max-event-bytes`; larger batches
+/// are read by the API thread under `BODY_READ_TIMEOUT`.
 const API_BODY_PREBUFFER_BYTES_MAX: usize = 1024 * 1024;
+/// Most bytes of request bodies held read-ahead by all connections together; past it a request
+/// is answered 503 `server_busy` and its connection closed.
+const API_BODY_BUFFERED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A body read ahead must arrive within this time plus one second per
+/// `API_BODY_BYTES_PER_SEC_MIN` bytes (1 MiB: 26 s); else 408 and the connection closes.
+const API_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const API_BODY_BYTES_PER_SEC_MIN: usize = 64 * 1024;
 /// Most API connections open at once (each has a thread); more are closed at once.
 const API_CONNECTIONS_MAX: usize = 1024;
+/// Most API connections open at once from one client address; more are closed at once.
+const API_CONNECTIONS_PER_ADDRESS_MAX: usize = 128;
+const _: () = assert!(API_CONNECTIONS_PER_ADDRESS_MAX < API_CONNECTIONS_MAX);
+const _: () = assert!(API_BODY_PREBUFFER_BYTES_MAX <= API_BODY_BUFFERED_BYTES_MAX);
 /// glibc malloc arenas (see `limit_malloc_arenas`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MALLOC_ARENAS_MAX: libc::c_int = 2;
@@ -128,15 +140,19 @@ fn serve(config: Config) -> Result<(), Error> {
         head_bytes_max: API_HEAD_BYTES_MAX,
         headers_max: API_HEADERS_MAX,
         body_prebuffer_bytes_max: API_BODY_PREBUFFER_BYTES_MAX,
+        body_buffered_bytes_max: API_BODY_BUFFERED_BYTES_MAX,
+        body_timeout: API_BODY_TIMEOUT,
+        body_bytes_per_sec_min: API_BODY_BYTES_PER_SEC_MIN,
         connections_max: API_CONNECTIONS_MAX,
+        connections_per_address_max: API_CONNECTIONS_PER_ADDRESS_MAX,
     };
+    let head_check = edge::head_check(admin_token_sha256.clone(), store::open(&config.db)?);
     let server = Arc::new(
-        tiny_http::Server::from_listener_with_limits(listener, None, limits).map_err(|e| {
-            Error::Listen {
+        tiny_http::Server::from_listener_with_head_check(listener, None, limits, Some(head_check))
+            .map_err(|e| Error::Listen {
                 addr: addr.to_string(),
                 source: std::io::Error::other(e.to_string()),
-            }
-        })?,
+            })?,
     );
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -1094,13 +1094,16 @@ pub struct AttemptRow {
     pub response_excerpt: Option<String>,
 }
 
-pub fn attempts(conn: &Connection, delivery_seq: i64) -> Result<Vec<AttemptRow>> {
+/// A delivery's last `limit` attempts, oldest first.
+pub fn attempts(conn: &Connection, delivery_seq: i64, limit: usize) -> Result<Vec<AttemptRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT number, started_at_ms, duration_ms, status_code, error_class, error_message, response_excerpt
-             FROM attempts WHERE delivery_seq = ?1 ORDER BY number, seq",
+            "SELECT * FROM (
+               SELECT number, started_at_ms, duration_ms, status_code, error_class, error_message, response_excerpt, seq
+               FROM attempts WHERE delivery_seq = ?1 ORDER BY number DESC, seq DESC LIMIT ?2)
+             ORDER BY number, seq",
         )?
-        .query_map([delivery_seq], |row| {
+        .query_map(params![delivery_seq, limit as i64], |row| {
             Ok(AttemptRow {
                 number: row.get(0)?,
                 started_at_ms: row.get(1)?,
@@ -1413,6 +1416,39 @@ mod tests {
             recover_failed(&conn, 1, (200, 1000), 0, 500, 2).unwrap(),
             (0, None)
         );
+    }
+
+    /// A delivery with more attempts than asked lists its last ones, oldest first.
+    #[test]
+    fn attempts_lists_the_last_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("attempts.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+             VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+             INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+             VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');
+             INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
+             VALUES ('dlv_1', 1, 1, 'failed', 7, 1, 1);",
+        )
+        .unwrap();
+        for number in 1..=7 {
+            conn.execute(
+                "INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms, status_code)
+                 VALUES (1, ?1, ?1, 0, 500)",
+                [number],
+            )
+            .unwrap();
+        }
+        let numbers = |limit| {
+            attempts(&conn, 1, limit)
+                .unwrap()
+                .iter()
+                .map(|a| a.number)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(numbers(3), [5, 6, 7]);
+        assert_eq!(numbers(100), [1, 2, 3, 4, 5, 6, 7]);
     }
 
     /// A PATCH that read the endpoint before the scheduler disabled it writes only its own

@@ -6,6 +6,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::request::PrebufferError;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
@@ -37,6 +42,16 @@ pub struct ClientConnection {
 
     // ClockEye patch: limits on each request head
     limits: crate::Limits,
+
+    // ClockEye patch: what decides from a head whether its request is served at all
+    head_check: Option<crate::HeadCheck>,
+
+    // ClockEye patch: bytes of bodies read ahead by all connections together
+    body_budget: Arc<AtomicUsize>,
+
+    // ClockEye patch: set by a request that ends this connection (body left unread, or an
+    // answer that closes)
+    closing: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -49,6 +64,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// the connection was answered and is to be closed (ClockEye patch)
+    Closed,
 }
 
 impl ClientConnection {
@@ -57,6 +74,8 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: crate::Limits,
+        head_check: Option<crate::HeadCheck>,
+        body_budget: Arc<AtomicUsize>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -72,6 +91,9 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             limits,
+            head_check,
+            body_budget,
+            closing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -121,6 +143,17 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // ClockEye patch: once the request before has ended, a connection it marked for closing
+        // reads no further head; what the client still sends is read briefly and thrown away.
+        self.next_header_source.wait_turn();
+        if self.closing.load(Ordering::SeqCst) {
+            crate::request::linger(
+                &mut self.next_header_source,
+                crate::request::LINGER_BYTES_MAX,
+                Instant::now() + crate::request::LINGER_TIMEOUT,
+            );
+            return Err(ReadError::Closed);
+        }
         let mut budget = HeadBudget::new(self.limits);
         let (method, path, version, headers) = {
             // reading the request line
@@ -174,7 +207,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
-            self.limits.body_prebuffer_bytes_max,
+            0, // ClockEye patch: bodies are read ahead below, after the head check
         )
         .map_err(|e| {
             use crate::request;
@@ -185,9 +218,68 @@ impl ClientConnection {
                 }
             }
         })?;
+        let mut request = request.with_closing(self.closing.clone());
 
-        // return the request
-        Ok(request)
+        // ClockEye patch: a request refused from its head (e.g. no valid token) is answered
+        // before a byte of its body is read, and its connection closes.
+        if let Some(check) = &self.head_check {
+            if let Some(response) = check(&request) {
+                request.respond_and_close(
+                    response,
+                    crate::request::LINGER_BYTES_MAX,
+                    Instant::now() + crate::request::LINGER_TIMEOUT,
+                );
+                return Err(ReadError::Closed);
+            }
+        }
+
+        // ClockEye patch: a body up to `body_prebuffer_bytes_max` is read here, by the
+        // connection's own thread, before any handler thread sees the request: under a
+        // deadline that grows with its size, and within a budget shared by all connections.
+        let length = request
+            .body_length()
+            .unwrap_or(self.limits.body_prebuffer_bytes_max);
+        let allowance = self.limits.body_timeout
+            + Duration::from_millis(
+                (length as u64).saturating_mul(1000) / self.limits.body_bytes_per_sec_min.max(1) as u64,
+            );
+        let refusal = match request.prebuffer_body(
+            self.limits.body_prebuffer_bytes_max,
+            Instant::now() + allowance,
+            &self.body_budget,
+            self.limits.body_buffered_bytes_max,
+        ) {
+            Ok(()) => return Ok(request),
+            Err(PrebufferError::Busy) => error_response(
+                503,
+                "server_busy",
+                "too many request bodies are being received; try again shortly",
+            ),
+            Err(PrebufferError::TooSlow) => error_response(
+                408,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ),
+            Err(PrebufferError::TooLarge) => error_response(
+                413,
+                "payload_too_large",
+                &format!(
+                    "a chunked request body may be at most {} bytes; send larger ones with a Content-Length",
+                    self.limits.body_prebuffer_bytes_max
+                ),
+            ),
+            Err(PrebufferError::Io) => error_response(
+                400,
+                "unreadable_body",
+                "the connection ended before the request body did",
+            ),
+        };
+        request.respond_and_close(
+            refusal,
+            crate::request::LINGER_BYTES_MAX,
+            Instant::now() + crate::request::LINGER_TIMEOUT,
+        );
+        Err(ReadError::Closed)
     }
 }
 
@@ -251,7 +343,7 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
-                Err(ReadError::ReadIoError(_)) => return None,
+                Err(ReadError::ReadIoError(_)) | Err(ReadError::Closed) => return None,
 
                 Ok(rq) => rq,
             };

@@ -186,6 +186,30 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Logs connections refused by the per-address cap: at most one line per interval, with how
+/// many were refused since the last (ClockEye patch).
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    refused: u64,
+}
+
+impl RefusalLog {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, address: std::net::IpAddr, max: usize) {
+        self.refused += 1;
+        if self.last.is_none_or(|last| last.elapsed() >= Self::INTERVAL) {
+            log::warn!(
+                "connections refused: {} from {address} (or others) since the last such line; each address may hold {max} connections",
+                self.refused
+            );
+            self.refused = 0;
+            self.last = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Limits on each client connection (ClockEye patch: upstream tiny_http has none).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -198,10 +222,61 @@ pub struct Limits {
     /// Most header lines in a request; past it: 431, connection closed.
     pub headers_max: usize,
     /// Bodies up to this size (with a Content-Length) are read whole by the connection's own
-    /// thread before the request is handed out.
+    /// thread before the request is handed out (after the head check passed).
     pub body_prebuffer_bytes_max: usize,
+    /// Most bytes of bodies read ahead by all connections together; a body that would pass it
+    /// is answered 503 and its connection closed.
+    pub body_buffered_bytes_max: usize,
+    /// A body read ahead must arrive within this time plus one second per
+    /// `body_bytes_per_sec_min` bytes; else 408 and the connection closes.
+    pub body_timeout: std::time::Duration,
+    pub body_bytes_per_sec_min: usize,
     /// Most connections served at once; a connection past it is closed at once.
     pub connections_max: usize,
+    /// Most connections served at once from one client address; past it, closed at once.
+    pub connections_per_address_max: usize,
+}
+
+/// Decides from a request's head alone (ClockEye patch): `None` serves it (its body is read
+/// next); `Some(answer)` answers it at once, reads none of its body and closes the connection.
+pub type HeadCheck =
+    Arc<dyn Fn(&Request) -> Option<Response<std::io::Cursor<Vec<u8>>>> + Send + Sync>;
+
+/// Connections open per client address (ClockEye patch).
+type OpenPerAddress = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// Counts a connection against its client address while it lives (ClockEye patch).
+struct AddressSlot {
+    open: OpenPerAddress,
+    address: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    /// Takes a slot for `address`, or `None` when it has `max` connections open already.
+    fn take(open: &OpenPerAddress, address: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            open: open.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
 }
 
 impl Default for Limits {
@@ -212,7 +287,13 @@ impl Default for Limits {
             head_bytes_max: 16 * 1024,
             headers_max: 100,
             body_prebuffer_bytes_max: 1024 * 1024,
+            body_buffered_bytes_max: 64 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(10),
+            body_bytes_per_sec_min: 64 * 1024,
             connections_max: 1024,
+            // No cap per address unless asked: receivers (`listen`, tests) take every
+            // connection from one sender.
+            connections_per_address_max: 1024,
         }
     }
 }
@@ -300,6 +381,17 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_head_check(listener, ssl_config, limits, None)
+    }
+
+    /// `from_listener_with_limits` with a check of each request's head, made by the
+    /// connection's own thread before the body is read (ClockEye patch).
+    pub fn from_listener_with_head_check<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        head_check: Option<HeadCheck>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -346,6 +438,9 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
             let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let open_per_address: OpenPerAddress = Default::default();
+            let body_budget = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut address_refusals = RefusalLog::default();
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -355,7 +450,23 @@ impl Server {
                         warn_refused(limits.connections_max);
                         continue;
                     }
-                    Ok((sock, _)) => {
+                    Ok((mut sock, _)) => {
+                        // ClockEye patch: a cap per client address, so that one address cannot
+                        // take every connection.
+                        let slot = match sock.peer_addr() {
+                            Ok(Some(peer)) => match AddressSlot::take(
+                                &open_per_address,
+                                peer.ip(),
+                                limits.connections_per_address_max,
+                            ) {
+                                Some(slot) => Some(slot),
+                                None => {
+                                    address_refusals.note(peer.ip(), limits.connections_per_address_max);
+                                    continue;
+                                }
+                            },
+                            _ => None,
+                        };
                         if sock.set_timeouts(limits.io_timeout).is_err() {
                             continue;
                         }
@@ -377,18 +488,28 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, limits))
+                        Ok((
+                            ClientConnection::new(
+                                write_closable,
+                                read_closable,
+                                limits,
+                                head_check.clone(),
+                                body_budget.clone(),
+                            ),
+                            slot,
+                        ))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, slot)) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
                         let open = OpenConnection::new(connections.clone());
                         tasks_pool.spawn(Box::new(move || {
                             let _open = &open;
+                            let _slot = &slot;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {

@@ -5,7 +5,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -74,6 +77,61 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // ClockEye patch: false while a body streamed from the socket has not been read to its end;
+    // such a request, when dropped, closes its connection instead of draining the rest.
+    body_done: Arc<AtomicBool>,
+
+    // ClockEye patch: set to make the connection end after this request (shared with it).
+    closing: Arc<AtomicBool>,
+}
+
+/// Sets `done` once the inner reader has reached its end (ClockEye patch).
+struct EndTracker<R> {
+    inner: R,
+    done: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for EndTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        if read == 0 && !buf.is_empty() {
+            self.done.store(true, Ordering::SeqCst);
+        }
+        Ok(read)
+    }
+}
+
+/// A body read ahead into memory; gives its bytes back to the shared budget when dropped
+/// (ClockEye patch).
+struct BufferedBody {
+    cursor: Cursor<Vec<u8>>,
+    budget: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Read for BufferedBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.cursor.read(buf)
+    }
+}
+
+impl Drop for BufferedBody {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// Why a body could not be read ahead (ClockEye patch).
+pub(crate) enum PrebufferError {
+    /// every byte of the shared read-ahead budget is taken
+    Busy,
+    /// the body did not arrive within its deadline
+    TooSlow,
+    /// the client closed or the socket failed
+    Io,
+    /// a chunked body went past the most that is read ahead
+    TooLarge,
 }
 
 struct NotifyOnDrop<R> {
@@ -184,6 +242,7 @@ where
         }
     };
 
+    let body_done = Arc::new(AtomicBool::new(true));
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -192,37 +251,28 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= body_prebuffer_bytes_max.max(1024) && !expects_continue {
-            // ClockEye patch: upstream buffered only bodies up to 1 KiB here. Reading the whole
-            // body in the connection's own thread means a slow client holds only that thread,
-            // never one of the threads that handle requests.
-            // if the content-length is small enough, we just read everything into a buffer
-
+        } else if content_length <= body_prebuffer_bytes_max && !expects_continue {
+            // ClockEye patch: only when asked (`TestRequest`); the server reads bodies ahead in
+            // `Request::prebuffer_body`, after the head check, under a deadline and a budget.
             let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
+            source_data.read_exact(&mut buffer)?;
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
+            body_done.store(false, Ordering::SeqCst);
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            Box::new(EndTracker {
+                inner: FusedReader::new(data_reader),
+                done: body_done.clone(),
+            }) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        body_done.store(false, Ordering::SeqCst);
+        Box::new(EndTracker {
+            inner: FusedReader::new(Decoder::new(source_data)),
+            done: body_done.clone(),
+        }) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -242,6 +292,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        body_done,
+        closing: Arc::new(AtomicBool::new(false)),
     })
 }
 
@@ -451,6 +503,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        // ClockEye patch: a streamed body not read to its end means the connection closes
+        // after this answer (see the drop below); say so.
+        let response = if self.body_done.load(Ordering::SeqCst) {
+            response
+        } else {
+            response.with_connection_close()
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -473,6 +532,94 @@ impl Request {
         })
     }
 
+    /// The flag that ends this request's connection after it (ClockEye patch).
+    pub(crate) fn with_closing(mut self, closing: Arc<AtomicBool>) -> Self {
+        self.closing = closing;
+        self
+    }
+
+    /// Reads a body of up to `bytes_max` into memory, by `deadline`, counting its bytes in
+    /// `budget` (all connections' read-ahead bytes) as they arrive, up to `budget_max`
+    /// (ClockEye patch). A chunked body must end within `bytes_max`. Larger Content-Length
+    /// bodies and `Expect: 100-continue` ones stay streamed.
+    pub(crate) fn prebuffer_body(
+        &mut self,
+        bytes_max: usize,
+        deadline: Instant,
+        budget: &Arc<AtomicUsize>,
+        budget_max: usize,
+    ) -> Result<(), PrebufferError> {
+        if self.body_done.load(Ordering::SeqCst) || self.must_send_continue {
+            return Ok(()); // no body, or read already (`TestRequest`), or sent once asked
+        }
+        if self.body_length.is_some_and(|length| length > bytes_max) {
+            return Ok(());
+        }
+        // Every byte held is counted in `budget`; `BufferedBody` gives them back when dropped.
+        let mut body = BufferedBody {
+            cursor: Cursor::new(Vec::new()),
+            budget: budget.clone(),
+            bytes: 0,
+        };
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let reader = self.data_reader.as_mut().expect("a request has a body reader");
+        loop {
+            if Instant::now() > deadline {
+                return Err(PrebufferError::TooSlow);
+            }
+            let want = chunk.len().min(bytes_max + 1 - buffer.len());
+            let read = match reader.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error)
+                    if error.kind() == ErrorKind::TimedOut
+                        || error.kind() == ErrorKind::WouldBlock =>
+                {
+                    return Err(PrebufferError::TooSlow)
+                }
+                Err(_) => return Err(PrebufferError::Io),
+            };
+            if budget.fetch_add(read, Ordering::SeqCst) + read > budget_max {
+                budget.fetch_sub(read, Ordering::SeqCst);
+                return Err(PrebufferError::Busy);
+            }
+            body.bytes += read;
+            buffer.extend_from_slice(&chunk[..read]);
+            if buffer.len() > bytes_max {
+                return Err(PrebufferError::TooLarge);
+            }
+        }
+        if self.body_length.is_some_and(|length| buffer.len() < length) {
+            return Err(PrebufferError::Io);
+        }
+        self.body_length = Some(buffer.len());
+        body.cursor = Cursor::new(buffer);
+        self.data_reader = Some(Box::new(body));
+        self.body_done.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Answers `response` with `Connection: close`, reads and throws away at most
+    /// `linger_bytes_max` of what the client still sends, until `linger_deadline` (so that it
+    /// reads the answer rather than a reset), and ends the connection (ClockEye patch).
+    pub(crate) fn respond_and_close<R: Read>(
+        mut self,
+        response: Response<R>,
+        linger_bytes_max: u64,
+        linger_deadline: Instant,
+    ) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.respond_impl(response.with_connection_close());
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
+        }
+        if let Some(reader) = self.data_reader.as_mut() {
+            linger(reader, linger_bytes_max, linger_deadline);
+        }
+    }
+
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
         self
@@ -489,8 +636,24 @@ impl fmt::Debug for Request {
     }
 }
 
-/// Most bytes of an unread request body thrown away after the response (ClockEye patch).
-const BODY_DRAIN_BYTES_MAX: u64 = 1024 * 1024;
+/// Reads and throws away up to `bytes_max` from `reader` until `deadline` (checked between
+/// reads, each bounded by the socket's timeout) or its end (ClockEye patch).
+pub(crate) fn linger(reader: &mut dyn Read, bytes_max: u64, deadline: Instant) {
+    let mut buffer = [0u8; 8192];
+    let mut left = bytes_max;
+    while left > 0 && Instant::now() < deadline {
+        let want = buffer.len().min(left as usize);
+        match reader.read(&mut buffer[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => left -= read as u64,
+        }
+    }
+}
+
+/// How long the connection's own thread waits, at most, for what a client still sends after
+/// an answer that closes its connection; and the most it reads meanwhile (ClockEye patch).
+pub(crate) const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const LINGER_BYTES_MAX: u64 = 256 * 1024;
 
 impl Drop for Request {
     fn drop(&mut self) {
@@ -501,13 +664,14 @@ impl Drop for Request {
                 sender.send(()).unwrap();
             }
         }
-        // ClockEye patch: upstream drained only Content-Length bodies, so an unread chunked
-        // body was parsed as the next request on the connection (a stray 400). Whatever the
-        // handler left is now read and thrown away, up to a bound; past it the next read fails
-        // and the connection closes.
-        if let Some(mut reader) = self.data_reader.take() {
-            let _ = io::copy(&mut reader.by_ref().take(BODY_DRAIN_BYTES_MAX), &mut io::sink());
+        // ClockEye patch: upstream drained what the handler left of a body here, on the
+        // handler's thread, at the client's pace. A body read ahead is dropped with the
+        // request; a streamed one left unread ends the connection instead: the connection's
+        // own thread lingers briefly (see `linger`) and closes, no handler thread waits.
+        if !self.body_done.load(Ordering::SeqCst) {
+            self.closing.store(true, Ordering::SeqCst);
         }
+        self.data_reader.take();
     }
 }
 
