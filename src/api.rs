@@ -622,7 +622,7 @@ impl Api {
             &self.conn,
             endpoint.seq,
             &secret,
-            overlap.as_millis() as i64,
+            time::duration_ms(overlap),
             now,
         )
         .map_err(internal)?;
@@ -912,7 +912,7 @@ impl Api {
         }
         let code = new_token(PORTAL_CODE_PREFIX);
         let now = now_ms();
-        let expires_at_ms = now + expires_in.as_millis() as i64;
+        let expires_at_ms = time::after_ms(now, expires_in);
         store::insert_portal_code(
             &self.conn,
             &sha256_hex(&code),
@@ -965,7 +965,7 @@ impl Api {
             description: "portal session".to_string(),
             created_at_ms: now,
             last_used_at_ms: None,
-            expires_at_ms: Some(now + PORTAL_SESSION_LIFETIME.as_millis() as i64),
+            expires_at_ms: Some(time::after_ms(now, PORTAL_SESSION_LIFETIME)),
         };
         self.issue_token(&mut row)
     }

@@ -64,7 +64,7 @@ fn client_id() -> Value {
 
 /// A duration as `time::parse_duration` reads it.
 fn duration() -> Value {
-    json!({"type": "string", "pattern": "^[0-9]{1,9}(ms|s|m|h|d)$"})
+    json!({"type": "string", "pattern": "^[0-9]{1,9}(ms|s|m|h|d)$", "description": "at most 3650d"})
 }
 
 /// The JSON Schema of one catalog field kind.

@@ -288,7 +288,7 @@ pub fn main(mut scheduler: Scheduler) {
             limit: claim_limit,
             dispatcher: &scheduler.dispatcher,
             endpoint_claimed_max: scheduler.endpoint_claimed_max,
-            disable_after_ms: scheduler.disable_after.as_millis() as i64,
+            disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
         };
         match write_round(
             &mut scheduler.conn,
@@ -350,7 +350,7 @@ pub fn main(mut scheduler: Scheduler) {
 /// how many events went (0 on error, which is logged: pruning waits for the next turn; an
 /// ended overlap's secret is unused already, as claims compare its expiry with the clock).
 fn prune(conn: &mut Connection, retention: Duration) -> usize {
-    let cutoff_ms = now_ms() - retention.as_millis() as i64;
+    let cutoff_ms = crate::time::before_ms(now_ms(), retention);
     let pruned = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(Error::from)

@@ -400,7 +400,7 @@ pub fn record_endpoint_health(
             .optional()?
             .flatten();
         failing_since_ms
-            .filter(|since| now_ms - since >= disable_after_ms)
+            .filter(|since| now_ms.saturating_sub(*since) >= disable_after_ms)
             .map(|since| {
                 format!(
                     "every attempt failed since {} (--disable-after {})",
