@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod openapi;
+pub mod purge;
 pub mod retry;
 pub mod scheduler;
 pub mod signing;

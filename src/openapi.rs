@@ -522,9 +522,13 @@ fn operations() -> Vec<Op> {
         op(
             "get",
             "/v1/events/{id}",
-            "One event with its deliveries",
+            "One event with its deliveries; ids are unique per workspace",
             None,
-            vec![],
+            vec![query(
+                "workspace_id",
+                "the event's workspace; the admin names it when several workspaces use the id",
+                client_id(),
+            )],
             vec![("200", answer("the event", Some("EventWithDeliveries")))],
         ),
         op(

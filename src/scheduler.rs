@@ -118,6 +118,7 @@ pub fn main(mut scheduler: Scheduler) {
     let mut commands_open = true;
     let prune_interval = (scheduler.retention / 4).min(PRUNE_INTERVAL_MAX);
     let mut next_prune = Instant::now();
+    let mut next_purge = Instant::now();
     let mut shutdown_open = true;
     loop {
         scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
@@ -155,6 +156,10 @@ pub fn main(mut scheduler: Scheduler) {
                     prune_interval
                 };
         }
+        // A deleted endpoint's history, one batch between rounds (see purge.rs).
+        if drain_deadline.is_none() && Instant::now() >= next_purge {
+            next_purge = Instant::now() + crate::purge::pass(&mut scheduler.conn);
+        }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         let wait = if failed_commits > 0 {
             FAILED_COMMIT_BACKOFF
@@ -170,6 +175,8 @@ pub fn main(mut scheduler: Scheduler) {
                 None => POLL_INTERVAL_MAX,
             }
         };
+        // A purge with history left goes on after this round, without waiting.
+        let wait = wait.min(next_purge.saturating_duration_since(Instant::now()));
         let mut round = Round {
             ingests: Vec::new(),
             results: std::mem::take(&mut unwritten),
@@ -260,6 +267,7 @@ pub fn main(mut scheduler: Scheduler) {
 
         // Claimed for an endpoint that changed: back to `pending`, claimed afresh below if due.
         for endpoint_seq in std::mem::take(&mut round.changed_endpoints) {
+            next_purge = Instant::now(); // it may have been deleted
             for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
                 jobs_in_flight -= 1;
                 released.push(job.delivery_seq);
