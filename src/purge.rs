@@ -13,7 +13,7 @@ use crate::store;
 
 /// Most deliveries (with their attempts) deleted per transaction: a few milliseconds of
 /// writing, about one scheduler round.
-pub const PURGE_BATCH_MAX: usize = 1000;
+pub const PURGE_BATCH_MAX: usize = 500;
 /// Pause between passes when nothing is left to purge (a DELETE also starts one at once).
 pub const PURGE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 
