@@ -574,7 +574,7 @@ fn operations() -> Vec<Op> {
         op(
             "delete",
             "/v1/endpoints/{id}",
-            "Delete an endpoint with its deliveries",
+            "Delete an endpoint: gone at once; its deliveries are purged in the background",
             None,
             vec![],
             vec![("204", answer("deleted", None))],
