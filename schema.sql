@@ -27,19 +27,24 @@ CREATE TABLE IF NOT EXISTS endpoints (
     previous_secret_expires_at_ms INTEGER,                         -- end of the rotation overlap; NULL with previous_secret
     sign_with_previous INTEGER NOT NULL DEFAULT 0 CHECK (sign_with_previous IN (0, 1)), -- X-ClockEye-Signature uses previous_secret
     created_at_ms   INTEGER NOT NULL,                              -- creation time
-    updated_at_ms   INTEGER NOT NULL                               -- last change by the API
+    updated_at_ms   INTEGER NOT NULL,                              -- last change by the API
+    deleted_at_ms   INTEGER                                        -- DELETEd then: gone from the API, gets nothing; its
+                                                                   -- history is purged in batches, then the row. NULL: live
 ) STRICT;
 CREATE INDEX IF NOT EXISTS endpoints_by_workspace ON endpoints (workspace_id);
 
 -- Accepted events; immutable once inserted.
 CREATE TABLE IF NOT EXISTS events (
     seq           INTEGER PRIMARY KEY,    -- row order, list cursor
-    id            TEXT NOT NULL UNIQUE,   -- public id, 'evt_' + 24 hex or the client's own
+    id            TEXT NOT NULL,          -- public id, 'evt_' + 24 hex or the client's own
     workspace_id  TEXT NOT NULL,          -- owning workspace
     type          TEXT NOT NULL,          -- catalog type, e.g. 'time_entry.created'
     created_at_ms INTEGER NOT NULL,       -- acceptance time (the body's created_at, to the second)
     body          BLOB NOT NULL,          -- the exact bytes POSTed on every attempt
-    test          INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1)) -- 1: sent by POST /v1/endpoints/{id}/test
+    test          INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1)), -- 1: sent by POST /v1/endpoints/{id}/test
+    -- Ids are unique per workspace (version 4 had them unique overall); id first, so the
+    -- admin's lookup by id alone uses the same index.
+    UNIQUE (id, workspace_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_workspace ON events (workspace_id, seq);
 -- Retention prunes the oldest events first, through this.
@@ -111,4 +116,4 @@ CREATE TABLE IF NOT EXISTS portal_codes (
     expires_at_ms INTEGER NOT NULL          -- unusable from then on
 ) STRICT;
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;

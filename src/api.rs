@@ -262,7 +262,7 @@ impl Api {
                 ))
             }
             // (Method::Get, ["v1", "events"]) is answered as bytes by `event_list`.
-            (Method::Get, ["v1", "events", id]) => self.get_event(&access, id),
+            (Method::Get, ["v1", "events", id]) => self.get_event(&access, id, &query),
             (Method::Get, ["v1", "event-types"]) => Ok((200, catalog::to_json())),
             (Method::Post, ["v1", "endpoints"]) => {
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
@@ -334,7 +334,8 @@ impl Api {
             }
             (Method::Delete, ["v1", "endpoints", id]) => {
                 let endpoint = self.find_endpoint(&access, id)?;
-                store::delete_endpoint(&self.conn, endpoint.seq).map_err(internal)?;
+                // Answers at once: the history goes in the background (purge.rs).
+                store::delete_endpoint(&self.conn, endpoint.seq, now_ms()).map_err(internal)?;
                 self.endpoint_changed(endpoint.seq);
                 Ok((204, Value::Null))
             }
@@ -474,12 +475,6 @@ impl Api {
                 }
                 Ok(stored)
             }
-            Err(Error::EventIdConflict { id }) => Err(Problem::new(
-                409,
-                "event_id_conflict",
-                format!("event id \"{id}\" is taken; choose another id"),
-            )
-            .at("id")),
             Err(error) => Err(internal(error)),
         }
     }
@@ -527,12 +522,22 @@ impl Api {
         Ok((200, page))
     }
 
-    fn get_event(&self, access: &Access, id: &str) -> Answer {
-        let event = store::event(&self.conn, id)
-            .map_err(internal)?
-            .filter(|event| access.sees(&event.workspace_id))
-            .ok_or_else(|| not_found("event", id))?;
+    /// Event ids are unique per workspace: a workspace token sees its own event; the admin
+    /// names the workspace with `?workspace_id=` when two workspaces use the id.
+    fn get_event(&self, access: &Access, id: &str, query: &Query) -> Answer {
+        let workspace_id = access.narrow(query.get("workspace_id"))?;
+        let mut found = store::events_by_id(&self.conn, id, workspace_id, 2).map_err(internal)?;
+        if found.len() > 1 {
+            return Err(Problem::new(
+                409,
+                "ambiguous_event_id",
+                format!("several workspaces have an event \"{id}\"; name one with ?workspace_id="),
+            )
+            .at("workspace_id"));
+        }
+        let event = found.pop().ok_or_else(|| not_found("event", id))?;
         let filter = DeliveryFilter {
+            workspace_id: Some(&event.workspace_id),
             event_id: Some(id),
             ..DeliveryFilter::default()
         };
@@ -656,7 +661,7 @@ impl Api {
             &self.conn,
             endpoint.seq,
             &secret,
-            overlap.as_millis() as i64,
+            time::duration_ms(overlap),
             now,
         )
         .map_err(internal)?;
@@ -946,7 +951,7 @@ impl Api {
         }
         let code = new_token(PORTAL_CODE_PREFIX);
         let now = now_ms();
-        let expires_at_ms = now + expires_in.as_millis() as i64;
+        let expires_at_ms = time::after_ms(now, expires_in);
         store::insert_portal_code(
             &self.conn,
             &sha256_hex(&code),
@@ -999,7 +1004,7 @@ impl Api {
             description: "portal session".to_string(),
             created_at_ms: now,
             last_used_at_ms: None,
-            expires_at_ms: Some(now + PORTAL_SESSION_LIFETIME.as_millis() as i64),
+            expires_at_ms: Some(time::after_ms(now, PORTAL_SESSION_LIFETIME)),
         };
         self.issue_token(&mut row)
     }

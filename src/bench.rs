@@ -88,7 +88,8 @@ fn positive_u64(value: &str) -> Result<u64, String> {
 const AFTER_HELP: &str = "Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
 and prints: single-event and batch ingest rates, end-to-end deliveries/s at fan-out 1 and 10,
 ingest-ack-to-arrival latency at 200 and 500 events/s, peak RSS, database size per 100,000
-delivered events, binary size. With --runs N it prints the median of N runs, and each run's JSON.
+delivered events, the worst ingest answer while an endpoint with 100,000 deliveries is deleted,
+binary size. With --runs N it prints the median of N runs, and each run's JSON.
 
 With --soak-minutes it instead sends a steady stream (default 200 events/s) for M minutes and
 prints, each minute, events sent and delivered, the service's RSS and the database size.
@@ -511,6 +512,81 @@ fn latency(service: &Service, receiver: &Receiver, rate: u64, seconds: u64) -> (
     )
 }
 
+/// Finished deliveries of the endpoint deleted in `delete_during_ingest`.
+const DELETE_HISTORY: usize = 100_000;
+
+/// `DELETE /v1/endpoints/{id}` of an endpoint with `DELETE_HISTORY` finished deliveries while
+/// one client sends single events for another endpoint, until the history is purged. Returns
+/// the slowest ingest answer (ms), the DELETE's answer (ms) and the purge's length (s).
+fn delete_during_ingest(service: &Service, receiver: &Receiver) -> (f64, f64, f64) {
+    receiver.reset();
+    let (status, deleted) = service.post(
+        "/v1/endpoints",
+        &json!({"url": format!("{}/deleted", receiver.url), "events": ["*"]}).to_string(),
+    );
+    assert_eq!(status, 201, "creating an endpoint: {deleted}");
+    let deleted_id = deleted["id"].as_str().unwrap_or_default().to_string();
+    ingest_batches(service, DELETE_HISTORY);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while receiver.count.load(Ordering::SeqCst) < DELETE_HISTORY && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let (status, kept) = service.post(
+        "/v1/endpoints",
+        &json!({"url": format!("{}/kept", receiver.url), "events": ["*"], "workspace_id": "kept"})
+            .to_string(),
+    );
+    assert_eq!(status, 201, "creating an endpoint: {kept}");
+    let db = rusqlite::Connection::open(service.dir.join("bench.db")).expect("open bench.db");
+    let purged = || {
+        db.query_row(
+            "SELECT COUNT(*) = 0 FROM endpoints WHERE id = ?1",
+            [&deleted_id],
+            |row| row.get::<_, bool>(0),
+        )
+        .unwrap_or(false)
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (base, stop) = (service.base.clone(), stop.clone());
+        let mut body = event_json();
+        body["workspace_id"] = "kept".into();
+        let body = body.to_string();
+        thread::spawn(move || {
+            let mut client = RawClient::new(&base);
+            let mut slowest = Duration::ZERO;
+            while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let (status, answer) = client.post("/v1/events", &body);
+                slowest = slowest.max(started.elapsed());
+                assert_eq!(status, 202, "{answer}");
+            }
+            slowest
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let answer = service
+        .agent
+        .delete(&format!("{}/v1/endpoints/{deleted_id}", service.base))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .call()
+        .expect("the service answers");
+    let delete_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(
+        answer.status().as_u16(),
+        204,
+        "DELETE /v1/endpoints/{deleted_id}"
+    );
+    while !purged() && started.elapsed() < DRAIN_TIMEOUT {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let purge_s = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let slowest = sender.join().expect("sender thread");
+    (slowest.as_secs_f64() * 1000.0, delete_ms, purge_s)
+}
+
 /// One whole run: every scenario on its own fresh service.
 fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
     let receiver = Receiver::start();
@@ -542,8 +618,15 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
         latencies.push(json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
     }
+    let service = fresh("delete");
+    let (delete_ingest_max_ms, delete_ms, delete_purge_s) =
+        delete_during_ingest(&service, &receiver);
+    drop(service);
     let _ = std::fs::remove_dir_all(&root);
     json!({
+        "delete_ingest_max_ms": delete_ingest_max_ms,
+        "delete_answer_ms": delete_ms,
+        "delete_purge_s": delete_purge_s,
         "ingest_single_events_per_s": ingest_single_rate,
         "ingest_batch_events_per_s": ingest_batch_rate,
         "end_to_end_fan_out_1_deliveries_per_s": fan_out_1,
@@ -673,6 +756,12 @@ pub fn main(options: Options) -> Result<(), String> {
             pick(&latency(index, "max_ms"))
         );
     }
+    println!(
+        "| ingest answer during a DELETE of an endpoint with {DELETE_HISTORY} deliveries, worst (DELETE answer; purge) | {:.1} ms ({:.1} ms; {:.1} s) |",
+        pick(&number("delete_ingest_max_ms")),
+        pick(&number("delete_answer_ms")),
+        pick(&number("delete_purge_s"))
+    );
     println!(
         "| peak RSS of the service | {:.1} MiB |",
         pick(&number("peak_rss_mib"))

@@ -20,8 +20,6 @@ pub enum Error {
     },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("event id \"{id}\" is taken")]
-    EventIdConflict { id: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,

@@ -24,6 +24,7 @@ pub mod net;
 pub mod openapi;
 pub mod owner;
 pub mod pages;
+pub mod purge;
 pub mod retry;
 pub mod scheduler;
 pub mod signing;

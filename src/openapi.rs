@@ -64,7 +64,7 @@ fn client_id() -> Value {
 
 /// A duration as `time::parse_duration` reads it.
 fn duration() -> Value {
-    json!({"type": "string", "pattern": "^[0-9]{1,9}(ms|s|m|h|d)$"})
+    json!({"type": "string", "pattern": "^[0-9]{1,9}(ms|s|m|h|d)$", "description": "at most 3650d"})
 }
 
 /// The JSON Schema of one catalog field kind.
@@ -525,9 +525,13 @@ fn operations() -> Vec<Op> {
         op(
             "get",
             "/v1/events/{id}",
-            "One event with its deliveries",
+            "One event with its deliveries; ids are unique per workspace",
             None,
-            vec![],
+            vec![query(
+                "workspace_id",
+                "the event's workspace; the admin names it when several workspaces use the id",
+                client_id(),
+            )],
             vec![("200", answer("the event", Some("EventWithDeliveries")))],
         ),
         op(
@@ -573,7 +577,7 @@ fn operations() -> Vec<Op> {
         op(
             "delete",
             "/v1/endpoints/{id}",
-            "Delete an endpoint with its deliveries",
+            "Delete an endpoint: gone at once; its deliveries are purged in the background",
             None,
             vec![],
             vec![("204", answer("deleted", None))],

@@ -26,14 +26,16 @@ pub fn next(
     let Some(delay) = schedule.get(schedule_step.saturating_sub(1) as usize) else {
         return Decision::Failed;
     };
-    let delay_ms = delay.as_millis() as i64;
+    // Saturating throughout: `clamp` panics when its bounds cross, which a wrapped
+    // `2 × delay` would make them do.
+    let delay_ms = crate::time::duration_ms(*delay);
     let wait_ms = match outcome.retry_after_ms {
         Some(asked_ms) if matches!(outcome.status_code, Some(429 | 503)) => {
-            asked_ms.clamp(delay_ms, 2 * delay_ms)
+            asked_ms.clamp(delay_ms, delay_ms.saturating_mul(2))
         }
         _ => delay_ms,
     };
-    Decision::RetryAt(finished_at_ms + wait_ms)
+    Decision::RetryAt(finished_at_ms.saturating_add(wait_ms))
 }
 
 /// The receiver refused the signature (401 or 403): during a rotation overlap the next

@@ -141,6 +141,7 @@ pub fn main(mut scheduler: Scheduler) {
     let mut commands_open = true;
     let prune_interval = (scheduler.retention / 4).min(PRUNE_INTERVAL_MAX);
     let mut next_prune = Instant::now();
+    let mut next_purge = Instant::now();
     let mut shutdown_open = true;
     loop {
         scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
@@ -178,6 +179,10 @@ pub fn main(mut scheduler: Scheduler) {
                     prune_interval
                 };
         }
+        // A deleted endpoint's history, one batch between rounds (see purge.rs).
+        if drain_deadline.is_none() && Instant::now() >= next_purge {
+            next_purge = Instant::now() + crate::purge::pass(&mut scheduler.conn);
+        }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         let wait = if failed_commits > 0 {
             FAILED_COMMIT_BACKOFF
@@ -193,6 +198,8 @@ pub fn main(mut scheduler: Scheduler) {
                 None => POLL_INTERVAL_MAX,
             }
         };
+        // A purge with history left goes on after this round, without waiting.
+        let wait = wait.min(next_purge.saturating_duration_since(Instant::now()));
         let mut round = Round {
             ingests: Vec::new(),
             results: std::mem::take(&mut unwritten),
@@ -314,6 +321,7 @@ pub fn main(mut scheduler: Scheduler) {
 
         // Claimed for an endpoint that changed: back to `pending`, claimed afresh below if due.
         for endpoint_seq in std::mem::take(&mut round.changed_endpoints) {
+            next_purge = Instant::now(); // it may have been deleted
             for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
                 jobs_in_flight -= 1;
                 released.push(release_now(&job));
@@ -360,7 +368,7 @@ pub fn main(mut scheduler: Scheduler) {
             limit: claim_limit,
             dispatcher: &scheduler.dispatcher,
             endpoint_claimed_max: scheduler.endpoint_claimed_max,
-            disable_after_ms: scheduler.disable_after.as_millis() as i64,
+            disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
             lease_expires_at_ms: now.saturating_add(lease_ms),
             renew: &renew,
         };
@@ -428,7 +436,7 @@ pub fn main(mut scheduler: Scheduler) {
 /// how many events went (0 on error, which is logged: pruning waits for the next turn; an
 /// ended overlap's secret is unused already, as claims compare its expiry with the clock).
 fn prune(conn: &mut Connection, retention: Duration) -> usize {
-    let cutoff_ms = now_ms() - retention.as_millis() as i64;
+    let cutoff_ms = crate::time::before_ms(now_ms(), retention);
     let pruned = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(Error::from)

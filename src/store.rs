@@ -13,7 +13,7 @@ use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
 use crate::signing::{new_id, sha256_hex};
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
@@ -59,9 +59,12 @@ pub fn open(path: &Path) -> Result<Connection> {
         // Version 1 lacked `endpoints.failing_since_ms` (and had another due index, which
         // schema.sql drops); version 2 lacked `events_by_time`; version 3 lacked rotation,
         // test events, free attempts and tokens. Everything else in schema.sql is IF NOT
-        // EXISTS, so applying it after these columns adds what is missing. Version 4 lacked
-        // claim leases (`deliveries.lease_expires_at_ms`, `deliveries.claims`).
+        // EXISTS, so applying it after these changes adds what is missing. Version 4 lacked
+        // claim leases (`deliveries.lease_expires_at_ms`, `deliveries.claims`); version 5 had
+        // event ids unique overall and no `endpoints.deleted_at_ms`.
         let mut migrate = String::new();
+        // After schema.sql, for the events table rebuilt below.
+        let mut after = String::new();
         if version == 1 {
             migrate.push_str("ALTER TABLE endpoints ADD COLUMN failing_since_ms INTEGER;");
         }
@@ -83,11 +86,42 @@ pub fn open(path: &Path) -> Result<Connection> {
                  ALTER TABLE deliveries ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;",
             );
         }
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {migrate} {} COMMIT;",
+        if (1..6).contains(&version) {
+            // A table constraint cannot be dropped: the events table is rebuilt by schema.sql
+            // and the rows copied over. The old table is renamed first with the legacy rename
+            // (deliveries keep referring to `events`, i.e. the new table) and with foreign
+            // keys off (dropping it must not cascade); its indexes go first so schema.sql
+            // makes them afresh on the new table.
+            migrate.push_str(
+                "ALTER TABLE endpoints ADD COLUMN deleted_at_ms INTEGER;
+                 DROP INDEX IF EXISTS events_by_workspace;
+                 DROP INDEX IF EXISTS events_by_time;
+                 ALTER TABLE events RENAME TO events_v4;",
+            );
+            after.push_str(
+                "INSERT INTO events (seq, id, workspace_id, type, created_at_ms, body, test)
+                     SELECT seq, id, workspace_id, type, created_at_ms, body, test FROM events_v4;
+                 DROP TABLE events_v4;",
+            );
+        }
+        let migrating = (1..6).contains(&version);
+        if migrating {
+            conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
+                .map_err(open_error)?;
+        }
+        let applied = conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {migrate} {} {after} COMMIT;",
             include_str!("../schema.sql")
-        ))
-        .map_err(open_error)?;
+        ));
+        if migrating {
+            conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")
+                .map_err(open_error)?;
+        }
+        if let Err(error) = applied {
+            // A failed batch may have left its transaction open.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(open_error(error));
+        }
     }
     Ok(conn)
 }
@@ -129,35 +163,28 @@ pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
 // Ingest
 
 /// Stores one event and a `pending` delivery for each endpoint of its workspace subscribed to
-/// its type. A known id in the same workspace returns the original and queues nothing.
+/// its type. A known id in the same workspace returns the original and queues nothing; ids are
+/// per workspace, so another workspace's use of the id is not looked at.
 pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<StoredEvent> {
     let existing = conn
-        .prepare_cached("SELECT seq, workspace_id, type, created_at_ms FROM events WHERE id = ?1")?
-        .query_row([&event.id], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get(2)?,
-                row.get(3)?,
-            ))
+        .prepare_cached(
+            "SELECT seq, type, created_at_ms FROM events WHERE id = ?1 AND workspace_id = ?2",
+        )?
+        .query_row([&event.id, &event.workspace_id], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()?;
-    if let Some((seq, workspace_id, event_type, created_at_ms)) = existing {
-        if workspace_id != event.workspace_id {
-            return Err(Error::EventIdConflict {
-                id: event.id.clone(),
-            });
-        }
+    if let Some((seq, event_type, created_at_ms)) = existing {
         let deliveries = conn
             .prepare_cached(
                 "SELECT d.id, e.id FROM deliveries d JOIN endpoints e ON e.seq = d.endpoint_seq
-                 WHERE d.event_seq = ?1 ORDER BY d.seq",
+                 WHERE d.event_seq = ?1 AND e.deleted_at_ms IS NULL ORDER BY d.seq",
             )?
             .query_map([seq], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         return Ok(StoredEvent {
             id: event.id.clone(),
-            workspace_id,
+            workspace_id: event.workspace_id.clone(),
             event_type,
             created_at_ms,
             deliveries,
@@ -172,7 +199,7 @@ pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<
     let subscribers = conn
         .prepare_cached(
             "SELECT seq, id, CASE WHEN ?2 IS NULL THEN event_types ELSE '[\"*\"]' END FROM endpoints
-             WHERE workspace_id = ?1 AND (?2 IS NULL OR seq = ?2) ORDER BY seq",
+             WHERE workspace_id = ?1 AND (?2 IS NULL OR seq = ?2) AND deleted_at_ms IS NULL ORDER BY seq",
         )?
         .query_map(params![event.workspace_id, event.test_endpoint_seq], |row| {
             Ok((
@@ -234,7 +261,7 @@ pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
          SELECT p.endpoint_seq,
                 (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT})
          FROM pending p JOIN endpoints e ON e.seq = p.endpoint_seq
-         WHERE e.enabled = 1"
+         WHERE e.enabled = 1 AND e.deleted_at_ms IS NULL"
     )
     .replace("?1", "p.endpoint_seq");
     Ok(conn
@@ -271,7 +298,7 @@ pub fn claim_due(
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
-         WHERE {PENDING_FOR_ENDPOINT} AND d.next_attempt_at_ms <= ?2
+         WHERE {PENDING_FOR_ENDPOINT} AND d.next_attempt_at_ms <= ?2 AND e.deleted_at_ms IS NULL
          ORDER BY d.next_attempt_at_ms LIMIT ?3"
     );
     let jobs = conn
@@ -428,7 +455,7 @@ pub fn record_endpoint_health(
             .optional()?
             .flatten();
         failing_since_ms
-            .filter(|since| now_ms - since >= disable_after_ms)
+            .filter(|since| now_ms.saturating_sub(*since) >= disable_after_ms)
             .map(|since| {
                 format!(
                     "every attempt failed since {} (--disable-after {})",
@@ -484,7 +511,9 @@ pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<crate::metrics::
         )?
         .query_row([now_ms], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let endpoints_disabled: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM endpoints WHERE enabled = 0")?
+        .prepare_cached(
+            "SELECT COUNT(*) FROM endpoints WHERE enabled = 0 AND deleted_at_ms IS NULL",
+        )?
         .query_row([], |row| row.get(0))?;
     Ok(crate::metrics::DatabaseGauges {
         deliveries_pending,
@@ -643,7 +672,8 @@ pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &s
 }
 
 pub fn endpoint(conn: &Connection, id: &str) -> Result<Option<EndpointRow>> {
-    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
+    let sql =
+        format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1 AND deleted_at_ms IS NULL");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row([id], endpoint_from_row)
@@ -672,6 +702,7 @@ fn endpoints_query(
     let mut filter = Where::default();
     filter.add("workspace_id = ?", workspace_id.map(String::from));
     filter.add("seq < ?", Some(before_seq));
+    filter.terms.push("deleted_at_ms IS NULL");
     filter.finish(
         &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints"),
         "ORDER BY seq DESC",
@@ -874,12 +905,47 @@ pub fn recent_deliveries(
     Ok(recent)
 }
 
-/// Deletes an endpoint with its deliveries and their attempts.
-pub fn delete_endpoint(conn: &Connection, seq: i64) -> Result<bool> {
+/// Deletes an endpoint as the API sees it: one row written, so it answers at once. From now
+/// on the endpoint is not found, gets no new deliveries and has none claimed; its history
+/// goes later, in batches (`purge_deleted_endpoint`).
+pub fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
     Ok(conn
-        .prepare_cached("DELETE FROM endpoints WHERE seq = ?1")?
-        .execute([seq])?
+        .prepare_cached(
+            "UPDATE endpoints SET deleted_at_ms = ?2, updated_at_ms = ?2
+             WHERE seq = ?1 AND deleted_at_ms IS NULL",
+        )?
+        .execute(params![seq, now_ms])?
         == 1)
+}
+
+/// One batch of a deleted endpoint's history: up to `limit` of its deliveries with their
+/// attempts (foreign keys cascade), and once none is left the endpoint's row. Events stay,
+/// as other endpoints' deliveries or the event list may still want them; retention prunes
+/// them like any other. Returns how many rows of `deliveries` and `endpoints` went (0: no
+/// deleted endpoint is left).
+pub fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<usize> {
+    let Some(endpoint_seq) = conn
+        .prepare_cached(
+            "SELECT seq FROM endpoints WHERE deleted_at_ms IS NOT NULL ORDER BY seq LIMIT 1",
+        )?
+        .query_row([], |row| row.get::<_, i64>(0))
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    let deliveries = conn
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE seq IN (
+                 SELECT seq FROM deliveries WHERE endpoint_seq = ?1 ORDER BY seq LIMIT ?2)",
+        )?
+        .execute(params![endpoint_seq, limit as i64])?;
+    if deliveries == limit {
+        return Ok(deliveries);
+    }
+    let endpoints = conn
+        .prepare_cached("DELETE FROM endpoints WHERE seq = ?1")?
+        .execute([endpoint_seq])?;
+    Ok(deliveries + endpoints)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,12 +976,22 @@ fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
     })
 }
 
-pub fn event(conn: &Connection, id: &str) -> Result<Option<EventRow>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+/// The events with this id, in `workspace_id` when given: ids are unique per workspace, so
+/// without one there may be several (at most `limit` are returned).
+pub fn events_by_id(
+    conn: &Connection,
+    id: &str,
+    workspace_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EventRow>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 AND (?2 IS NULL OR workspace_id = ?2)
+         ORDER BY seq LIMIT ?3"
+    );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([id], event_from_row)
-        .optional()?)
+        .query_map(params![id, workspace_id, limit as i64], event_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Narrows `events`: each `None` matches everything.
@@ -1007,9 +1083,11 @@ pub struct DeliveryRow {
     pub test: bool,
 }
 
-const DELIVERY_SELECT: &str = "SELECT d.seq, d.id, ev.id, ev.type, ev.workspace_id, e.id, d.status, d.attempts_made,
+const DELIVERY_SELECT: &str =
+    "SELECT d.seq, d.id, ev.id, ev.type, ev.workspace_id, e.id, d.status, d.attempts_made,
         d.next_attempt_at_ms, d.created_at_ms, d.updated_at_ms, ev.test
-    FROM deliveries d JOIN events ev ON ev.seq = d.event_seq JOIN endpoints e ON e.seq = d.endpoint_seq";
+    FROM deliveries d JOIN events ev ON ev.seq = d.event_seq
+    JOIN endpoints e ON e.seq = d.endpoint_seq AND e.deleted_at_ms IS NULL";
 
 fn delivery_from_row(row: &Row) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -1372,8 +1450,120 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].previous_secret, None);
         assert_eq!(jobs[0].schedule_step, 1);
-        assert!(!event(&conn, "evt_1").unwrap().unwrap().test);
+        assert!(!events_by_id(&conn, "evt_1", None, 2).unwrap()[0].test);
         assert!(token_by_hash(&conn, "nothing", 0).unwrap().is_none());
+    }
+
+    /// A version 4 database (event ids unique overall) opens with ids unique per workspace,
+    /// keeps its rows and their links, and its indexes are on the rebuilt table.
+    #[test]
+    fn a_version_4_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(include_str!("../tests/fixtures/schema-v4.sql"))
+                .unwrap();
+            old.execute_batch(
+                "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+                 VALUES ('ep_1', 'acme', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+                 INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+                 VALUES ('evt_1', 'acme', 'user.activated', 1, x'7b7d');
+                 INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
+                 VALUES ('dlv_1', 1, 1, 'pending', 1, 1, 1);
+                 INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms)
+                 VALUES (1, 1, 1, 1);",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+        assert_eq!(count("SELECT COUNT(*) FROM attempts"), 1);
+        assert_eq!(
+            count(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'events' AND type = 'index' AND name LIKE 'events_by_%'"
+            ),
+            2
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v4'"),
+            0
+        );
+        let jobs = claim_due(&conn, 1, 10, 10, 1000).unwrap();
+        assert_eq!((jobs.len(), jobs[0].event_id.as_str()), (1, "evt_1"));
+        // The same id in another workspace is another event; in the same one, the original.
+        let new_event = |workspace_id: &str| NewEvent {
+            id: "evt_1".into(),
+            workspace_id: workspace_id.into(),
+            event_type: "user.activated".into(),
+            created_at_ms: 2,
+            body: b"{}".to_vec(),
+            test_endpoint_seq: None,
+        };
+        assert!(
+            insert_event(&conn, &new_event("globex"), 2)
+                .unwrap()
+                .created
+        );
+        assert!(!insert_event(&conn, &new_event("acme"), 2).unwrap().created);
+        assert_eq!(events_by_id(&conn, "evt_1", None, 10).unwrap().len(), 2);
+        assert_eq!(
+            events_by_id(&conn, "evt_1", Some("acme"), 10).unwrap()[0].seq,
+            1
+        );
+        // Deleting the event still cascades to its deliveries (the new table is referenced).
+        conn.execute_batch("DELETE FROM events WHERE seq = 1")
+            .unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 0);
+    }
+
+    /// A deleted endpoint is gone at once for the API and for claims; its history goes in
+    /// batches of the given size, then its row.
+    #[test]
+    fn a_deleted_endpoint_is_purged_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("purge.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+             VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+             INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+             VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');",
+        )
+        .unwrap();
+        for n in 0..5 {
+            conn.execute(
+                "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
+                 VALUES (?1, 1, 1, 'pending', 1, 1, 1)",
+                [format!("dlv_{n}")],
+            )
+            .unwrap();
+        }
+        assert!(delete_endpoint(&conn, 1, 5).unwrap());
+        assert!(!delete_endpoint(&conn, 1, 6).unwrap());
+        assert!(endpoint(&conn, "ep_1").unwrap().is_none());
+        assert!(pending_endpoints(&conn).unwrap().is_empty());
+        assert!(claim_due(&conn, 1, 10, 10).unwrap().is_empty());
+        assert!(delivery(&conn, "dlv_0").unwrap().is_none());
+        assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
+        assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
+        // The last delivery and the endpoint's row.
+        assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
+        assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 0);
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM deliveries) + (SELECT COUNT(*) FROM endpoints)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+        // The event stays (retention prunes it like any other).
+        assert_eq!(events_by_id(&conn, "evt_1", None, 2).unwrap().len(), 1);
     }
 
     /// Recover goes on from its cursor: a delivery it re-queued that failed again is not taken

@@ -162,29 +162,61 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(date_ms + ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset_ms)
 }
 
-/// `250ms`, `5s`, `1m`, `2h`, `3d` (and `0s`). The error names the accepted forms.
+/// The longest duration anything accepts, flags and API fields alike: `3650d` (ten years).
+/// Every duration is at most this, so adding one to a time in unix ms cannot overflow; the
+/// helpers below saturate anyway, so a duration built in code cannot either.
+pub const DURATION_MAX: Duration = Duration::from_secs(3650 * 86_400);
+
+/// `250ms`, `5s`, `1m`, `2h`, `3d` (and `0s`), at most [`DURATION_MAX`]. The error names the
+/// accepted forms, or the maximum.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("\"{text}\" is not a duration (examples: 250ms, 5s, 1m, 2h, 3d)");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
-    if number.is_empty() || number.len() > 12 {
+    if number.is_empty() {
         return Err(bad());
     }
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(bad()),
     };
+    let too_long = || {
+        format!(
+            "\"{text}\" is longer than the maximum, {}",
+            format_duration(DURATION_MAX)
+        )
+    };
+    // Digits only, so a parse error is a number too big for u64: too long, like an overflow.
+    let n: u64 = number.parse().map_err(|_| too_long())?;
+    let ms = n
+        .checked_mul(unit_ms)
+        .filter(|ms| u128::from(*ms) <= DURATION_MAX.as_millis())
+        .ok_or_else(too_long)?;
     Ok(Duration::from_millis(ms))
+}
+
+/// A duration in whole milliseconds as a time offset; saturates instead of wrapping.
+pub fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The time `duration` after `at_ms`; saturates instead of wrapping.
+pub fn after_ms(at_ms: i64, duration: Duration) -> i64 {
+    at_ms.saturating_add(duration_ms(duration))
+}
+
+/// The time `duration` before `at_ms`; saturates instead of wrapping.
+pub fn before_ms(at_ms: i64, duration: Duration) -> i64 {
+    at_ms.saturating_sub(duration_ms(duration))
 }
 
 /// The shortest text `parse_duration` reads back as `duration`.
 pub fn format_duration(duration: Duration) -> String {
-    let ms = duration.as_millis() as u64;
+    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     for (unit, size) in [
         ("d", 86_400_000),
         ("h", 3_600_000),
@@ -267,6 +299,27 @@ mod tests {
             let error = parse_duration(bad).unwrap_err();
             assert!(error.contains("is not a duration"), "{error}");
         }
+    }
+
+    #[test]
+    fn refuses_durations_over_the_maximum() {
+        assert_eq!(parse_duration("3650d"), Ok(DURATION_MAX));
+        assert_eq!(format_duration(DURATION_MAX), "3650d");
+        for long in [
+            "3651d",
+            "87601h",
+            "315360000001ms",
+            "200000000000d",
+            "60000000000d",
+            "213503982335d",
+            "99999999999999999999999999s",
+        ] {
+            let error = parse_duration(long).unwrap_err();
+            assert!(error.contains("longer than the maximum, 3650d"), "{error}");
+        }
+        assert_eq!(after_ms(i64::MAX - 1, DURATION_MAX), i64::MAX);
+        assert_eq!(before_ms(i64::MIN + 1, DURATION_MAX), i64::MIN);
+        assert_eq!(duration_ms(Duration::MAX), i64::MAX);
     }
 
     #[test]

@@ -173,10 +173,10 @@ fn a_known_event_id_returns_the_original_and_queues_nothing() {
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
     assert_eq!(receiver.received().len(), 1);
 
-    // The same id from another workspace is a conflict, not a silent merge.
-    let (status, conflict) = service.post("/v1/events", &json!({"type": "project.created", "id": "evt_order_42", "workspace_id": "other", "data": data}));
-    assert_eq!(status, 409, "{conflict}");
-    assert_eq!(conflict["error"]["code"], "event_id_conflict");
+    // Ids are per workspace: another workspace's use of the id is invisible (tests/event_ids.rs).
+    let (status, other) = service.post("/v1/events", &json!({"type": "project.created", "id": "evt_order_42", "workspace_id": "other", "data": data}));
+    assert_eq!(status, 202, "{other}");
+    assert_eq!(other["workspace_id"], "other");
 }
 
 #[test]

@@ -453,7 +453,10 @@ fn time_arg(flag: &str, text: &str) -> Result<String, Failure> {
         return Ok(text.to_string());
     }
     match parse_duration(text) {
-        Ok(ago) => Ok(format_rfc3339_seconds(now_ms() - ago.as_millis() as i64)),
+        Ok(ago) => Ok(format_rfc3339_seconds(crate::time::before_ms(
+            now_ms(),
+            ago,
+        ))),
         Err(_) => Err(usage(format!(
             "--{flag}: \"{text}\" is neither an RFC 3339 time (2024-01-15T10:00:00Z) nor a duration ago (2h)"
         ))),

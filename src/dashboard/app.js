@@ -124,8 +124,9 @@ function endpointHref(id) {
   return `#/endpoints/${encodeURIComponent(id)}`;
 }
 
-function eventHref(id) {
-  return `#/events/${encodeURIComponent(id)}`;
+// Event ids are unique per workspace: the link names the workspace too.
+function eventHref(id, workspaceId) {
+  return `#/events/${encodeURIComponent(id)}/${encodeURIComponent(workspaceId)}`;
 }
 
 function badge(kind, text) {
@@ -364,7 +365,7 @@ async function route() {
     else if (section === 'endpoints' && action === 'edit') await endpointFormPage(id);
     else if (section === 'endpoints') await endpointPage(id);
     else if (section === 'events' && !id) await eventsPage();
-    else if (section === 'events') await eventPage(id);
+    else if (section === 'events') await eventPage(id, action);
     else if (section === 'portal' && state.me.role === 'admin') await portalPage();
     else notFoundPage('There is no such page.');
   } catch (error) {
@@ -1226,7 +1227,7 @@ function deliveryFacts(delivery, filter) {
       el('dt', { text: 'Delivery' }), el('dd', {}, el('code', { text: delivery.id })),
       el('dt', { text: 'Event' }), el('dd', {}, filter.event_id
         ? el('code', { text: delivery.event_id })
-        : link(eventHref(delivery.event_id), delivery.event_id, { title: 'This event and all its deliveries' })),
+        : link(eventHref(delivery.event_id, delivery.workspace_id), delivery.event_id, { title: 'This event and all its deliveries' })),
       filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), delivery.endpoint_id))],
     ),
     attempts.length
@@ -1275,7 +1276,7 @@ async function eventsPage() {
     if (!alive(page)) return;
     for (const event of answer.data) {
       list.append(el('li', {},
-        link(eventHref(event.id), event.type, { class: 'event-type' }),
+        link(eventHref(event.id, event.workspace_id), event.type, { class: 'event-type' }),
         event.test ? badge('test', 'test') : null,
         el('span', { class: 'muted' }, timeEl(event.created_at)),
         el('code', { class: 'muted', text: event.id }),
@@ -1293,11 +1294,11 @@ async function eventsPage() {
   await load(true);
 }
 
-async function eventPage(id) {
+async function eventPage(id, workspaceId) {
   const page = newPage();
-  const event = await api('GET', `/v1/events/${encodeURIComponent(id)}`);
+  const event = await api('GET', `/v1/events/${encodeURIComponent(id)}${query({ workspace_id: workspaceId })}`);
   if (!alive(page)) return;
-  const deliveries = deliveryList({ event_id: event.id }, page);
+  const deliveries = deliveryList({ event_id: event.id, workspace_id: event.workspace_id }, page);
   page.main.append(
     el('section', { class: 'card', id: 'event' },
       el('p', {}, link('#/events', '← Events')),
