@@ -1547,7 +1547,7 @@ mod tests {
         assert!(!delete_endpoint(&conn, 1, 6).unwrap());
         assert!(endpoint(&conn, "ep_1").unwrap().is_none());
         assert!(pending_endpoints(&conn).unwrap().is_empty());
-        assert!(claim_due(&conn, 1, 10, 10).unwrap().is_empty());
+        assert!(claim_due(&conn, 1, 10, 10, 1000).unwrap().is_empty());
         assert!(delivery(&conn, "dlv_0").unwrap().is_none());
         assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
         assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
