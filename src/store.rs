@@ -1152,8 +1152,9 @@ fn deliveries_query(
         "d.endpoint_seq = (SELECT seq FROM endpoints WHERE id = ?)",
         filter.endpoint_id.map(String::from),
     );
+    // Event ids are unique per workspace: an id alone may name an event in several workspaces.
     sql.add(
-        "d.event_seq = (SELECT seq FROM events WHERE id = ?)",
+        "d.event_seq IN (SELECT seq FROM events WHERE id = ?)",
         filter.event_id.map(String::from),
     );
     sql.add("d.status = ?", filter.status.map(String::from));
