@@ -52,10 +52,10 @@ impl Default for Config {
             listen: "127.0.0.1:7740".parse().expect("valid default address"),
             db: PathBuf::from("./clockeye-webhooks.db"),
             admin_token: None,
-            workers: 32,
+            workers: 128,
             retry_schedule: [60, 300, 1800, 7200].map(Duration::from_secs).to_vec(),
             attempt_timeout: Duration::from_secs(5),
-            endpoint_concurrency: 4,
+            endpoint_concurrency: 64,
             allow_http: false,
             allow_private_networks: false,
             allow_networks: Vec::new(),
@@ -144,7 +144,7 @@ const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
         "generated once, kept in the database",
         "full-access bearer token",
     ),
-    ("workers", Arity::Value, "32", "sending threads"),
+    ("workers", Arity::Value, "128", "sending threads"),
     (
         "retry-schedule",
         Arity::Value,
@@ -160,8 +160,8 @@ const SERVE_FLAGS: &[(&str, Arity, &str, &str)] = &[
     (
         "endpoint-concurrency",
         Arity::Value,
-        "4",
-        "most attempts in flight to one endpoint",
+        "64",
+        "the largest adaptive window of attempts in flight to one endpoint",
     ),
     (
         "allow-http",
@@ -440,7 +440,8 @@ mod tests {
     fn defaults_match_the_spec() {
         let config = parse(&[], &[]).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:7740");
-        assert_eq!(config.workers, 32);
+        assert_eq!(config.workers, 128);
+        assert_eq!(config.endpoint_concurrency, 64);
         assert_eq!(config.attempts_max(), 5);
         assert_eq!(config.attempt_timeout, Duration::from_secs(5));
         assert_eq!(config.max_event_bytes, 262_144);

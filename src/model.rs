@@ -77,6 +77,10 @@ pub struct NewEvent {
     /// `Some(endpoint seq)` for a test event: delivered to that endpoint only, whatever it
     /// subscribes to, and marked `test` in the API.
     pub test_endpoint_seq: Option<i64>,
+    /// What the event is about: the `subject` given at ingest, else
+    /// `<type before the dot>:<data.id>`; None when neither is there. Endpoints with
+    /// `ordering: "subject"` get one subject's events in order.
+    pub subject: Option<String>,
 }
 
 /// An event as stored, with its deliveries, as the ingest routes answer it.
@@ -120,6 +124,8 @@ pub struct Job {
     pub schedule_step: u32,
     /// A 401/403 may switch the secret: the previous attempt was not itself such a switch.
     pub may_switch_secret: bool,
+    /// The endpoint's `rate_limit`: most attempt starts in any second, None for no limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Job {

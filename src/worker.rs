@@ -10,7 +10,7 @@ use crossbeam_channel::Sender;
 use ureq::Agent;
 use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
 
-use crate::dispatch::{Dispatcher, Takes};
+use crate::dispatch::{Dispatcher, Sample, Signal, Takes};
 use crate::metrics::Metrics;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
@@ -73,6 +73,9 @@ pub fn agent(
         .max_idle_connections(IDLE_CONNECTIONS_MAX)
         .max_idle_connections_per_host(workers)
         .max_idle_age(IDLE_CONNECTION_AGE_MAX)
+        // Requests leave at once (ureq's default too, set here on purpose): with Nagle a
+        // request written in two parts would wait for the receiver's delayed ACK.
+        .no_delay(true)
         // ureq's default 128 KiB each way per connection made the pool the biggest use of memory.
         .input_buffer_size(CONNECTION_BUFFER_BYTES)
         .output_buffer_size(CONNECTION_BUFFER_BYTES)
@@ -98,6 +101,7 @@ pub struct Worker {
 
 pub fn main(worker: Worker) {
     while let Some(job) = worker.dispatcher.take(worker.takes) {
+        let started = Instant::now();
         // A panic is a bug, but it must not leave the delivery in flight for ever.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             attempt(&worker.agent, &job)
@@ -118,7 +122,12 @@ pub fn main(worker: Worker) {
                 retry_after_ms: None,
             }
         });
-        worker.dispatcher.done(job.endpoint_seq);
+        let sample = Sample {
+            started,
+            latency: started.elapsed(),
+            signal: signal(&outcome),
+        };
+        worker.dispatcher.done(job.endpoint_seq, sample);
         worker.metrics.attempt(&outcome);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
@@ -149,6 +158,20 @@ pub fn main(worker: Worker) {
         if worker.results.send(result).is_err() {
             return;
         }
+    }
+}
+
+/// What an attempt says about its endpoint's capacity (see `dispatch::Window`).
+fn signal(outcome: &Outcome) -> Signal {
+    match (outcome.error_class, outcome.status_code) {
+        (None, _) => Signal::Success,
+        (Some(_), Some(429)) => Signal::Overload,
+        (Some(_), Some(status)) if status >= 500 => Signal::Overload,
+        (
+            Some(ErrorClass::Timeout | ErrorClass::Connect | ErrorClass::Tls | ErrorClass::Dns),
+            _,
+        ) => Signal::Overload,
+        (Some(_), _) => Signal::Neutral,
     }
 }
 
