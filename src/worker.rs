@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ureq::Agent;
-use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
+use ureq::unversioned::transport::{Connector, RustlsConnector};
 
 use crate::dispatch::{Dispatcher, Sample, Signal, Takes};
 use crate::metrics::Metrics;
@@ -16,6 +16,7 @@ use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
 use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
+use crate::tcp::QuickAckConnector;
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
@@ -85,7 +86,8 @@ pub fn agent(
         .chain(VettingConnector {
             policy: policy.clone(),
         })
-        .chain(TcpConnector::default())
+        // ureq's TCP connector, plus quick ACKs (see tcp.rs).
+        .chain(QuickAckConnector)
         .chain(RustlsConnector::default());
     Agent::with_parts(config, connector, VettingResolver::new(policy))
 }
