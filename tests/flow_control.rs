@@ -289,3 +289,36 @@ fn succeeded_attempt(request: &util::Received) -> bool {
     let n = request.json()["data"]["changes"]["n"].as_u64().unwrap_or(0);
     !(n % 2 == 0 && request.header("x-clockeye-attempt") == Some("1"))
 }
+
+#[test]
+fn the_cli_sets_rate_limit_and_ordering() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &loopback_flags("1m"));
+    let created = util::cli::client(
+        &service,
+        &[
+            "endpoints",
+            "add",
+            "http://127.0.0.1:9/cli",
+            "--rate-limit",
+            "7",
+            "--ordering",
+            "subject",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(created["rate_limit"], 7, "{created}");
+    assert_eq!(created["ordering"], "subject");
+    let id = created["id"].as_str().unwrap();
+    let updated = util::cli::client(
+        &service,
+        &["endpoints", "update", id, "--rate-limit", "none", "--json"],
+    )
+    .json();
+    assert_eq!(updated["rate_limit"], Value::Null, "{updated}");
+    assert_eq!(updated["ordering"], "subject");
+    let refused = util::cli::client(&service, &["endpoints", "update", id, "--rate-limit", "0"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("rate_limit"), "{}", refused.stderr);
+}

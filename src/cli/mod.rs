@@ -57,6 +57,11 @@ const fn switch(name: &'static str, help: &'static str) -> Flag {
     }
 }
 
+/// Help of the endpoint flow-control flags (SPEC "Flow control").
+const RATE_LIMIT_HELP: &str = "most deliveries started per second, 1-10000 (none: no limit)";
+const ORDERING_HELP: &str =
+    "subject: an event waits until the earlier ones about the same object are done";
+
 /// One command: its words (`endpoints add`), what follows them, its flags, help and examples.
 pub struct Command {
     pub name: &'static str,
@@ -231,6 +236,8 @@ pub const COMMANDS: &[Command] = &[
                 "'NAME: VALUE'",
                 "an extra header sent with each webhook; repeatable",
             ),
+            flag("rate-limit", "N", RATE_LIMIT_HELP),
+            flag("ordering", "none|subject", ORDERING_HELP),
         ],
         remote: true,
         examples: &[
@@ -255,6 +262,8 @@ pub const COMMANDS: &[Command] = &[
                 "'NAME: VALUE'",
                 "extra headers (replace all of them); repeatable",
             ),
+            flag("rate-limit", "N|none", RATE_LIMIT_HELP),
+            flag("ordering", "none|subject", ORDERING_HELP),
             switch("enable", "enable it (its waiting deliveries go out)"),
             switch("disable", "disable it (it gets nothing until enabled)"),
         ],
