@@ -334,6 +334,7 @@ impl Api {
                 let endpoint = self.find_endpoint(&access, id)?;
                 store::delete_endpoint(&self.conn, endpoint.seq).map_err(internal)?;
                 self.endpoint_changed(endpoint.seq);
+                self.shared.dispatcher.forget(endpoint.seq);
                 Ok((204, Value::Null))
             }
             (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&access, &query),

@@ -284,8 +284,12 @@ impl Dispatcher {
                 .entry(endpoint_seq)
                 .or_insert_with(|| Flow::new(now));
             if flow.rate_limit != job.rate_limit {
+                // A new limit counts the starts already made: the latest of them stay.
                 flow.rate_limit = job.rate_limit;
-                flow.starts.clear();
+                let keep = job.rate_limit.map_or(0, |limit| limit as usize);
+                while flow.starts.len() > keep {
+                    flow.starts.pop_front();
+                }
             }
             let queue = state.endpoints.entry(endpoint_seq).or_default();
             if job.attempt_number == 1 {
