@@ -263,12 +263,16 @@ pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
 /// any. (A held one becomes claimable when the delivery holding it finishes, whose result
 /// wakes the scheduler anyway.)
 pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
+    // In index order, stopping at the first row not held (MIN() would read every pending row
+    // of the endpoint once a predicate beyond the index is added).
     let sql = format!(
-        "SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT} AND {NOT_HELD_BY_ORDERING}"
+        "SELECT d.next_attempt_at_ms FROM deliveries d WHERE {PENDING_FOR_ENDPOINT} AND {NOT_HELD_BY_ORDERING}
+         ORDER BY d.next_attempt_at_ms LIMIT 1"
     );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([endpoint_seq], |row| row.get(0))?)
+        .query_row([endpoint_seq], |row| row.get(0))
+        .optional()?)
 }
 
 /// Marks up to `limit` due deliveries of one endpoint `delivering` and returns the attempts to
