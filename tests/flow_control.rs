@@ -203,12 +203,10 @@ fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     // Every other event fails its first attempt, so later ones of its subject must wait.
     let receiver = Receiver::start(|request| {
-        let body = request.json();
-        let index: usize = body["data"]["changes"]["n"].as_u64().unwrap_or(0) as usize;
-        if index % 2 == 0 && request.header("x-clockeye-attempt") == Some("1") {
-            Reply::status(500)
-        } else {
+        if succeeded_attempt(request) {
             Reply::status(200)
+        } else {
+            Reply::status(500)
         }
     });
     let flags = loopback_flags("300ms,300ms,300ms");
@@ -284,10 +282,10 @@ fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
     assert!(received.iter().any(|r| !succeeded_attempt(r)));
 }
 
-/// Did the receiver answer this request 200 (its rule: even events fail their first attempt)?
+/// The receiver's rule: events with an even `changes.n` fail their first attempt.
 fn succeeded_attempt(request: &util::Received) -> bool {
     let n = request.json()["data"]["changes"]["n"].as_u64().unwrap_or(0);
-    !(n % 2 == 0 && request.header("x-clockeye-attempt") == Some("1"))
+    !(n.is_multiple_of(2) && request.header("x-clockeye-attempt") == Some("1"))
 }
 
 #[test]
