@@ -129,7 +129,9 @@ pub fn main(worker: Worker) {
             latency: started.elapsed(),
             signal: signal(&outcome),
         };
-        worker.dispatcher.done(job.endpoint_seq, sample);
+        worker
+            .dispatcher
+            .done(job.endpoint_seq, sample, worker.takes);
         worker.metrics.attempt(&outcome);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
