@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS endpoints (
     previous_secret TEXT,                                          -- the secret before the last rotation, during its overlap
     previous_secret_expires_at_ms INTEGER,                         -- end of the rotation overlap; NULL with previous_secret
     sign_with_previous INTEGER NOT NULL DEFAULT 0 CHECK (sign_with_previous IN (0, 1)), -- X-ClockEye-Signature uses previous_secret
+    rate_limit      INTEGER CHECK (rate_limit BETWEEN 1 AND 10000),  -- most attempt starts in any second; NULL: no limit
+    ordering        TEXT NOT NULL DEFAULT 'none' CHECK (ordering IN ('none', 'subject')), -- 'subject': one subject's deliveries in order
     created_at_ms   INTEGER NOT NULL,                              -- creation time
     updated_at_ms   INTEGER NOT NULL,                              -- last change by the API
     deleted_at_ms   INTEGER                                        -- DELETEd then: gone from the API, gets nothing; its
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS events (
     created_at_ms INTEGER NOT NULL,       -- acceptance time (the body's created_at, to the second)
     body          BLOB NOT NULL,          -- the exact bytes POSTed on every attempt
     test          INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1)), -- 1: sent by POST /v1/endpoints/{id}/test
+    subject       TEXT,                   -- what it is about: given at ingest, else '<type before dot>:<data.id>'
     -- Ids are unique per workspace (version 4 had them unique overall); id first, so the
     -- admin's lookup by id alone uses the same index.
     UNIQUE (id, workspace_id)
@@ -66,6 +69,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     free_attempt_number INTEGER,                   -- number of the last such attempt, NULL when none
     lease_expires_at_ms INTEGER,                   -- when 'delivering': the claim ends then unless renewed; else NULL
     claims             INTEGER NOT NULL DEFAULT 0, -- times claimed; a result is written only for the claim it names
+    subject            TEXT,    -- the event's subject, kept only while the endpoint has ordering 'subject'
     CHECK ((status = 'pending') = (next_attempt_at_ms IS NOT NULL))
 ) STRICT;
 -- Scheduling reads through this index only: pending rows per endpoint, by when they are due.
@@ -77,6 +81,9 @@ CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (endpoint_seq, next_
 CREATE INDEX IF NOT EXISTS deliveries_leased ON deliveries (lease_expires_at_ms)
     WHERE status = 'delivering';
 CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_seq);
+-- Ordering by subject: is an earlier delivery of this subject to this endpoint unfinished?
+CREATE INDEX IF NOT EXISTS deliveries_unfinished_by_subject ON deliveries (endpoint_seq, subject, seq)
+    WHERE subject IS NOT NULL AND status IN ('pending', 'delivering');
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (endpoint_seq, seq);
 
 -- One POST of a delivery.
@@ -116,4 +123,4 @@ CREATE TABLE IF NOT EXISTS portal_codes (
     expires_at_ms INTEGER NOT NULL          -- unusable from then on
 ) STRICT;
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::ingest::{self, DEFAULT_WORKSPACE, Problem};
 use crate::metrics::Metrics;
@@ -83,6 +84,8 @@ pub struct Shared {
     pub max_event_bytes: usize,
     pub heartbeat_ms: Arc<AtomicI64>,
     pub metrics: Arc<Metrics>,
+    /// Where the endpoints' windows live (shown in endpoints and `/metrics`).
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
@@ -271,7 +274,10 @@ impl Api {
             (Method::Get, ["v1", "endpoints"]) => self.list_endpoints(&access, &query),
             (Method::Get, ["v1", "endpoints", id]) => {
                 let endpoint = self.find_endpoint(&access, id)?;
-                Ok((200, endpoint_json(&endpoint)))
+                Ok((
+                    200,
+                    endpoint_json(&endpoint, self.shared.dispatcher.window(endpoint.seq)),
+                ))
             }
             (Method::Patch, ["v1", "endpoints", id]) => {
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
@@ -337,6 +343,7 @@ impl Api {
                 // Answers at once: the history goes in the background (purge.rs).
                 store::delete_endpoint(&self.conn, endpoint.seq, now_ms()).map_err(internal)?;
                 self.endpoint_changed(endpoint.seq);
+                self.shared.dispatcher.forget(endpoint.seq);
                 Ok((204, Value::Null))
             }
             (Method::Get, ["v1", "deliveries"]) => self.list_deliveries(&access, &query),
@@ -425,12 +432,21 @@ impl Api {
 
     /// `GET /metrics`: Prometheus text, no token (like `/healthz`); no secret or payload in it.
     fn metrics(&self) -> Response<std::io::Cursor<Vec<u8>>> {
-        match store::metrics_gauges(&self.conn, now_ms()) {
-            Ok(gauges) => Response::from_data(self.shared.metrics.render(&gauges).into_bytes())
-                .with_header(
-                    Header::from_bytes("Content-Type", "text/plain; version=0.0.4")
-                        .expect("valid header"),
-                ),
+        let page = store::metrics_gauges(&self.conn, now_ms()).and_then(|gauges| {
+            let mut flows = Vec::new();
+            for view in self.shared.dispatcher.flows() {
+                // An endpoint deleted meanwhile has no id any more: it is left out.
+                if let Some(id) = store::endpoint_id(&self.conn, view.endpoint_seq)? {
+                    flows.push((id, view.window, view.running));
+                }
+            }
+            Ok(self.shared.metrics.render(&gauges) + &crate::metrics::render_flows(&flows))
+        });
+        match page {
+            Ok(page) => Response::from_data(page.into_bytes()).with_header(
+                Header::from_bytes("Content-Type", "text/plain; version=0.0.4")
+                    .expect("valid header"),
+            ),
             Err(error) => {
                 let problem = internal(error);
                 let body = json!({"error": {"code": problem.code, "message": problem.message}})
@@ -581,6 +597,8 @@ impl Api {
             previous_secret_expires_at_ms: None,
             created_at_ms: now,
             updated_at_ms: now,
+            rate_limit: None,
+            ordering: "none".to_string(),
         };
         if !input.contains_key("url") {
             return Err(Problem::field("url", "url is required"));
@@ -601,7 +619,7 @@ impl Api {
             endpoint.id,
             endpoint.workspace_id
         );
-        let mut value = endpoint_json(&endpoint);
+        let mut value = endpoint_json(&endpoint, self.shared.dispatcher.window(endpoint.seq));
         value["secret"] = Value::from(secret);
         Ok((201, value))
     }
@@ -619,7 +637,10 @@ impl Api {
         self.endpoint_changed(endpoint.seq);
         // Answer what is stored: the scheduler may have changed other fields meanwhile.
         let endpoint = self.find_endpoint(access, id)?;
-        Ok((200, endpoint_json(&endpoint)))
+        Ok((
+            200,
+            endpoint_json(&endpoint, self.shared.dispatcher.window(endpoint.seq)),
+        ))
     }
 
     /// `POST /v1/endpoints/{id}/rotate-secret {overlap?}`: a new secret at once; the old one
@@ -673,7 +694,7 @@ impl Api {
             time::format_duration(overlap)
         );
         let endpoint = self.find_endpoint(access, id)?;
-        let mut value = endpoint_json(&endpoint);
+        let mut value = endpoint_json(&endpoint, self.shared.dispatcher.window(endpoint.seq));
         value["secret"] = Value::from(secret);
         Ok((200, value))
     }
@@ -721,6 +742,7 @@ impl Api {
             body: ingest::envelope(&event_id, &type_name, now, &data.to_string()).into_bytes(),
             id: event_id,
             workspace_id: endpoint.workspace_id.clone(),
+            subject: ingest::default_subject(&type_name, &data),
             event_type: type_name,
             created_at_ms: now,
             test_endpoint_seq: Some(endpoint.seq),
@@ -1070,10 +1092,16 @@ impl Api {
                         }
                     }
                 }
+                "rate_limit" => endpoint.rate_limit = check_rate_limit(value)?,
+                "ordering" => endpoint.ordering = check_ordering(value)?,
                 other => {
                     let allowed = match fields {
-                        FieldSet::Create => "url, events, description, headers, workspace_id",
-                        FieldSet::Update => "url, events, description, headers, enabled",
+                        FieldSet::Create => {
+                            "url, events, description, headers, workspace_id, rate_limit, ordering"
+                        }
+                        FieldSet::Update => {
+                            "url, events, description, headers, enabled, rate_limit, ordering"
+                        }
                     };
                     return Err(Problem::field(
                         other,
@@ -1090,7 +1118,16 @@ impl Api {
         let workspace_id = access.narrow(query.get("workspace_id"))?;
         let rows =
             store::endpoints(&self.conn, workspace_id, before, limit + 1).map_err(internal)?;
-        Ok((200, page(rows, limit, |r| r.seq, endpoint_json)))
+        let dispatcher = &self.shared.dispatcher;
+        Ok((
+            200,
+            page(
+                rows,
+                limit,
+                |r| r.seq,
+                |r| endpoint_json(r, dispatcher.window(r.seq)),
+            ),
+        ))
     }
 
     fn list_deliveries(&self, access: &Access, query: &Query) -> Answer {
@@ -1197,6 +1234,37 @@ fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
 }
 
 /// A description: a string of at most `DESCRIPTION_CHARS_MAX` characters.
+/// Most attempt starts in any second an endpoint may ask for.
+const RATE_LIMIT_MAX: u32 = 10_000;
+
+/// `rate_limit`: deliveries per second, 1 to 10000, or null for none.
+fn check_rate_limit(value: &Value) -> Result<Option<u32>, Problem> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_u64()
+        .filter(|n| (1..=u64::from(RATE_LIMIT_MAX)).contains(n))
+        .map(|n| Some(n as u32))
+        .ok_or_else(|| {
+            Problem::field(
+                "rate_limit",
+                format!("rate_limit must be a whole number of deliveries per second from 1 to {RATE_LIMIT_MAX}, or null for no limit"),
+            )
+        })
+}
+
+/// `ordering`: "none" or "subject".
+fn check_ordering(value: &Value) -> Result<String, Problem> {
+    match value.as_str() {
+        Some(ordering @ ("none" | "subject")) => Ok(ordering.to_string()),
+        _ => Err(Problem::field(
+            "ordering",
+            "ordering must be \"none\" or \"subject\" (one subject's events in order)",
+        )),
+    }
+}
+
 fn check_description(value: &Value) -> Result<String, Problem> {
     let text = value
         .as_str()
@@ -1568,6 +1636,7 @@ fn event_json(event: &store::EventRow) -> Value {
         "created_at": format_rfc3339_seconds(event.created_at_ms),
         "workspace_id": event.workspace_id,
         "test": event.test,
+        "subject": event.subject,
         "data": data,
     })
 }
@@ -1586,7 +1655,7 @@ fn token_json(token: &store::TokenRow) -> Value {
 
 /// An endpoint as the API shows it after creation: never the secret, header values redacted
 /// (they often carry the receiver's credentials).
-fn endpoint_json(endpoint: &EndpointRow) -> Value {
+fn endpoint_json(endpoint: &EndpointRow, window: usize) -> Value {
     let headers: serde_json::Map<String, Value> = endpoint
         .headers
         .iter()
@@ -1604,6 +1673,9 @@ fn endpoint_json(endpoint: &EndpointRow) -> Value {
         "failing_since": endpoint.failing_since_ms.map(format_rfc3339_millis),
         "last_success_at": endpoint.last_success_at_ms.map(format_rfc3339_millis),
         "previous_secret_expires_at": endpoint.previous_secret_expires_at_ms.map(format_rfc3339_millis),
+        "rate_limit": endpoint.rate_limit,
+        "ordering": endpoint.ordering,
+        "window": window,
         "created_at": format_rfc3339_millis(endpoint.created_at_ms),
         "updated_at": format_rfc3339_millis(endpoint.updated_at_ms),
     })

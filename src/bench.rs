@@ -24,10 +24,28 @@ const BATCH_CLIENTS: usize = 4;
 const RECEIVER_THREADS: usize = 8;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The scenarios, as `--only` names them.
+pub const SCENARIOS: &[&str] = &[
+    "ingest",
+    "ingest-fanout10",
+    "fanout1",
+    "fanout10",
+    "latency",
+    "slow-receiver",
+    "two-write-receiver",
+    "delete",
+];
+/// Per-request delay of the slow receiver (a real network's round trip plus a little work),
+/// and how many deliveries it is sent.
+const SLOW_RECEIVER_DELAY: Duration = Duration::from_millis(50);
+const SLOW_RECEIVER_DELIVERIES: usize = 4_000;
+/// Rate of the two-write receiver's latency run.
+const TWO_WRITE_RATE: u64 = 200;
+
 /// What `bench` measures; each count has a flag (defaults from `Options::default`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]...\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
+    override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]... [--only SCENARIO]...\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
     after_help = AFTER_HELP
 )]
 pub struct Options {
@@ -57,6 +75,10 @@ pub struct Options {
     /// Events per second of the soak.
     #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Options::default().soak_rate, value_parser = positive_u64, help = "events per second of the soak")]
     pub soak_rate: u64,
+    /// When not empty: run only the scenarios named here (`--only NAME`, repeatable; the names
+    /// are `SCENARIOS`).
+    #[arg(long, value_name = "SCENARIO", value_parser = scenario, help = "run only this scenario (repeatable): ingest, ingest-fanout10, fanout1, fanout10, latency, slow-receiver, two-write-receiver, delete")]
+    pub only: Vec<String>,
 }
 
 impl Default for Options {
@@ -69,6 +91,7 @@ impl Default for Options {
             serve_flags: Vec::new(),
             soak_minutes: None,
             soak_rate: 200,
+            only: Vec::new(),
         }
     }
 }
@@ -81,15 +104,30 @@ fn positive(value: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("\"{value}\" is not a positive whole number"))
 }
 
+fn scenario(value: &str) -> Result<String, String> {
+    if SCENARIOS.contains(&value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "\"{value}\" is not a scenario; scenarios: {}",
+            SCENARIOS.join(", ")
+        ))
+    }
+}
+
 fn positive_u64(value: &str) -> Result<u64, String> {
     positive(value).map(|n| n as u64)
 }
 
 const AFTER_HELP: &str = "Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
-and prints: single-event and batch ingest rates, end-to-end deliveries/s at fan-out 1 and 10,
-ingest-ack-to-arrival latency at 200 and 500 events/s, peak RSS, database size per 100,000
-delivered events, the worst ingest answer while an endpoint with 100,000 deliveries is deleted,
-binary size. With --runs N it prints the median of N runs, and each run's JSON.
+and prints: single-event and batch ingest rates (also single events to 10 endpoints each),
+end-to-end deliveries/s at fan-out 1 and 10, ingest-ack-to-arrival latency at 200 and 500
+events/s, deliveries/s to one receiver taking 50 ms per request, latency at 200 events/s to a
+keep-alive receiver answering in two writes, the worst ingest answer while an endpoint with
+100,000 deliveries is deleted, peak RSS, database size per 100,000 delivered events, binary
+size. With --runs N it prints the median of N runs, and each run's JSON.
+--only SCENARIO (repeatable) runs only those: ingest, ingest-fanout10, fanout1, fanout10,
+latency, slow-receiver, two-write-receiver, delete.
 
 With --soak-minutes it instead sends a steady stream (default 200 events/s) for M minutes and
 prints, each minute, events sent and delivered, the service's RSS and the database size.
@@ -102,7 +140,8 @@ struct Receiver {
     url: String,
     arrivals: Arc<Mutex<HashMap<String, Instant>>>,
     count: Arc<AtomicUsize>,
-    server: Arc<tiny_http::Server>,
+    /// None for a `raw` receiver (its threads end with the bench).
+    server: Option<Arc<tiny_http::Server>>,
 }
 
 impl Receiver {
@@ -141,7 +180,33 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}"),
             arrivals,
             count,
-            server,
+            server: Some(server),
+        }
+    }
+
+    /// A keep-alive receiver with a thread per connection that waits `delay` before each
+    /// answer, and writes the answer's head and body in two writes when `two_writes` (as
+    /// Python's `http.server` and many small frameworks do; Nagle stays on, as there).
+    fn raw(delay: Duration, two_writes: bool) -> Receiver {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback receiver");
+        let port = listener.local_addr().expect("an address").port();
+        let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let (accepted_arrivals, accepted_count) = (arrivals.clone(), count.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (arrivals, count) = (accepted_arrivals.clone(), accepted_count.clone());
+                thread::spawn(move || {
+                    let _ = serve_raw(stream, delay, two_writes, &arrivals, &count);
+                });
+            }
+        });
+        Receiver {
+            url: format!("http://127.0.0.1:{port}"),
+            arrivals,
+            count,
+            server: None,
         }
     }
 
@@ -153,8 +218,67 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        for _ in 0..RECEIVER_THREADS {
-            self.server.unblock();
+        if let Some(server) = &self.server {
+            for _ in 0..RECEIVER_THREADS {
+                server.unblock();
+            }
+        }
+    }
+}
+
+/// One keep-alive connection of a `raw` receiver: requests until the peer closes.
+fn serve_raw(
+    stream: TcpStream,
+    delay: Duration,
+    two_writes: bool,
+    arrivals: &Mutex<HashMap<String, Instant>>,
+    count: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+        let (mut length, mut id) = (0usize, None);
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("x-clockeye-event-id") {
+                    id = Some(value.trim().to_string());
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        if let Some(id) = id {
+            arrivals
+                .lock()
+                .expect("arrivals")
+                .entry(format!("{path} {id}"))
+                .or_insert(now);
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+        if !delay.is_zero() {
+            thread::sleep(delay); // the receiver's simulated work and distance
+        }
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
+        if two_writes {
+            writer.write_all(head)?;
+            writer.write_all(b"ok")?;
+        } else {
+            writer.write_all(&[&head[..], b"ok"].concat())?;
         }
     }
 }
@@ -301,8 +425,9 @@ impl RawClient {
         .into_bytes();
         request.extend_from_slice(body.as_bytes());
         if self.stream.is_none() {
+            // Like an ordinary client: Nagle and delayed ACKs stay on. (With TCP_NODELAY here the
+            // bench once hid a 40 ms stall of the service's two-write answers.)
             let stream = TcpStream::connect(&self.address).expect("connect to the service");
-            stream.set_nodelay(true).expect("TCP_NODELAY");
             self.stream = Some(BufReader::new(stream));
         }
         // No retry: a POST that may have been taken must not be sent twice.
@@ -587,55 +712,121 @@ fn delete_during_ingest(service: &Service, receiver: &Receiver) -> (f64, f64, f6
     (slowest.as_secs_f64() * 1000.0, delete_ms, purge_s)
 }
 
-/// One whole run: every scenario on its own fresh service.
+/// One whole run: every scenario (or those of `--only`) on its own fresh service.
 fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
+    let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
     let receiver = Receiver::start();
     let root = std::env::temp_dir().join(format!("clockeye-bench-{}-{run}", std::process::id()));
     let fresh = |name: &str| Service::start(exe, root.join(name), &options.serve_flags);
     let mut peak_rss_kib = 0;
+    let mut figures = serde_json::Map::new();
 
-    let service = fresh("ingest");
-    let ingest_single_rate = ingest_single(&service, options.ingest_events);
-    let ingest_batch_rate = ingest_batches(&service, options.deliveries);
-    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
-    drop(service);
-
-    let service = fresh("fanout1");
-    let (fan_out_1, db_bytes_per_100k) = end_to_end(&service, &receiver, 1, options.deliveries);
-    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
-    drop(service);
-
-    let service = fresh("fanout10");
-    let (fan_out_10, _) = end_to_end(&service, &receiver, 10, options.deliveries);
-    peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
-    drop(service);
-
-    let mut latencies = Vec::new();
-    for rate in [200, 500] {
-        let service = fresh(&format!("latency{rate}"));
-        service.endpoint(&format!("{}/ep0", receiver.url));
-        let (p50, p99, max) = latency(&service, &receiver, rate, options.latency_seconds);
+    if wanted("ingest") {
+        let service = fresh("ingest");
+        figures.insert(
+            "ingest_single_events_per_s".into(),
+            json!(ingest_single(&service, options.ingest_events)),
+        );
+        figures.insert(
+            "ingest_batch_events_per_s".into(),
+            json!(ingest_batches(&service, options.deliveries)),
+        );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
-        latencies.push(json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
     }
-    let service = fresh("delete");
-    let (delete_ingest_max_ms, delete_ms, delete_purge_s) =
-        delete_during_ingest(&service, &receiver);
-    drop(service);
+
+    if wanted("ingest-fanout10") {
+        // Single events while each goes to 10 endpoints: the answer lists 10 deliveries
+        // (about 1 KiB), and delivery runs beside ingest, as in production.
+        let service = fresh("ingest-fanout10");
+        for index in 0..10 {
+            service.endpoint(&format!("{}/ep{index}", receiver.url));
+        }
+        figures.insert(
+            "ingest_single_fan_out_10_events_per_s".into(),
+            json!(ingest_single(&service, options.ingest_events)),
+        );
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
+    if wanted("fanout1") {
+        let service = fresh("fanout1");
+        let (fan_out_1, db_bytes_per_100k) = end_to_end(&service, &receiver, 1, options.deliveries);
+        figures.insert(
+            "end_to_end_fan_out_1_deliveries_per_s".into(),
+            json!(fan_out_1),
+        );
+        figures.insert(
+            "database_bytes_per_100k_delivered".into(),
+            json!(db_bytes_per_100k),
+        );
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
+    if wanted("fanout10") {
+        let service = fresh("fanout10");
+        let (fan_out_10, _) = end_to_end(&service, &receiver, 10, options.deliveries);
+        figures.insert(
+            "end_to_end_fan_out_10_deliveries_per_s".into(),
+            json!(fan_out_10),
+        );
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
+    if wanted("latency") {
+        let mut latencies = Vec::new();
+        for rate in [200, 500] {
+            let service = fresh(&format!("latency{rate}"));
+            service.endpoint(&format!("{}/ep0", receiver.url));
+            let (p50, p99, max) = latency(&service, &receiver, rate, options.latency_seconds);
+            peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+            latencies
+                .push(json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
+        }
+        figures.insert("latency".into(), json!(latencies));
+    }
+
+    if wanted("slow-receiver") {
+        let slow = Receiver::raw(SLOW_RECEIVER_DELAY, false);
+        let service = fresh("slow-receiver");
+        let (rate, _) = end_to_end(&service, &slow, 1, SLOW_RECEIVER_DELIVERIES);
+        figures.insert("slow_receiver_deliveries_per_s".into(), json!(rate));
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
+    if wanted("two-write-receiver") {
+        let two_writes = Receiver::raw(Duration::ZERO, true);
+        let service = fresh("two-write-receiver");
+        service.endpoint(&format!("{}/ep0", two_writes.url));
+        let (p50, p99, max) = latency(
+            &service,
+            &two_writes,
+            TWO_WRITE_RATE,
+            options.latency_seconds,
+        );
+        figures.insert(
+            "two_write_receiver_latency".into(),
+            json!({"rate_per_s": TWO_WRITE_RATE, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
+        );
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
+    if wanted("delete") {
+        let service = fresh("delete");
+        let (delete_ingest_max_ms, delete_ms, delete_purge_s) =
+            delete_during_ingest(&service, &receiver);
+        figures.insert("delete_ingest_max_ms".into(), json!(delete_ingest_max_ms));
+        figures.insert("delete_answer_ms".into(), json!(delete_ms));
+        figures.insert("delete_purge_s".into(), json!(delete_purge_s));
+        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+    }
+
     let _ = std::fs::remove_dir_all(&root);
-    json!({
-        "delete_ingest_max_ms": delete_ingest_max_ms,
-        "delete_answer_ms": delete_ms,
-        "delete_purge_s": delete_purge_s,
-        "ingest_single_events_per_s": ingest_single_rate,
-        "ingest_batch_events_per_s": ingest_batch_rate,
-        "end_to_end_fan_out_1_deliveries_per_s": fan_out_1,
-        "end_to_end_fan_out_10_deliveries_per_s": fan_out_10,
-        "latency": latencies,
-        "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
-        "database_bytes_per_100k_delivered": db_bytes_per_100k,
-        "binary_bytes": std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0),
-    })
+    figures.insert("peak_rss_mib".into(), json!(peak_rss_kib as f64 / 1024.0));
+    figures.insert(
+        "binary_bytes".into(),
+        json!(std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0)),
+    );
+    Value::Object(figures)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -739,14 +930,36 @@ pub fn main(options: Options) -> Result<(), String> {
         pick(&number("ingest_batch_events_per_s"))
     );
     println!(
-        "| end to end, fan-out 1, {} deliveries | {:.0} deliveries/s |",
+        "| ingest, single events at fan-out 10, {INGEST_CLIENTS} keep-alive clients | {:.0} events/s |",
+        pick(&number("ingest_single_fan_out_10_events_per_s"))
+    );
+    println!(
+        "| end to end, fan-out 1, {} deliveries (target ≥ 10,000) | {:.0} deliveries/s |",
         options.deliveries,
         pick(&number("end_to_end_fan_out_1_deliveries_per_s"))
     );
     println!(
-        "| end to end, fan-out 10, {} deliveries | {:.0} deliveries/s |",
+        "| end to end, fan-out 10, {} deliveries (target ≥ 15,000) | {:.0} deliveries/s |",
         options.deliveries,
         pick(&number("end_to_end_fan_out_10_deliveries_per_s"))
+    );
+    println!(
+        "| one endpoint at {} ms per request, {SLOW_RECEIVER_DELIVERIES} deliveries (target ≥ 400) | {:.0} deliveries/s |",
+        SLOW_RECEIVER_DELAY.as_millis(),
+        pick(&number("slow_receiver_deliveries_per_s"))
+    );
+    let two_write = |key: &'static str| {
+        move |run: &Value| {
+            run["two_write_receiver_latency"][key]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        }
+    };
+    println!(
+        "| two-write keep-alive receiver at {TWO_WRITE_RATE}/s, p50 / p99 / max (target p99 < 10) | {:.2} / {:.2} / {:.2} ms |",
+        pick(&two_write("p50_ms")),
+        pick(&two_write("p99_ms")),
+        pick(&two_write("max_ms"))
     );
     for (index, rate) in [200, 500].into_iter().enumerate() {
         println!(

@@ -120,8 +120,9 @@ pub struct ServeArgs {
         value_parser = parse_admin_token,
         help = "full-access bearer token (default: generated once, kept in the database)")]
     pub admin_token: Option<String>,
-    #[arg(long, short = 'w', env = "CLOCKEYE_WORKERS", value_name = "N", default_value = "32",
-        value_parser = parse_workers, help = "sending threads")]
+    #[arg(long, short = 'w', env = "CLOCKEYE_WORKERS", value_name = "N", default_value = "128",
+        value_parser = parse_workers,
+        help = "sending threads (enough for two full windows of 64; see Flow control)")]
     pub workers: usize,
     #[arg(long, env = "CLOCKEYE_RETRY_SCHEDULE", value_name = "LIST",
         default_value = "1m,5m,30m,2h", value_parser = parse_retry_schedule,
@@ -130,8 +131,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOCKEYE_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s",
         value_parser = parse_attempt_timeout, help = "whole attempt: connect, send, wait, read")]
     pub attempt_timeout: Duration,
-    #[arg(long, env = "CLOCKEYE_ENDPOINT_CONCURRENCY", value_name = "N", default_value = "4",
-        value_parser = parse_workers, help = "most attempts in flight to one endpoint")]
+    #[arg(long, env = "CLOCKEYE_ENDPOINT_CONCURRENCY", value_name = "N", default_value = "64",
+        value_parser = parse_workers,
+        help = "the largest adaptive window of attempts in flight to one endpoint (at most half of --workers)")]
     pub endpoint_concurrency: usize,
     #[arg(long, env = "CLOCKEYE_ALLOW_HTTP", action = clap::ArgAction::SetTrue,
         value_parser = parse_switch,
@@ -370,7 +372,8 @@ mod tests {
     fn defaults_match_the_spec() {
         let config = parse(&[], &[]).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:7740");
-        assert_eq!(config.workers, 32);
+        assert_eq!(config.workers, 128);
+        assert_eq!(config.endpoint_concurrency, 64);
         assert_eq!(config.attempts_max(), 5);
         assert_eq!(config.attempt_timeout, Duration::from_secs(5));
         assert_eq!(config.max_event_bytes, 262_144);

@@ -79,6 +79,7 @@ struct EventInput {
     data: Option<Box<RawValue>>,
     workspace_id: Option<Value>,
     id: Option<Value>,
+    subject: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +167,23 @@ pub fn parse_event(
     let workspace_id = check_id(input.workspace_id.as_ref(), &field("workspace_id"))?
         .unwrap_or_else(|| default_workspace.to_string());
     let id = check_id(input.id.as_ref(), &field("id"))?.unwrap_or_else(|| new_id("evt"));
+    let subject = match &input.subject {
+        None | Some(Value::Null) => default_subject(event_type.name, &data),
+        Some(Value::String(text))
+            if !text.is_empty() && text.chars().count() <= SUBJECT_CHARS_MAX =>
+        {
+            Some(text.clone())
+        }
+        Some(_) => {
+            return Err(Problem::field(
+                field("subject"),
+                format!(
+                    "{} must be a string of 1 to {SUBJECT_CHARS_MAX} characters",
+                    field("subject")
+                ),
+            ));
+        }
+    };
     let body = envelope(&id, event_type.name, now_ms, raw_data.get());
     if body.len() > max_event_bytes {
         return Err(Problem::new(
@@ -182,6 +200,7 @@ pub fn parse_event(
         created_at_ms: now_ms,
         body: body.into_bytes(),
         test_endpoint_seq: None,
+        subject,
     })
 }
 
@@ -277,6 +296,23 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
         }
         Ok(Value::Object(object))
     }
+}
+
+/// Longest `subject` given at ingest, in characters.
+pub const SUBJECT_CHARS_MAX: usize = 200;
+
+/// An event's subject when none is given: `<type before the dot>:<data.id>`
+/// (`time_entry:te_1`); a non-string id is used as its JSON text. None without `data.id`.
+pub fn default_subject(event_type: &str, data: &Value) -> Option<String> {
+    let object = event_type.split('.').next().unwrap_or(event_type);
+    let id = match data.get("id")? {
+        Value::String(id) => id.clone(),
+        Value::Null => return None,
+        other => other.to_string(),
+    };
+    let subject = format!("{object}:{id}");
+    // A very long id still gives a bounded subject (the index holds it).
+    Some(subject.chars().take(SUBJECT_CHARS_MAX).collect())
 }
 
 /// The body of every attempt: exactly `id`, `type`, `created_at`, `data`, in that order, with

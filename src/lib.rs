@@ -29,6 +29,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod signing;
 pub mod store;
+pub mod tcp;
 pub mod time;
 pub mod verify;
 pub mod worker;

@@ -59,8 +59,8 @@ const MALLOC_ARENAS_MAX: libc::c_int = 2;
 const JOBS_CLAIMED_MAX: usize = 16_384;
 /// One worker in this many takes only first attempts, so retries cannot occupy every worker.
 const FIRST_ATTEMPT_WORKERS_DIVISOR: usize = 4;
-/// Jobs claimed ahead per `--endpoint-concurrency` slot: claims happen once per round, so an
-/// endpoint needs this many waiting to keep its slots busy until the next round.
+/// Jobs claimed ahead per place in an endpoint's window: claims happen once per round, so an
+/// endpoint needs this many waiting to keep its window busy until the next round.
 const ENDPOINT_CLAIMED_PER_SLOT: usize = 16;
 /// Extra time shutdown gives in-flight attempts beyond the attempt timeout.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
@@ -167,7 +167,10 @@ fn serve(config: Config) -> Result<(), Error> {
     // them together only caps memory, and is high enough that endpoints which hang, each
     // holding its share, cannot use it up and starve the others.
     let jobs_in_flight_max = JOBS_CLAIMED_MAX;
-    let dispatcher = Arc::new(Dispatcher::new(config.endpoint_concurrency));
+    // The largest window is `--endpoint-concurrency`, and never more than half the workers, so
+    // an endpoint that turns from healthy to hanging holds at most half of them meanwhile.
+    let window_max = config.endpoint_concurrency.min((config.workers / 2).max(1));
+    let dispatcher = Arc::new(Dispatcher::new(window_max));
     let (results_tx, results_rx) = bounded(jobs_in_flight_max);
     // Jobs of panicked workers; at most one per worker that ever ran, so unbounded is bounded.
     let (releases_tx, releases_rx) = unbounded();
@@ -223,7 +226,7 @@ fn serve(config: Config) -> Result<(), Error> {
         releases: releases_rx,
         attempt_timeout: config.attempt_timeout,
         dispatcher: dispatcher.clone(),
-        endpoint_claimed_max: config.endpoint_concurrency * ENDPOINT_CLAIMED_PER_SLOT,
+        claimed_per_slot: ENDPOINT_CLAIMED_PER_SLOT,
         shutdown: shutdown_rx,
         jobs_in_flight_max,
         retention: config.retention,
@@ -253,6 +256,7 @@ fn serve(config: Config) -> Result<(), Error> {
         max_event_bytes: config.max_event_bytes,
         heartbeat_ms: heartbeat_ms.clone(),
         metrics,
+        dispatcher: dispatcher.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();

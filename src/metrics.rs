@@ -141,3 +141,29 @@ impl Metrics {
         page + &samples
     }
 }
+
+/// The flow-control families: each endpoint's window and attempts in flight, as
+/// `(endpoint id, window, in flight)`, for endpoints that have sent since the start.
+pub fn render_flows(flows: &[(String, usize, usize)]) -> String {
+    let mut page = String::from(
+        "# HELP clockeye_endpoint_window Attempts an endpoint's adaptive window lets run at once.\n\
+         # TYPE clockeye_endpoint_window gauge\n",
+    );
+    for (id, window, _) in flows {
+        let _ = writeln!(
+            page,
+            "clockeye_endpoint_window{{endpoint=\"{id}\"}} {window}"
+        );
+    }
+    page.push_str(
+        "# HELP clockeye_endpoint_in_flight Attempts running against an endpoint now.\n\
+         # TYPE clockeye_endpoint_in_flight gauge\n",
+    );
+    for (id, _, running) in flows {
+        let _ = writeln!(
+            page,
+            "clockeye_endpoint_in_flight{{endpoint=\"{id}\"}} {running}"
+        );
+    }
+    page
+}

@@ -77,6 +77,10 @@ pub struct NewEvent {
     /// `Some(endpoint seq)` for a test event: delivered to that endpoint only, whatever it
     /// subscribes to, and marked `test` in the API.
     pub test_endpoint_seq: Option<i64>,
+    /// What the event is about: the `subject` given at ingest, else
+    /// `<type before the dot>:<data.id>`; None when neither is there. Endpoints with
+    /// `ordering: "subject"` get one subject's events in order.
+    pub subject: Option<String>,
 }
 
 /// An event as stored, with its deliveries, as the ingest routes answer it.
@@ -125,6 +129,8 @@ pub struct Job {
     /// Which claim of the delivery this is (`deliveries.claims`): its result is written only
     /// while no later claim holds the delivery.
     pub claim: i64,
+    /// The endpoint's `rate_limit`: most attempt starts in any second, None for no limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Job {

@@ -101,6 +101,8 @@ fn new_event() -> Value {
                     "data": {"type": "object", "properties": fields, "required": required},
                     "workspace_id": client_id(),
                     "id": client_id(),
+                    "subject": {"type": "string", "minLength": 1, "maxLength": 200,
+                                "description": "what the event is about, for ordering: \"subject\" endpoints; default <type before the dot>:<data.id>"},
                 },
                 "required": ["type", "data"],
                 "additionalProperties": false,
@@ -125,6 +127,9 @@ fn schemas() -> Value {
         "failing_since": nullable(time()),
         "last_success_at": nullable(time()),
         "previous_secret_expires_at": nullable(time()),
+        "rate_limit": rate_limit(),
+        "ordering": ordering(),
+        "window": {"type": "integer", "minimum": 1, "description": "attempts this endpoint's adaptive window lets run at once now (1 to --endpoint-concurrency)"},
         "created_at": time(),
         "updated_at": time(),
     }));
@@ -147,6 +152,7 @@ fn schemas() -> Value {
         "created_at": time(),
         "workspace_id": {"type": "string"},
         "test": {"type": "boolean"},
+        "subject": nullable(json!({"type": "string"})),
         "data": {},
     }));
     let accepted = object(json!({
@@ -260,6 +266,8 @@ fn schemas() -> Value {
                 "description": {"type": "string", "maxLength": 1000},
                 "workspace_id": client_id(),
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "rate_limit": rate_limit(),
+                "ordering": ordering(),
             },
             "required": ["url", "events"],
             "additionalProperties": false,
@@ -272,10 +280,24 @@ fn schemas() -> Value {
                 "description": {"type": "string", "maxLength": 1000},
                 "headers": {"type": "object", "additionalProperties": {"type": "string"}},
                 "enabled": {"type": "boolean"},
+                "rate_limit": rate_limit(),
+                "ordering": ordering(),
             },
             "additionalProperties": false,
         },
     })
+}
+
+/// An endpoint's `rate_limit` (SPEC "Flow control").
+fn rate_limit() -> Value {
+    nullable(json!({"type": "integer", "minimum": 1, "maximum": 10000,
+                    "description": "most attempt starts in any second; null: no limit"}))
+}
+
+/// An endpoint's `ordering` (SPEC "Flow control").
+fn ordering() -> Value {
+    json!({"type": "string", "enum": ["none", "subject"],
+           "description": "subject: a delivery waits while an earlier one of the same subject to this endpoint is unfinished"})
 }
 
 /// The answers every authenticated route may give besides its own.

@@ -81,10 +81,10 @@ pub struct Scheduler {
     pub attempt_timeout: Duration,
     /// Where claimed jobs wait for a worker, per endpoint.
     pub dispatcher: Arc<Dispatcher>,
-    /// Most jobs claimed for one endpoint and not finished (queued or running): enough to keep
-    /// its `--endpoint-concurrency` slots busy between rounds, few enough that a hanging
-    /// endpoint does not hold many deliveries in `delivering`.
-    pub endpoint_claimed_max: usize,
+    /// Jobs claimed for one endpoint and not finished (queued or running), per place in its
+    /// window: enough to keep the window busy between rounds, few enough that a hanging
+    /// endpoint (whose window shrinks) does not hold many deliveries in `delivering`.
+    pub claimed_per_slot: usize,
     pub shutdown: Receiver<()>,
     /// Most jobs claimed and not yet answered, over all endpoints.
     pub jobs_in_flight_max: usize,
@@ -367,7 +367,7 @@ pub fn main(mut scheduler: Scheduler) {
         let claims = Claims {
             limit: claim_limit,
             dispatcher: &scheduler.dispatcher,
-            endpoint_claimed_max: scheduler.endpoint_claimed_max,
+            claimed_per_slot: scheduler.claimed_per_slot,
             disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
             lease_expires_at_ms: now.saturating_add(lease_ms),
             renew: &renew,
@@ -562,7 +562,8 @@ struct Claims<'a> {
     /// Most jobs over all endpoints (0: claim nothing, e.g. while shutting down).
     limit: usize,
     dispatcher: &'a Dispatcher,
-    endpoint_claimed_max: usize,
+    /// Jobs claimed ahead per place in an endpoint's window.
+    claimed_per_slot: usize,
     /// `--disable-after`, in ms.
     disable_after_ms: i64,
     /// The lease of what this round claims or renews.
@@ -592,8 +593,8 @@ fn claim(conn: &Connection, claims: &Claims, now: i64) -> Result<(Vec<Job>, Opti
             continue;
         }
         let room = claims
-            .endpoint_claimed_max
-            .saturating_sub(claims.dispatcher.outstanding(endpoint_seq));
+            .dispatcher
+            .claim_room(endpoint_seq, claims.claimed_per_slot);
         if room == 0 {
             continue;
         }
@@ -621,7 +622,7 @@ fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
     let claims = Claims {
         limit: 0,
         dispatcher: &dispatcher,
-        endpoint_claimed_max: 0,
+        claimed_per_slot: 0,
         disable_after_ms: i64::MAX,
         lease_expires_at_ms: 0,
         renew: &[],

@@ -13,7 +13,7 @@ use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
 use crate::signing::{new_id, sha256_hex};
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
@@ -104,6 +104,20 @@ pub fn open(path: &Path) -> Result<Connection> {
                  DROP TABLE events_v4;",
             );
         }
+        if (1..7).contains(&version) {
+            // Version 6: flow control (rate limit, ordering by subject). Before version 6 the
+            // events table is rebuilt above by schema.sql, which has `events.subject` already.
+            migrate.push_str(
+                "ALTER TABLE endpoints ADD COLUMN rate_limit INTEGER
+                     CHECK (rate_limit BETWEEN 1 AND 10000);
+                 ALTER TABLE endpoints ADD COLUMN ordering TEXT NOT NULL DEFAULT 'none'
+                     CHECK (ordering IN ('none', 'subject'));
+                 ALTER TABLE deliveries ADD COLUMN subject TEXT;",
+            );
+            if version == 6 {
+                migrate.push_str("ALTER TABLE events ADD COLUMN subject TEXT;");
+            }
+        }
         let migrating = (1..6).contains(&version);
         if migrating {
             conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
@@ -191,35 +205,45 @@ pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<
             created: false,
         });
     }
-    conn.prepare_cached("INSERT INTO events (id, workspace_id, type, created_at_ms, body, test) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+    conn.prepare_cached("INSERT INTO events (id, workspace_id, type, created_at_ms, body, test, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
         .execute(params![event.id, event.workspace_id, event.event_type, event.created_at_ms, event.body,
-                         event.test_endpoint_seq.is_some()])?;
+                         event.test_endpoint_seq.is_some(), event.subject])?;
     let event_seq = conn.last_insert_rowid();
     // A test event goes to its one endpoint, whatever that subscribes to.
     let subscribers = conn
         .prepare_cached(
-            "SELECT seq, id, CASE WHEN ?2 IS NULL THEN event_types ELSE '[\"*\"]' END FROM endpoints
-             WHERE workspace_id = ?1 AND (?2 IS NULL OR seq = ?2) AND deleted_at_ms IS NULL ORDER BY seq",
+            "SELECT seq, id, CASE WHEN ?2 IS NULL THEN event_types ELSE '[\"*\"]' END, ordering = 'subject'
+             FROM endpoints WHERE workspace_id = ?1 AND (?2 IS NULL OR seq = ?2) AND deleted_at_ms IS NULL ORDER BY seq",
         )?
         .query_map(params![event.workspace_id, event.test_endpoint_seq], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+        "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms, subject)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4, ?5)",
     )?;
     let mut deliveries = Vec::new();
-    for (endpoint_seq, endpoint_id, event_types) in subscribers {
+    for (endpoint_seq, endpoint_id, event_types, ordered) in subscribers {
         if !subscribes(&event_types, &event.event_type) {
             continue;
         }
         let delivery_id = new_id("dlv");
-        insert.execute(params![delivery_id, event_seq, endpoint_seq, now_ms])?;
+        // The subject is kept on the delivery only where the endpoint orders by it, so other
+        // endpoints' deliveries stay out of its index.
+        let subject = event.subject.as_deref().filter(|_| ordered);
+        insert.execute(params![
+            delivery_id,
+            event_seq,
+            endpoint_seq,
+            now_ms,
+            subject
+        ])?;
         deliveries.push((delivery_id, endpoint_id));
     }
     Ok(StoredEvent {
@@ -245,6 +269,14 @@ fn subscribes(event_types_json: &str, event_type: &str) -> bool {
 /// The one definition of "pending for an endpoint", matching the partial index
 /// `deliveries_pending` (endpoint, then time): every scheduling query reads through it.
 const PENDING_FOR_ENDPOINT: &str = "d.status = 'pending' AND d.endpoint_seq = ?1";
+/// The one definition of "held by ordering": an earlier delivery of the same subject to the
+/// same endpoint is unfinished (`pending` or `delivering`). Only deliveries of endpoints with
+/// `ordering: "subject"` have a subject. Written into every claim, so order holds across
+/// retries, restarts and kill -9, not only in memory.
+const NOT_HELD_BY_ORDERING: &str = "(d.subject IS NULL OR NOT EXISTS (
+    SELECT 1 FROM deliveries p
+    WHERE p.endpoint_seq = d.endpoint_seq AND p.subject = d.subject AND p.seq < d.seq
+      AND p.status IN ('pending', 'delivering')))";
 
 /// Each enabled endpoint that has pending deliveries, with when its earliest is due. One index
 /// seek per such endpoint (a skip scan written as a recursive query), however long the queues:
@@ -270,17 +302,25 @@ pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// When the earliest pending delivery of one endpoint is due, if it has any.
+/// When the earliest pending delivery of one endpoint not held by ordering is due, if it has
+/// any. (A held one becomes claimable when the delivery holding it finishes, whose result
+/// wakes the scheduler anyway.)
 pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
-    let sql =
-        format!("SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT}");
+    // In index order, stopping at the first row not held (MIN() would read every pending row
+    // of the endpoint once a predicate beyond the index is added).
+    let sql = format!(
+        "SELECT d.next_attempt_at_ms FROM deliveries d WHERE {PENDING_FOR_ENDPOINT} AND {NOT_HELD_BY_ORDERING}
+         ORDER BY d.next_attempt_at_ms LIMIT 1"
+    );
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([endpoint_seq], |row| row.get(0))?)
+        .query_row([endpoint_seq], |row| row.get(0))
+        .optional()?)
 }
 
 /// Marks up to `limit` due deliveries of one endpoint `delivering` under a lease ending at
-/// `lease_expires_at_ms` and returns the attempts to make, oldest due first. Each claim counts
+/// `lease_expires_at_ms` and returns the attempts to make, oldest due first; a delivery held by
+/// ordering (an earlier one of its subject is unfinished) is not claimed. Each claim counts
 /// up `claims`; the job carries the count, and its result is written only while it still names
 /// the latest claim (see `record_attempt`).
 pub fn claim_due(
@@ -294,11 +334,12 @@ pub fn claim_due(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body,
                 CASE WHEN e.previous_secret_expires_at_ms > ?2 THEN e.previous_secret END,
                 e.sign_with_previous, d.free_attempts, d.free_attempt_number,
-                COALESCE(e.previous_secret_expires_at_ms, 0), e.workspace_id, d.claims
+                COALESCE(e.previous_secret_expires_at_ms, 0), e.workspace_id, d.claims, e.rate_limit
          FROM deliveries d
          JOIN endpoints e ON e.seq = d.endpoint_seq
          JOIN events ev ON ev.seq = d.event_seq
          WHERE {PENDING_FOR_ENDPOINT} AND d.next_attempt_at_ms <= ?2 AND e.deleted_at_ms IS NULL
+           AND {NOT_HELD_BY_ORDERING}
          ORDER BY d.next_attempt_at_ms LIMIT ?3"
     );
     let jobs = conn
@@ -327,6 +368,7 @@ pub fn claim_due(
                 may_switch_secret: free_attempt_number != Some(attempt_number),
                 workspace_id: row.get(15)?,
                 claim: row.get::<_, i64>(16)? + 1,
+                rate_limit: row.get(17)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -601,6 +643,10 @@ pub struct EndpointRow {
     pub previous_secret_expires_at_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Most attempt starts in any second; None: no limit.
+    pub rate_limit: Option<u32>,
+    /// `"none"` or `"subject"`.
+    pub ordering: String,
 }
 
 fn parse_headers(json: &str) -> Vec<(String, String)> {
@@ -624,7 +670,7 @@ fn headers_json(headers: &[(String, String)]) -> String {
 const ENDPOINT_COLUMNS: &str = "seq, id, workspace_id, url, event_types, description, headers, enabled, disabled_reason, \
      created_at_ms, updated_at_ms, failing_since_ms, last_success_at_ms, \
      CASE WHEN previous_secret_expires_at_ms > CAST(unixepoch('subsec') * 1000 AS INTEGER) \
-          THEN previous_secret_expires_at_ms END";
+          THEN previous_secret_expires_at_ms END, rate_limit, ordering";
 
 fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
     let event_types: String = row.get(4)?;
@@ -644,6 +690,8 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
         failing_since_ms: row.get(11)?,
         last_success_at_ms: row.get(12)?,
         previous_secret_expires_at_ms: row.get(13)?,
+        rate_limit: row.get(14)?,
+        ordering: row.get(15)?,
     })
 }
 
@@ -651,8 +699,8 @@ fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
 pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, description, headers, enabled,
-                                disabled_reason, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                disabled_reason, created_at_ms, updated_at_ms, rate_limit, ordering)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         endpoint.id,
@@ -666,9 +714,19 @@ pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &s
         endpoint.disabled_reason,
         endpoint.created_at_ms,
         endpoint.updated_at_ms,
+        endpoint.rate_limit,
+        endpoint.ordering,
     ])?;
     endpoint.seq = conn.last_insert_rowid();
     Ok(())
+}
+
+/// The public id of the endpoint with this `seq`, if it still exists.
+pub fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM endpoints WHERE seq = ?1")?
+        .query_row([seq], |row| row.get(0))
+        .optional()?)
 }
 
 pub fn endpoint(conn: &Connection, id: &str) -> Result<Option<EndpointRow>> {
@@ -744,7 +802,7 @@ impl Where {
 }
 
 /// Writes the named fields of an endpoint (`url`, `events`, `description`, `headers`,
-/// `enabled`) from `endpoint`, and nothing else: a PATCH must not undo what the scheduler wrote
+/// `enabled`, `rate_limit`, `ordering`) from `endpoint`, and nothing else: a PATCH must not undo what the scheduler wrote
 /// meanwhile (an endpoint it disabled, its health). Disabling keeps an earlier reason;
 /// enabling a disabled endpoint clears the reason and starts the health record afresh.
 pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str]) -> Result<bool> {
@@ -757,7 +815,9 @@ pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str
                                   disabled_reason = CASE WHEN ?6 IS NULL THEN disabled_reason
                                                          WHEN ?6 = 1 THEN NULL
                                                          ELSE COALESCE(disabled_reason, ?7) END,
-                                  enabled = COALESCE(?6, enabled), updated_at_ms = ?8
+                                  enabled = COALESCE(?6, enabled), updated_at_ms = ?8,
+                                  rate_limit = CASE WHEN ?9 THEN ?10 ELSE rate_limit END,
+                                  ordering = COALESCE(?11, ordering)
              WHERE seq = ?1",
         )?
         .execute(params![
@@ -770,8 +830,27 @@ pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str
             named("enabled").then_some(endpoint.enabled),
             endpoint.disabled_reason,
             endpoint.updated_at_ms,
+            named("rate_limit"),
+            endpoint.rate_limit,
+            named("ordering").then_some(&endpoint.ordering),
         ])?;
+    if changed == 1 && named("ordering") {
+        set_delivery_subjects(conn, endpoint.seq, endpoint.ordering == "subject")?;
+    }
     Ok(changed == 1)
+}
+
+/// Ordering by subject turned on: the endpoint's unfinished deliveries take their events'
+/// subjects (finished ones take theirs if retried); turned off: every delivery forgets it.
+fn set_delivery_subjects(conn: &Connection, endpoint_seq: i64, ordered: bool) -> Result<()> {
+    let sql = if ordered {
+        "UPDATE deliveries SET subject = (SELECT ev.subject FROM events ev WHERE ev.seq = deliveries.event_seq)
+         WHERE endpoint_seq = ?1 AND subject IS NULL AND status IN ('pending', 'delivering')"
+    } else {
+        "UPDATE deliveries SET subject = NULL WHERE endpoint_seq = ?1 AND subject IS NOT NULL"
+    };
+    conn.prepare_cached(sql)?.execute([endpoint_seq])?;
+    Ok(())
 }
 
 /// An endpoint's live secrets.
@@ -847,7 +926,9 @@ pub fn recover_failed(
     // transaction that reads first could not upgrade to a write while the scheduler commits.
     let requeued: Vec<i64> = conn
         .prepare_cached(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?6, updated_at_ms = ?6
+            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?6, updated_at_ms = ?6,
+                                   subject = COALESCE(subject, (SELECT ev.subject FROM events ev JOIN endpoints e ON e.seq = deliveries.endpoint_seq
+                                              WHERE ev.seq = deliveries.event_seq AND e.ordering = 'subject'))
              WHERE seq IN (SELECT seq FROM deliveries
                            WHERE endpoint_seq = ?1 AND status = 'failed'
                              AND created_at_ms >= ?2 AND created_at_ms < ?3 AND seq > ?4
@@ -960,9 +1041,10 @@ pub struct EventRow {
     pub created_at_ms: i64,
     pub body: Vec<u8>,
     pub test: bool,
+    pub subject: Option<String>,
 }
 
-const EVENT_COLUMNS: &str = "seq, id, workspace_id, type, created_at_ms, body, test";
+const EVENT_COLUMNS: &str = "seq, id, workspace_id, type, created_at_ms, body, test, subject";
 
 fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
@@ -973,6 +1055,7 @@ fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
         created_at_ms: row.get(4)?,
         body: row.get(5)?,
         test: row.get(6)?,
+        subject: row.get(7)?,
     })
 }
 
@@ -1197,10 +1280,13 @@ pub fn attempts(conn: &Connection, delivery_seq: i64, limit: usize) -> Result<Ve
 }
 
 /// Puts a delivery that is not in flight back to `pending`, due now. False when it is in flight.
+/// On an endpoint ordered by subject it takes its place in its subject's order again.
 pub fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2
+            "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2,
+                                   subject = COALESCE(subject, (SELECT ev.subject FROM events ev JOIN endpoints e ON e.seq = deliveries.endpoint_seq
+                                              WHERE ev.seq = deliveries.event_seq AND e.ordering = 'subject'))
              WHERE seq = ?1 AND status != 'delivering'",
         )?
         .execute(params![seq, now_ms])?;

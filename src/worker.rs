@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ureq::Agent;
-use ureq::unversioned::transport::{Connector, RustlsConnector, TcpConnector};
+use ureq::unversioned::transport::{Connector, RustlsConnector};
 
-use crate::dispatch::{Dispatcher, Takes};
+use crate::dispatch::{Dispatcher, Sample, Signal, Takes};
 use crate::metrics::Metrics;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
 use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
 use crate::retry;
 use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
 use crate::store::Release;
+use crate::tcp::QuickAckConnector;
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
@@ -74,6 +75,9 @@ pub fn agent(
         .max_idle_connections(IDLE_CONNECTIONS_MAX)
         .max_idle_connections_per_host(workers)
         .max_idle_age(IDLE_CONNECTION_AGE_MAX)
+        // Requests leave at once (ureq's default too, set here on purpose): with Nagle a
+        // request written in two parts would wait for the receiver's delayed ACK.
+        .no_delay(true)
         // ureq's default 128 KiB each way per connection made the pool the biggest use of memory.
         .input_buffer_size(CONNECTION_BUFFER_BYTES)
         .output_buffer_size(CONNECTION_BUFFER_BYTES)
@@ -83,7 +87,8 @@ pub fn agent(
         .chain(VettingConnector {
             policy: policy.clone(),
         })
-        .chain(TcpConnector::default())
+        // ureq's TCP connector, plus quick ACKs (see tcp.rs).
+        .chain(QuickAckConnector)
         .chain(RustlsConnector::default());
     Agent::with_parts(config, connector, VettingResolver::new(policy))
 }
@@ -117,16 +122,24 @@ struct Holding<'a> {
 }
 
 impl Holding<'_> {
-    fn free_slot(&mut self) {
+    /// Frees the endpoint's slot once; its window learns from `sample`.
+    fn free_slot(&mut self, sample: Sample) {
         if std::mem::take(&mut self.slot) {
-            self.worker.dispatcher.done(self.endpoint_seq);
+            self.worker
+                .dispatcher
+                .done(self.endpoint_seq, sample, self.worker.takes);
         }
     }
 }
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
-        self.free_slot();
+        // A panic says nothing about the endpoint's capacity.
+        self.free_slot(Sample {
+            started: Instant::now(),
+            latency: Duration::ZERO,
+            signal: Signal::Neutral,
+        });
         if self.armed {
             log::error!(
                 "delivery={}: the worker panicked; the job goes back to pending unattempted",
@@ -153,9 +166,14 @@ pub fn main(worker: Worker) {
             slot: true,
             armed: true,
         };
+        let started = Instant::now();
         let outcome = attempt(&worker.agent, &job);
         crate::faults::panic_if_armed("worker_after_attempt", || true);
-        holding.free_slot();
+        holding.free_slot(Sample {
+            started,
+            latency: started.elapsed(),
+            signal: signal(&outcome),
+        });
         worker.metrics.attempt(&outcome);
         let finished_at_ms = outcome.started_at_ms + outcome.duration_ms;
         let decision = retry::next(
@@ -188,6 +206,20 @@ pub fn main(worker: Worker) {
         if worker.results.send(result).is_err() {
             return;
         }
+    }
+}
+
+/// What an attempt says about its endpoint's capacity (see `dispatch::Window`).
+fn signal(outcome: &Outcome) -> Signal {
+    match (outcome.error_class, outcome.status_code) {
+        (None, _) => Signal::Success,
+        (Some(_), Some(429)) => Signal::Overload,
+        (Some(_), Some(status)) if status >= 500 => Signal::Overload,
+        (
+            Some(ErrorClass::Timeout | ErrorClass::Connect | ErrorClass::Tls | ErrorClass::Dns),
+            _,
+        ) => Signal::Overload,
+        (Some(_), _) => Signal::Neutral,
     }
 }
 

@@ -9,6 +9,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::{backup, bench, config};
 
+/// Help of the endpoint flow-control flags (SPEC "Flow control").
+const RATE_LIMIT_HELP: &str = "most deliveries started per second, 1-10000 (none: no limit)";
+const ORDERING_HELP: &str =
+    "subject: an event waits until the earlier ones about the same object are done";
+
 /// Help of every command (after `clockeye-webhooks endpoints list`, say): what it does, usage,
 /// flags, then examples (`after_help`).
 const COMMAND_HELP: &str = ": {about}\n\nusage: {usage}\n\n{all-args}{after-help}\n";
@@ -299,6 +304,10 @@ pub enum Endpoints {
             help = "an extra header sent with each webhook; repeatable"
         )]
         header: Vec<String>,
+        #[arg(long, value_name = "N", help = RATE_LIMIT_HELP)]
+        rate_limit: Option<String>,
+        #[arg(long, value_name = "none|subject", help = ORDERING_HELP)]
+        ordering: Option<String>,
     },
     /// change an endpoint: only the fields given
     #[command(after_help = concat!(
@@ -327,6 +336,10 @@ pub enum Endpoints {
             help = "extra headers (replace all of them); repeatable"
         )]
         header: Vec<String>,
+        #[arg(long, value_name = "N|none", help = RATE_LIMIT_HELP)]
+        rate_limit: Option<String>,
+        #[arg(long, value_name = "none|subject", help = ORDERING_HELP)]
+        ordering: Option<String>,
         #[arg(long, help = "enable it (its waiting deliveries go out)")]
         enable: bool,
         #[arg(long, help = "disable it (it gets nothing until enabled)")]

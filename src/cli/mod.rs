@@ -108,13 +108,17 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 description,
                 workspace,
                 header,
+                rate_limit,
+                ordering,
             } => remote(
                 "endpoints add",
                 Parsed::new(vec![url])
                     .value("events", events)
                     .value("description", description)
                     .value("workspace", workspace)
-                    .values("header", header),
+                    .values("header", header)
+                    .value("rate-limit", rate_limit)
+                    .value("ordering", ordering),
             ),
             Endpoints::Update {
                 id,
@@ -122,6 +126,8 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 events,
                 description,
                 header,
+                rate_limit,
+                ordering,
                 enable,
                 disable,
             } => remote(
@@ -131,6 +137,8 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                     .value("events", events)
                     .value("description", description)
                     .values("header", header)
+                    .value("rate-limit", rate_limit)
+                    .value("ordering", ordering)
                     .switch("enable", enable)
                     .switch("disable", disable),
             ),

@@ -672,6 +672,25 @@ fn headers(values: &[&str]) -> Result<Value, Failure> {
     Ok(Value::Object(map))
 }
 
+/// `--rate-limit N|none` and `--ordering none|subject` into an endpoint body; the API checks
+/// the ranges and names the field if they are wrong.
+fn flow_fields(parsed: &Parsed, body: &mut Value) -> Result<(), Failure> {
+    if let Some(rate_limit) = parsed.get("rate-limit") {
+        body["rate_limit"] = match rate_limit {
+            "none" => Value::Null,
+            text => text.parse::<u64>().map(Value::from).map_err(|_| {
+                usage(format!(
+                    "--rate-limit: \"{text}\" is not a whole number of deliveries per second (or none)"
+                ))
+            })?,
+        };
+    }
+    if let Some(ordering) = parsed.get("ordering") {
+        body["ordering"] = ordering.into();
+    }
+    Ok(())
+}
+
 fn endpoints_add(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
     let url = one_id(parsed, "endpoints add", "URL")?;
     let mut body = json!({"url": url, "events": event_types(parsed.get("events").unwrap_or("*"))});
@@ -685,6 +704,7 @@ fn endpoints_add(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
     if !header_values.is_empty() {
         body["headers"] = headers(&header_values)?;
     }
+    flow_fields(parsed, &mut body)?;
     let endpoint = client.call("POST", "/v1/endpoints", Some(&body))?;
     print_value(json, &endpoint, || {
         format!(
@@ -713,6 +733,7 @@ fn endpoints_update(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
     if !header_values.is_empty() {
         body["headers"] = headers(&header_values)?;
     }
+    flow_fields(parsed, &mut body)?;
     match (parsed.has("enable"), parsed.has("disable")) {
         (true, true) => return Err(usage("--enable and --disable do not go together")),
         (true, false) => body["enabled"] = true.into(),
@@ -721,7 +742,7 @@ fn endpoints_update(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
     }
     if body.as_object().is_some_and(Map::is_empty) {
         return Err(usage(
-            "endpoints update needs something to change: --url, --events, --description, --header, --enable or --disable",
+            "endpoints update needs something to change: --url, --events, --description, --header, --rate-limit, --ordering, --enable or --disable",
         ));
     }
     let endpoint = client.call(

@@ -605,6 +605,17 @@ async function endpointFormPage(id) {
         el('span', {}, el('code', { text: type.type }), el('small', { text: type.description })))),
     ),
     fieldError('events'),
+    el('label', { for: 'rate_limit', text: 'Rate limit, deliveries per second (optional, 1–10000)' }),
+    el('input', {
+      id: 'rate_limit', name: 'rate_limit', type: 'number', min: '1', max: '10000', step: '1', placeholder: 'no limit',
+      value: endpoint && endpoint.rate_limit != null ? String(endpoint.rate_limit) : '', 'aria-describedby': 'error-rate_limit',
+    }),
+    fieldError('rate_limit'),
+    el('label', { class: 'check', for: 'ordering' },
+      el('input', { id: 'ordering', name: 'ordering', type: 'checkbox', checked: Boolean(endpoint && endpoint.ordering === 'subject') }),
+      el('span', {}, el('strong', { text: 'Keep the order of events about the same object' }),
+        el('small', { text: 'an event waits until the earlier ones about its object (e.g. time_entry:te_1) succeeded or failed' }))),
+    fieldError('ordering'),
     endpoint && Object.keys(endpoint.headers || {}).length
       ? el('p', { class: 'muted', text: `Extra headers (${Object.keys(endpoint.headers).join(', ')}) are kept; change them through the API.` })
       : null,
@@ -620,6 +631,8 @@ async function endpointFormPage(id) {
       url: form.elements.url.value.trim(),
       events: all.checked ? ['*'] : boxes.filter((box) => box.checked).map((box) => box.value),
       description: form.elements.description.value,
+      rate_limit: form.elements.rate_limit.value.trim() === '' ? null : Number(form.elements.rate_limit.value),
+      ordering: form.elements.ordering.checked ? 'subject' : 'none',
     };
     if (!body.events.length) {
       showFormError(form, new ApiError(0, 'missing', 'Choose at least one event type.', 'events'));
@@ -704,6 +717,9 @@ async function endpointPage(id) {
         ? [el('dt', { text: 'Old secret signs until' }), el('dd', {}, timeEl(endpoint.previous_secret_expires_at))]
         : null,
       endpoint.failing_since ? [el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since))] : null,
+      el('dt', { text: 'Window' }), el('dd', { id: 'endpoint-window', text: `${endpoint.window} attempts at once (adapts to how the receiver copes)` }),
+      el('dt', { text: 'Rate limit' }), el('dd', { id: 'endpoint-rate-limit', text: endpoint.rate_limit != null ? `${endpoint.rate_limit} per second` : 'none' }),
+      el('dt', { text: 'Ordering' }), el('dd', { id: 'endpoint-ordering', text: endpoint.ordering === 'subject' ? 'by subject' : 'none' }),
     ),
   );
   if (flash && flash.kind === 'secret') head.prepend(el('div', { class: 'flash', id: 'flash' }, secretBox(flash.title, flash.secret, 'new-secret')));

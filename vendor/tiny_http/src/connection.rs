@@ -83,6 +83,9 @@ impl Connection {
         match self {
             Connection::Tcp(s) => {
                 s.set_read_timeout(timeout)?;
+                // ClockEye patch: answers leave at once; with Nagle a head and body written
+                // apart wait for the client's delayed ACK (40 ms on Linux).
+                s.set_nodelay(true)?;
                 s.set_write_timeout(timeout)
             }
             #[cfg(unix)]
