@@ -357,7 +357,10 @@ pub fn lookup(
         }
     };
     let deadline = Instant::now() + wait;
-    let mut answer = pending.answer.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut answer = pending
+        .answer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     while answer.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -409,7 +412,10 @@ fn run_lookup(key: (String, u16), workspace_id: String, pending: Arc<Pending>) {
         }
         remember(&mut state, key, answer.clone());
     }
-    *pending.answer.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+    *pending
+        .answer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(answer);
     pending.done.notify_all();
 }
 

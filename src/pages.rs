@@ -22,6 +22,7 @@ struct ListedEvent<'a> {
     created_at: String,
     workspace_id: &'a str,
     test: bool,
+    subject: Option<&'a str>,
     data: Option<&'a RawValue>,
 }
 
@@ -43,6 +44,7 @@ fn write_event(out: &mut Vec<u8>, event: &EventRow) {
         created_at: format_rfc3339_seconds(event.created_at_ms),
         workspace_id: &event.workspace_id,
         test: event.test,
+        subject: event.subject.as_deref(),
         data,
     };
     serde_json::to_writer(out, &listed).expect("writing JSON to memory cannot fail");
@@ -116,6 +118,7 @@ mod tests {
             )
             .into_bytes(),
             test: false,
+            subject: None,
         }
     }
 

@@ -1591,6 +1591,7 @@ mod tests {
             created_at_ms: 2,
             body: b"{}".to_vec(),
             test_endpoint_seq: None,
+            subject: None,
         };
         assert!(
             insert_event(&conn, &new_event("globex"), 2)
