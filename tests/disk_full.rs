@@ -159,10 +159,22 @@ fn attempt_results_that_cannot_be_written_are_kept_until_the_disk_takes_writes()
         "16",
     ]);
     let service = Service::start(&disk.0, &flags);
-    service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
+    // One endpoint (in its own workspace) per event: every attempt is in flight at once,
+    // whatever window an endpoint starts with.
+    for index in 0..EVENTS {
+        let workspace_id = format!("ws{index}");
+        service.create_endpoint(
+            &format!("{}/hook", receiver.url),
+            &["*"],
+            Some(&workspace_id),
+        );
+    }
     let deliveries: Vec<String> = (0..EVENTS)
-        .map(|_| {
-            service.send_sample("project.created", json!({}))["deliveries"][0]["id"]
+        .map(|index| {
+            service.send_sample(
+                "project.created",
+                json!({"workspace_id": format!("ws{index}")}),
+            )["deliveries"][0]["id"]
                 .as_str()
                 .unwrap()
                 .to_string()
