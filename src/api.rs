@@ -21,7 +21,7 @@ use crate::scheduler::Command;
 use crate::signing::{new_id, new_secret, new_token, sha256_hex};
 use crate::store::{self, DeliveryFilter, DeliveryRow, EndpointRow, EventFilter};
 use crate::time::{format_rfc3339_millis, format_rfc3339_seconds, now_ms, parse_rfc3339};
-use crate::{catalog, time};
+use crate::{attempt_request, catalog, time};
 
 /// Largest body of any request but events: endpoint JSON and the like.
 pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
@@ -86,6 +86,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Where the endpoints' windows live (shown in endpoints and `/metrics`).
     pub dispatcher: Arc<Dispatcher>,
+    /// `--public-url`: the start of the absolute URLs the API answers (portal links).
+    pub public_url: Option<String>,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
@@ -320,8 +322,9 @@ impl Api {
             }
             (Method::Post, ["v1", "workspaces", workspace, "portal-links"]) => {
                 access.check_admin()?;
+                let base = self.public_base(request);
                 let body = read_body(request, REQUEST_BYTES_MAX)?;
-                self.create_portal_link(workspace, &body)
+                self.create_portal_link(workspace, &body, &base)
             }
             (Method::Get, ["v1", "workspaces", workspace, "tokens"]) => {
                 access.check_admin()?;
@@ -367,6 +370,10 @@ impl Api {
                     })
                     .collect();
                 Ok((200, value))
+            }
+            (Method::Get, ["v1", "deliveries", id, "attempts", number, "request"]) => {
+                let delivery = self.find_delivery(&access, id)?;
+                Ok((200, attempt_request::rebuild(&self.conn, &delivery, number)?))
             }
             (Method::Post, ["v1", "deliveries", id, "retry"]) => {
                 let delivery = self.find_delivery(&access, id)?;
@@ -932,7 +939,7 @@ impl Api {
     /// `POST /v1/workspaces/{ws}/portal-links {expires_in?}`: a single-use code, short-lived,
     /// that the dashboard exchanges for a portal session. The link carries the code, never a
     /// token: a browser's history keeps it, but once used or expired it opens nothing.
-    fn create_portal_link(&self, workspace: &str, body: &str) -> Answer {
+    fn create_portal_link(&self, workspace: &str, body: &str, base: &str) -> Answer {
         let workspace =
             ingest::check_id(Some(&Value::from(workspace)), "workspace_id")?.expect("given");
         let input = parse_optional_object(body)?;
@@ -989,9 +996,32 @@ impl Api {
                 "code": code,
                 "workspace_id": workspace,
                 "expires_at": format_rfc3339_millis(expires_at_ms),
-                "url": format!("/#code={code}"),
+                "url": format!("{base}/#code={code}"),
             }),
         ))
+    }
+
+    /// The start of an absolute URL to this service: `--public-url`, else `http://` + the
+    /// request's `Host` (a proxy that ends TLS should be named with `--public-url`).
+    fn public_base(&self, request: &Request) -> String {
+        if let Some(url) = &self.shared.public_url {
+            return url.clone();
+        }
+        let host = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Host"))
+            .map(|h| h.value.as_str().trim().to_string())
+            .filter(|host| {
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+            });
+        match host {
+            Some(host) => format!("http://{host}"),
+            None => String::new(),
+        }
     }
 
     /// `POST /v1/portal/session {code}` (no token): uses up a portal code and answers a
@@ -1148,6 +1178,9 @@ impl Api {
             endpoint_id: query.get("endpoint_id"),
             event_id: query.get("event_id"),
             status,
+            event_type: query.get("type"),
+            since_ms: query_time(query, "since")?,
+            until_ms: query_time(query, "until")?,
         };
         let rows = store::deliveries(&self.conn, &filter, before, limit + 1).map_err(internal)?;
         Ok((200, page(rows, limit, |r| r.seq, delivery_json)))
@@ -1219,6 +1252,21 @@ impl Access {
 enum FieldSet {
     Create,
     Update,
+}
+
+/// An RFC 3339 time in the query (`?since=`), as unix milliseconds.
+fn query_time(query: &Query, name: &str) -> Result<Option<i64>, Problem> {
+    match query.get(name) {
+        None | Some("") => Ok(None),
+        Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
+            Problem::new(
+                400,
+                "invalid_query",
+                format!("{name} must be an RFC 3339 time such as 2024-01-15T10:30:00Z"),
+            )
+            .at(name)
+        }),
+    }
 }
 
 fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Problem> {
@@ -1461,6 +1509,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/endpoints/{id}/stats"),
     ("GET", "/v1/deliveries"),
     ("GET", "/v1/deliveries/{id}"),
+    ("GET", "/v1/deliveries/{id}/attempts/{number}/request"),
     ("POST", "/v1/deliveries/{id}/retry"),
     ("POST", "/v1/workspaces/{workspace}/tokens"),
     ("GET", "/v1/workspaces/{workspace}/tokens"),

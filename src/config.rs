@@ -45,6 +45,9 @@ pub struct Config {
     pub retention: Duration,
     pub disable_after: Duration,
     pub log_format: LogFormat,
+    /// Where people reach this service (`https://webhooks.example.com`), for the absolute URLs
+    /// it answers (portal links); None: the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -64,7 +67,8 @@ impl Config {
         format!(
             "listen={} db={} admin_token={} workers={} retry_schedule={} attempt_timeout={} \
              endpoint_concurrency={} allow_http={} allow_private_networks={} allow_network={} \
-             ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?}",
+             ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?} \
+             public_url={}",
             self.listen,
             self.db.display(),
             if self.admin_token.is_some() {
@@ -91,6 +95,7 @@ impl Config {
             format_duration(self.retention),
             format_duration(self.disable_after),
             self.log_format,
+            self.public_url.as_deref().unwrap_or("none"),
         )
     }
 }
@@ -164,6 +169,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOCKEYE_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
         value_parser = parse_log_format, help = "stderr log lines: text or json")]
     pub log_format: LogFormat,
+    #[arg(long, env = "CLOCKEYE_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url,
+        help = "where people reach this service, for portal links' URLs (default: the request's Host)")]
+    pub public_url: Option<String>,
 }
 
 /// `--retry-schedule`'s steps.
@@ -204,6 +212,7 @@ impl From<ServeArgs> for Config {
             retention: args.retention,
             disable_after: args.disable_after,
             log_format: args.log_format,
+            public_url: args.public_url,
         }
     }
 }
@@ -283,6 +292,20 @@ fn parse_ca_file(value: &str) -> Result<CaFile, String> {
         roots_der: read_certificates(value)?,
         path: PathBuf::from(value),
     })
+}
+
+/// `--public-url`: an http(s) origin, maybe with a path prefix; kept without a trailing `/`.
+fn parse_public_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => Ok(trimmed.to_string()),
+        _ => Err(format!(
+            "\"{value}\" is not an http(s) URL (example: https://webhooks.example.com)"
+        )),
+    }
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {

@@ -6,6 +6,7 @@
 //! receivers can use `verify`.
 
 pub mod api;
+pub mod attempt_request;
 pub mod backup;
 pub mod bench;
 pub mod catalog;

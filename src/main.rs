@@ -257,6 +257,7 @@ fn serve(config: Config) -> Result<(), Error> {
         heartbeat_ms: heartbeat_ms.clone(),
         metrics,
         dispatcher: dispatcher.clone(),
+        public_url: config.public_url.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();

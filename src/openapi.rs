@@ -232,6 +232,16 @@ fn schemas() -> Value {
         "Delivery": delivery,
         "DeliveryWithAttempts": with(delivery.clone(), json!({"attempts": {"type": "array", "items": attempt}})),
         "DeliveryList": list_of("Delivery"),
+        "AttemptRequest": object(json!({
+            "delivery_id": {"type": "string"},
+            "number": {"type": "integer", "minimum": 1},
+            "method": {"type": "string", "const": "POST"},
+            "url": {"type": "string"},
+            "headers": {"type": "array", "items": object(json!({"name": {"type": "string"}, "value": {"type": "string"}}))},
+            "body": {"type": "string", "description": "the event's body, the exact bytes of every attempt"},
+            "body_bytes": {"type": "integer", "minimum": 0},
+            "signatures": {"type": "string", "description": "how the signatures shown were computed"},
+        })),
         "Token": token,
         "TokenWithSecret": with(token.clone(), json!({"token": {"type": "string", "pattern": "^cew_ws_"}})),
         "TokenList": list_of("Token"),
@@ -404,6 +414,9 @@ fn operations() -> Vec<Op> {
             json!({"type": "string", "enum": ["pending", "delivering", "succeeded", "failed"]}),
         ),
         query("workspace_id", "only this workspace's", client_id()),
+        query("type", "only of this event type", string.clone()),
+        query("since", "created at or after (RFC 3339)", time()),
+        query("until", "created before (RFC 3339)", time()),
     ]);
     let mut events_query = paging();
     events_query.extend([
@@ -669,6 +682,14 @@ fn operations() -> Vec<Op> {
             None,
             vec![],
             vec![("200", answer("the delivery", Some("DeliveryWithAttempts")))],
+        ),
+        op(
+            "get",
+            "/v1/deliveries/{id}/attempts/{number}/request",
+            "What one attempt sent: headers rebuilt (no secret; extra header values masked) and the body bytes",
+            None,
+            vec![],
+            vec![("200", answer("the request", Some("AttemptRequest")))],
         ),
         op(
             "post",

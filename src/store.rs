@@ -1204,6 +1204,11 @@ pub struct DeliveryFilter<'a> {
     pub endpoint_id: Option<&'a str>,
     pub event_id: Option<&'a str>,
     pub status: Option<&'a str>,
+    /// Only deliveries of events of this type.
+    pub event_type: Option<&'a str>,
+    /// Only deliveries created at or after / before these times (unix ms).
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
 }
 
 pub fn deliveries(
@@ -1241,6 +1246,9 @@ fn deliveries_query(
         filter.event_id.map(String::from),
     );
     sql.add("d.status = ?", filter.status.map(String::from));
+    sql.add("ev.type = ?", filter.event_type.map(String::from));
+    sql.add("d.created_at_ms >= ?", filter.since_ms);
+    sql.add("d.created_at_ms < ?", filter.until_ms);
     sql.add("d.seq < ?", Some(before_seq));
     sql.finish(DELIVERY_SELECT, "ORDER BY d.seq DESC", limit)
 }
@@ -1484,6 +1492,7 @@ mod tests {
                         endpoint_id,
                         event_id,
                         status,
+                        ..DeliveryFilter::default()
                     };
                     let (sql, values) = deliveries_query(&filter, i64::MAX, 51);
                     plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
