@@ -142,8 +142,17 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
     // Answers 500 with a small HTML body to events whose body says `fail-me`, 200 to the rest.
     // The 500 comes after a while, so a retried delivery is still in flight when the list looks
     // again right after the retry (the row must then follow it on its own).
+    // Events whose body says `rotate-me` are refused 401 at their first attempt (a receiver that
+    // still checks the old secret), so the at-once retry with the other secret shows.
     let receiver = Receiver::start(|request| {
-        if String::from_utf8_lossy(&request.body).contains("fail-me") {
+        if String::from_utf8_lossy(&request.body).contains("rotate-me")
+            && request.header("x-clockeye-attempt") == Some("1")
+        {
+            Reply {
+                body: "invalid signature".to_string(),
+                ..Reply::status(401)
+            }
+        } else if String::from_utf8_lossy(&request.body).contains("fail-me") {
             Reply {
                 body: "<h1>database is down</h1>".to_string(),
                 delay: Duration::from_millis(600),
@@ -166,11 +175,6 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
     let other_url = format!("{}/globex-only", receiver.url);
     let (other_id, _) = service.create_endpoint(&other_url, &["*"], Some("globex"));
 
-    let screenshots = std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
-    let docs = root.join("docs");
-    if screenshots {
-        std::fs::create_dir_all(&docs).unwrap();
-    }
     let mut command = Command::new("node");
     command
         .arg("dashboard.mjs")
@@ -187,11 +191,6 @@ fn a_person_manages_endpoints_in_chromium_and_a_workspace_sees_only_its_own() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if screenshots {
-        command.env("SCREENSHOTS_DIR", &docs);
-    } else {
-        command.env_remove("SCREENSHOTS_DIR");
-    }
     let mut child = KillOnDrop(
         command
             .spawn()
