@@ -914,7 +914,10 @@ async function endpointPage(id) {
     link(`${endpointHref(endpoint.id)}/edit`, 'Edit', { class: 'button secondary', id: 'edit-endpoint' }), toggle, remove), actionNote);
 
   page.main.append(head, secretSection(endpoint, path), testSection(endpoint, path, page));
-  const chart = chartSection(path, page);
+  // The heading's badge says the endpoint's health once its last 24 hours are known.
+  const chart = chartSection(path, page, (stats) => {
+    if (stats.hours === 24) $('#endpoint-status').replaceChildren(healthBadge(endpoint, stats));
+  });
   page.main.append(chart.section);
   const deliveries = deliveryList({ endpoint_id: endpoint.id }, page, { onChange: chart.reload });
   page.main.append(
@@ -1085,7 +1088,7 @@ function recoverSection(path, deliveries) {
 // ---------------------------------------------------------------------------------------------
 // The chart: deliveries per hour by outcome, as inline SVG
 
-function chartSection(path, page) {
+function chartSection(path, page, onStats) {
   const hours = el('select', { id: 'chart-hours', 'aria-label': 'Period' },
     el('option', { value: '24', text: 'last 24 hours', selected: true }),
     el('option', { value: '72', text: 'last 3 days' }),
@@ -1099,6 +1102,7 @@ function chartSection(path, page) {
       const stats = await api('GET', `${path}/stats?hours=${hours.value}`);
       if (!alive(page)) return;
       figure.replaceChildren(chart(stats, figure.clientWidth || 600), legend());
+      if (onStats) onStats(stats);
       const t = stats.totals;
       summary.textContent = `${t.succeeded} succeeded, ${t.failed} failed, ${t.pending + t.delivering} pending; `
         + `success rate ${percent(stats.success_rate)}; last success ${stats.last_success_at ? `${relativeTime(stats.last_success_at)} (${formatTime(stats.last_success_at)})` : 'never'}.`;
@@ -1418,7 +1422,7 @@ function deliveryFacts(delivery, filter) {
       el('dt', { text: 'Event' }), el('dd', {}, filter.event_id
         ? el('code', { text: delivery.event_id })
         : link(eventHref(delivery.event_id, delivery.workspace_id), delivery.event_id, { title: 'This event and all its deliveries' })),
-      filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), delivery.endpoint_id))],
+      filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), endpointName(delivery.endpoint_id), { title: delivery.endpoint_id }))],
     ),
     attempts.length
       ? el('ol', { class: 'attempts' }, attempts.map((attempt, index) => attemptItem(attempt, attempts[index + 1], delivery)))
@@ -1498,7 +1502,7 @@ function attemptExplanation(attempt, following) {
   }
   if (status === 413) return 'The receiver found the body too large (413): events are up to 256 KiB; raise its body limit (Express: express.raw({ limit: \'512kb\' })).';
   if (status === 410) return 'The receiver answered 410 Gone: the delivery failed at once and the endpoint was disabled.';
-  if (status === 429 || status === 503) return `The receiver asked to slow down (${status}); the next attempt waited as long as it asked, within the schedule.`;
+  if (status === 429 || status === 503) return `The receiver was overloaded or down (${status}). Had it sent Retry-After, the next attempt would wait as long as it asked (at least the scheduled delay, at most twice it).`;
   return null;
 }
 
