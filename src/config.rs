@@ -56,8 +56,9 @@ impl Config {
         self.retry_schedule.len() as u32 + 1
     }
 
-    /// One line for the log: every setting, the admin token redacted.
-    pub fn describe(&self) -> String {
+    /// One line for the log: every setting, the admin token redacted. `stored_admin_token`
+    /// says where the token comes from when no flag set it (kept, or generated just now).
+    pub fn describe(&self, stored_admin_token: &str) -> String {
         let schedule: Vec<String> = self
             .retry_schedule
             .iter()
@@ -74,7 +75,7 @@ impl Config {
             if self.admin_token.is_some() {
                 "[set]"
             } else {
-                "[from database]"
+                stored_admin_token
             },
             self.workers,
             schedule.join(","),

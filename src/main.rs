@@ -295,7 +295,11 @@ fn serve(config: Config) -> Result<(), Error> {
     drop(stdout);
     log::info!(
         "started: {} recovered_deliveries={recovered}",
-        config.describe()
+        config.describe(if new_admin_token.is_some() {
+            "[generated now, shown once on stdout]"
+        } else {
+            "[from database]"
+        })
     );
 
     let (signal_tx, signal_rx) = bounded(1);
@@ -311,9 +315,14 @@ fn serve(config: Config) -> Result<(), Error> {
     loop {
         select! {
             recv(signal_rx) -> signal => {
+                let name = match signal.ok().flatten() {
+                    Some(signal_hook::consts::SIGTERM) => "SIGTERM".to_string(),
+                    Some(signal_hook::consts::SIGINT) => "SIGINT".to_string(),
+                    Some(other) => format!("signal {other}"),
+                    None => "the signal thread ending".to_string(),
+                };
                 log::info!(
-                    "shutting down on signal {:?}: no new requests; letting attempts in flight finish",
-                    signal.ok().flatten()
+                    "shutting down on {name}: no new requests; letting attempts in flight finish"
                 );
                 break;
             }

@@ -530,6 +530,14 @@ pub fn check_endpoint_url(
     if url.len() > 2048 {
         return Err("url is longer than 2048 characters".into());
     }
+    if url.trim().is_empty() {
+        return Err("url is required: an https:// address such as https://example.com/webhooks".into());
+    }
+    if !url.contains("://") {
+        return Err(format!(
+            "\"{url}\" has no scheme: add https:// in front (https://{url})"
+        ));
+    }
     let uri: Uri = url
         .parse()
         .map_err(|_| format!("\"{url}\" is not a valid URL"))?;
@@ -537,6 +545,7 @@ pub fn check_endpoint_url(
         Some("https") => {}
         Some("http") if allow_http => {}
         Some("http") => return Err("url must use https:// (http:// needs --allow-http)".into()),
+        _ if allow_http => return Err("url must start with https:// or http://".into()),
         _ => return Err("url must start with https://".into()),
     }
     let authority = uri

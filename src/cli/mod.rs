@@ -1,5 +1,5 @@
 //! The integrator commands: `listen`, `verify`, `send`, `endpoints …`, `deliveries …`,
-//! `recover`, `completions`. The whole command line is one clap definition (`args.rs`); `run`
+//! `recover`, `workspaces tokens …`, `portal-link`, `completions`. The whole command line is one clap definition (`args.rs`); `run`
 //! hands each parsed command to its module. Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
@@ -8,10 +8,11 @@ mod completions;
 mod listen;
 mod remote;
 mod verify;
+mod workspaces;
 
 use std::process::ExitCode;
 
-use args::{ClientArgs, Command, Deliveries, Endpoints};
+use args::{ClientArgs, Command, Deliveries, Endpoints, Tokens, Workspaces};
 
 /// How a command did not succeed.
 #[derive(Debug)]
@@ -61,7 +62,6 @@ pub fn main(command: Command, client: ClientArgs) -> ExitCode {
 }
 
 fn run(command: Command, client: ClientArgs) -> Outcome {
-    let json = client.json;
     let remote = |name: &str, parsed: Parsed| remote::main(name, &parsed.client(client.clone()));
     match command {
         Command::Listen(listen) => listen::main(
@@ -70,7 +70,10 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 .value("secret", non_empty(listen.secret))
                 .value("forward-to", listen.forward_to)
                 .value("status", listen.status)
-                .switch("json", json),
+                .switch("register", listen.register)
+                .value("events", listen.events)
+                .value("workspace", listen.workspace)
+                .client(client.clone()),
         ),
         Command::Verify(verify) => verify::main(
             &Parsed::new(verify.body.into_iter().collect())
@@ -187,6 +190,31 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
             Parsed::new(vec![recover.endpoint])
                 .value("since", recover.since)
                 .value("until", recover.until),
+        ),
+        Command::Workspaces(Workspaces::Tokens(tokens)) => match tokens {
+            Tokens::Create {
+                workspace,
+                description,
+            } => workspaces::main(
+                "workspaces tokens create",
+                &Parsed::new(vec![workspace])
+                    .value("description", description)
+                    .client(client),
+            ),
+            Tokens::List { workspace } => workspaces::main(
+                "workspaces tokens list",
+                &Parsed::new(vec![workspace]).client(client),
+            ),
+            Tokens::Revoke { workspace, ids } => workspaces::main(
+                "workspaces tokens revoke",
+                &Parsed::new([vec![workspace], ids].concat()).client(client),
+            ),
+        },
+        Command::PortalLink(link) => workspaces::main(
+            "portal-link",
+            &Parsed::new(vec![link.workspace])
+                .value("expires-in", link.expires_in)
+                .client(client),
         ),
         Command::Serve(_) | Command::Bench(_) | Command::Backup(_) | Command::Version => {
             unreachable!("main.rs runs serve, bench, backup and version")

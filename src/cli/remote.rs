@@ -30,14 +30,14 @@ const RECOVER_CALLS_MAX: usize = 100;
 /// Largest `--data @FILE`: the largest event the service may accept.
 const DATA_BYTES_MAX: u64 = crate::config::EVENT_BYTES_LIMIT_MAX as u64;
 
-struct Client {
+pub(super) struct Client {
     agent: ureq::Agent,
-    server: String,
+    pub(super) server: String,
     token: String,
 }
 
 impl Client {
-    fn new(parsed: &Parsed) -> Result<Client, Failure> {
+    pub(super) fn new(parsed: &Parsed) -> Result<Client, Failure> {
         let server = parsed
             .get_or_env("server", "CLOCKEYE_SERVER")
             .unwrap_or_else(|| SERVER_DEFAULT.to_string());
@@ -73,7 +73,12 @@ impl Client {
     }
 
     /// One API call; the answer's JSON (`Null` for 204), or a one-line failure.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.server);
         let builder = ureq::http::Request::builder()
             .method(method)
@@ -213,7 +218,7 @@ pub fn main(name: &str, parsed: &Parsed) -> Outcome {
     }
 }
 
-fn print_value(json: bool, value: &Value, text: impl FnOnce() -> String) -> Outcome {
+pub(super) fn print_value(json: bool, value: &Value, text: impl FnOnce() -> String) -> Outcome {
     if json {
         println!("{}", pretty(value));
     } else {
@@ -262,7 +267,7 @@ fn ids(parsed: &Parsed, command: &str) -> Result<Vec<String>, Failure> {
 }
 
 /// Percent-encodes one path segment or query value.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -323,7 +328,7 @@ impl Progress {
 
 /// Runs `call` for each id with progress (when more than one); prints a table of outcomes, or
 /// a JSON array. Fails (exit 1) when any one failed, after trying all.
-fn bulk(
+pub(super) fn bulk(
     ids: &[String],
     verb: &'static str,
     json: bool,
@@ -404,7 +409,7 @@ fn bulk(
 }
 
 /// Columns aligned by characters; the last column is not padded.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -434,7 +439,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// A value as one table cell. Text from others (descriptions, reasons, URLs) is shown with
 /// its control characters as `?`, so it cannot move the cursor, recolour the terminal or
 /// break the table.
-fn text_of(value: &Value) -> String {
+pub(super) fn text_of(value: &Value) -> String {
     match value {
         Value::Null => "-".to_string(),
         Value::String(text) if text.is_empty() => "-".to_string(),
@@ -498,8 +503,13 @@ fn list_pages(
             if want.is_none() && after.is_some() {
                 eprintln!("stopped at {LIST_ROWS_MAX} {what}; narrow the listing with its filters");
             } else if after.is_some() {
+                let shown = match (rows.len(), what) {
+                    (1, "deliveries") => "delivery",
+                    (1, what) => what.strip_suffix('s').unwrap_or(what),
+                    (_, what) => what,
+                };
                 eprintln!(
-                    "{} {what} shown; there are more (--limit N or --all)",
+                    "{} {shown} shown; there are more (--limit N or --all)",
                     rows.len()
                 );
             }
@@ -873,12 +883,35 @@ fn attempt_line(attempt: &Value) -> String {
         (None, Some(class)) => format!("failed: {class} ({})", text_of(&attempt["error"])),
         (None, None) => "unknown".to_string(),
     };
-    format!(
+    let mut line = format!(
         "attempt {} at {}: {result} in {} ms",
         text_of(&attempt["number"]),
         text_of(&attempt["started_at"]),
         text_of(&attempt["duration_ms"]),
-    )
+    );
+    // What the receiver said back, when it failed: often the reason in its own words.
+    if attempt["status_code"].as_u64().is_some_and(|s| !(200..300).contains(&s))
+        && let Some(excerpt) = attempt["response_excerpt"].as_str()
+    {
+        line.push_str(&format!("; response: {}", one_line(excerpt, RESPONSE_SHOWN_CHARS)));
+    }
+    line
+}
+
+/// How much of a response excerpt a line shows.
+const RESPONSE_SHOWN_CHARS: usize = 200;
+
+/// `text` on one line (control characters as spaces), cut to `max` characters with `…`.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        line.push('…');
+    }
+    line
 }
 
 fn deliveries_list(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
@@ -965,17 +998,19 @@ fn delivery_text(delivery: &Value) -> String {
     let rows: Vec<Vec<String>> = attempts
         .iter()
         .map(|a| {
-            let excerpt: String = text_of(&a["response_excerpt"])
-                .chars()
-                .take(60)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            let excerpt = one_line(&text_of(&a["response_excerpt"]), 60);
+            // The error class and its text (`connect: connection refused`), not the class alone.
+            let error = match (a["error_class"].as_str(), a["error"].as_str()) {
+                (Some(class), Some(error)) => one_line(&format!("{class}: {error}"), 60),
+                (Some(class), None) => class.to_string(),
+                _ => String::new(),
+            };
             vec![
                 text_of(&a["number"]),
                 text_of(&a["started_at"]),
                 format!("{} ms", text_of(&a["duration_ms"])),
                 text_of(&a["status_code"]),
-                text_of(&a["error_class"]),
+                error,
                 excerpt,
             ]
         })
