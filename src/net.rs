@@ -533,7 +533,8 @@ pub fn check_endpoint_url(
     if url.trim().is_empty() {
         return Err("url is required: an https:// address such as https://example.com/webhooks".into());
     }
-    if !url.contains("://") {
+    // `example.com/hooks`: a host and path without a scheme.
+    if !url.contains("://") && !url.contains(char::is_whitespace) {
         return Err(format!(
             "\"{url}\" has no scheme: add https:// in front (https://{url})"
         ));
@@ -707,6 +708,8 @@ mod tests {
             ("https://[::ffff:0:7f00:1]/", "not public"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
+            ("example.com/hooks", "add https:// in front (https://example.com/hooks)"),
+            ("", "url is required"),
         ];
         for (url, expected) in refused {
             let error = check_endpoint_url(url, false, &strict, "ws").unwrap_err();
