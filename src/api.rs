@@ -373,7 +373,10 @@ impl Api {
             }
             (Method::Get, ["v1", "deliveries", id, "attempts", number, "request"]) => {
                 let delivery = self.find_delivery(&access, id)?;
-                Ok((200, attempt_request::rebuild(&self.conn, &delivery, number)?))
+                Ok((
+                    200,
+                    attempt_request::rebuild(&self.conn, &delivery, number)?,
+                ))
             }
             (Method::Post, ["v1", "deliveries", id, "retry"]) => {
                 let delivery = self.find_delivery(&access, id)?;

@@ -302,7 +302,9 @@ fn parse_public_url(value: &str) -> Result<String, String> {
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => Ok(trimmed.to_string()),
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => {
+            Ok(trimmed.to_string())
+        }
         _ => Err(format!(
             "\"{value}\" is not an http(s) URL (example: https://webhooks.example.com)"
         )),

@@ -531,7 +531,9 @@ pub fn check_endpoint_url(
         return Err("url is longer than 2048 characters".into());
     }
     if url.trim().is_empty() {
-        return Err("url is required: an https:// address such as https://example.com/webhooks".into());
+        return Err(
+            "url is required: an https:// address such as https://example.com/webhooks".into(),
+        );
     }
     // `example.com/hooks`: a host and path without a scheme.
     if !url.contains("://") && !url.contains(char::is_whitespace) {
@@ -708,7 +710,10 @@ mod tests {
             ("https://[::ffff:0:7f00:1]/", "not public"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
-            ("example.com/hooks", "add https:// in front (https://example.com/hooks)"),
+            (
+                "example.com/hooks",
+                "add https:// in front (https://example.com/hooks)",
+            ),
             ("", "url is required"),
         ];
         for (url, expected) in refused {

@@ -246,7 +246,11 @@ fn run_browser_script(script: &str, service: &Service, envs: &[(&str, String)]) 
     for (name, value) in envs {
         command.env(name, value);
     }
-    let mut child = KillOnDrop(command.spawn().expect("node is installed (.ci/run installs it)"));
+    let mut child = KillOnDrop(
+        command
+            .spawn()
+            .expect("node is installed (.ci/run installs it)"),
+    );
     let mut stdout = child.0.stdout.take().unwrap();
     let mut stderr = child.0.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -276,7 +280,10 @@ fn run_browser_script(script: &str, service: &Service, envs: &[(&str, String)]) 
         "{script} failed ({status}):\n{out}\n{err}\nservice log:\n{}",
         service.stderr()
     );
-    assert!(out.contains(", 0 failed") && !out.contains("not ok"), "{out}");
+    assert!(
+        out.contains(", 0 failed") && !out.contains("not ok"),
+        "{out}"
+    );
     out
 }
 
@@ -314,9 +321,11 @@ fn every_view_reads_well_at_both_widths_in_a_realistic_session() {
             }
         }
     });
-    let down = Receiver::start(|_| Reply {
+    let down = Receiver::start(|_| {
+        Reply {
         body: "<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>".to_string(),
         ..Reply::status(503)
+    }
     });
     let gone = Receiver::start(|_| Reply {
         body: "this integration was retired; remove the webhook".to_string(),
@@ -330,14 +339,23 @@ fn every_view_reads_well_at_both_widths_in_a_realistic_session() {
         (
             host(&ok, "/webhooks/clockeye"),
             "Payroll sync (Acme HR)",
-            json!(["time_entry.created", "time_entry.updated", "time_entry.deleted", "timesheet.approved"]),
+            json!([
+                "time_entry.created",
+                "time_entry.updated",
+                "time_entry.deleted",
+                "timesheet.approved"
+            ]),
             "acme",
             json!({"rate_limit": 50, "ordering": "subject", "headers": {"Authorization": "Basic cGF5cm9sbDpzM2NyZXQ="}}),
         ),
         (
             host(&flaky, "/hooks/timesheets"),
             "Slack notifications for timesheets",
-            json!(["timesheet.submitted", "timesheet.approved", "time_entry.created"]),
+            json!([
+                "timesheet.submitted",
+                "timesheet.approved",
+                "time_entry.created"
+            ]),
             "acme",
             json!({}),
         ),
@@ -377,7 +395,12 @@ fn every_view_reads_well_at_both_widths_in_a_realistic_session() {
     let retired = ids[3].clone();
     let people = ["usr_ana", "usr_ben", "usr_chen", "usr_dara"];
     let projects = ["prj_website", "prj_mobile_app", "prj_payroll"];
-    let tasks = ["Sprint planning", "Code review", "Customer call", "Release prep"];
+    let tasks = [
+        "Sprint planning",
+        "Code review",
+        "Customer call",
+        "Release prep",
+    ];
     for n in 0..24 {
         let workspace = if n % 6 == 5 { "globex" } else { "acme" };
         let user = people[n % people.len()];
@@ -410,20 +433,22 @@ fn every_view_reads_well_at_both_widths_in_a_realistic_session() {
     }
     // Everything has finished (two attempts each, 100 ms apart) before the pages are shown;
     // then two more approvals, which the flaky receiver takes: its last attempts succeeded.
-    let finished = || util::eventually("every delivery to finish", Duration::from_secs(30), || {
-        let (_, pending) = service.get("/v1/deliveries?status=pending&limit=500");
-        let (_, delivering) = service.get("/v1/deliveries?status=delivering&limit=1");
-        let waiting = pending["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["endpoint_id"] == json!(retired));
-        if waiting && delivering["data"].as_array().unwrap().is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{pending} {delivering}"))
-        }
-    });
+    let finished = || {
+        util::eventually("every delivery to finish", Duration::from_secs(30), || {
+            let (_, pending) = service.get("/v1/deliveries?status=pending&limit=500");
+            let (_, delivering) = service.get("/v1/deliveries?status=delivering&limit=1");
+            let waiting = pending["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["endpoint_id"] == json!(retired));
+            if waiting && delivering["data"].as_array().unwrap().is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{pending} {delivering}"))
+            }
+        })
+    };
     finished();
     for n in [100, 101] {
         let data = json!({"id": format!("ts_{n}"), "approved_by": "usr_manager", "approved_at": "2026-12-02T09:15:00Z"});

@@ -40,7 +40,11 @@ fn portal_links_answer_an_absolute_url_from_public_url_or_the_request_host() {
             link["code"].as_str().unwrap()
         )
     );
-    let bad = run(&["serve", "--public-url", "webhooks.example.com"], &[], None);
+    let bad = run(
+        &["serve", "--public-url", "webhooks.example.com"],
+        &[],
+        None,
+    );
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("is not an http(s) URL"), "{bad:?}");
 }
@@ -73,8 +77,9 @@ fn an_attempts_request_is_rebuilt_as_the_receiver_got_it_without_secrets() {
     let received = receiver.wait_for(2, Duration::from_secs(5));
     for (index, got) in received.iter().enumerate() {
         let number = index + 1;
-        let (status, sent) =
-            service.get(&format!("/v1/deliveries/{delivery_id}/attempts/{number}/request"));
+        let (status, sent) = service.get(&format!(
+            "/v1/deliveries/{delivery_id}/attempts/{number}/request"
+        ));
         assert_eq!(status, 200, "{sent}");
         assert_eq!(sent["body"].as_str().unwrap().as_bytes(), &got.body[..]);
         assert_eq!(sent["body_bytes"], got.body.len());
@@ -82,7 +87,12 @@ fn an_attempts_request_is_rebuilt_as_the_receiver_got_it_without_secrets() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| (h["name"].as_str().unwrap().to_string(), h["value"].as_str().unwrap().to_string()))
+            .map(|h| {
+                (
+                    h["name"].as_str().unwrap().to_string(),
+                    h["value"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         for (name, value) in &headers {
             if name == "Authorization" {
@@ -98,7 +108,10 @@ fn an_attempts_request_is_rebuilt_as_the_receiver_got_it_without_secrets() {
         }
         assert_eq!(headers.len(), 12, "{headers:?}");
         let text = sent.to_string();
-        assert!(!text.contains(&secret) && !text.contains("c2VjcmV0"), "{text}");
+        assert!(
+            !text.contains(&secret) && !text.contains("c2VjcmV0"),
+            "{text}"
+        );
     }
     let (status, missing) =
         service.get(&format!("/v1/deliveries/{delivery_id}/attempts/9/request"));
@@ -122,7 +135,11 @@ fn deliveries_are_listed_across_endpoints_by_type_and_time() {
     let (_, projects) = service.get("/v1/deliveries?type=project.created");
     let projects = projects["data"].as_array().unwrap();
     assert_eq!(projects.len(), 2);
-    assert!(projects.iter().all(|d| d["event_type"] == "project.created"));
+    assert!(
+        projects
+            .iter()
+            .all(|d| d["event_type"] == "project.created")
+    );
     let (_, later) = service.get("/v1/deliveries?since=2999-01-01T00:00:00Z");
     assert!(later["data"].as_array().unwrap().is_empty(), "{later}");
     let (_, earlier) = service.get(&format!("/v1/deliveries?until={created_at}"));
@@ -140,11 +157,21 @@ fn workspace_tokens_and_portal_links_from_the_command_line() {
     let service = Service::start(dir.path(), &[]);
     let created = client(
         &service,
-        &["workspaces", "tokens", "create", "acme", "--description", "Acme's integration"],
+        &[
+            "workspaces",
+            "tokens",
+            "create",
+            "acme",
+            "--description",
+            "Acme's integration",
+        ],
     );
     assert_eq!(created.code, 0, "{created:?}");
     let token = created.stdout.trim().to_string();
-    assert!(token.starts_with("cew_ws_"), "only the token on stdout: {created:?}");
+    assert!(
+        token.starts_with("cew_ws_"),
+        "only the token on stdout: {created:?}"
+    );
     let (status, _) = service.request("GET", "/v1/endpoints", Some(token.as_str()), None);
     assert_eq!(status, 200, "the token works");
 
@@ -153,8 +180,11 @@ fn workspace_tokens_and_portal_links_from_the_command_line() {
     assert!(listed.stdout.contains("Acme's integration"), "{listed:?}");
     assert!(listed.stdout.contains("LAST USED"), "{listed:?}");
     assert!(!listed.stdout.contains(&token), "never the token itself");
-    let id = client(&service, &["workspaces", "tokens", "list", "acme", "--json"]).json()["data"][0]
-        ["id"]
+    let id = client(
+        &service,
+        &["workspaces", "tokens", "list", "acme", "--json"],
+    )
+    .json()["data"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -166,17 +196,26 @@ fn workspace_tokens_and_portal_links_from_the_command_line() {
     let link = client(&service, &["portal-link", "acme", "--expires-in", "15m"]);
     assert_eq!(link.code, 0, "{link:?}");
     assert!(
-        link.stdout.trim().starts_with(&format!("{}/#code=cew_pl_", service.base)),
+        link.stdout
+            .trim()
+            .starts_with(&format!("{}/#code=cew_pl_", service.base)),
         "{link:?}"
     );
-    assert!(link.stderr.contains("opens the dashboard as workspace acme"), "{link:?}");
+    assert!(
+        link.stderr
+            .contains("opens the dashboard as workspace acme"),
+        "{link:?}"
+    );
     let too_long = client(&service, &["portal-link", "acme", "--expires-in", "3d"]);
     assert_eq!(too_long.code, 1, "{too_long:?}");
     assert!(too_long.stderr.contains("expires_in"), "{too_long:?}");
     // A workspace token may not make them.
     let workspace = run(
         &["portal-link", "acme"],
-        &[("CLOCKEYE_SERVER", &service.base), ("CLOCKEYE_TOKEN", &token)],
+        &[
+            ("CLOCKEYE_SERVER", &service.base),
+            ("CLOCKEYE_TOKEN", &token),
+        ],
         None,
     );
     assert_eq!(workspace.code, 1, "{workspace:?}");
@@ -195,7 +234,9 @@ fn failures_show_the_receivers_answer_and_the_error_text() {
     assert_eq!(tested.code, 1, "{tested:?}");
     assert!(
         tested.stdout.contains("failed: 502 in")
-            && tested.stdout.contains("response: upstream payroll service unavailable"),
+            && tested
+                .stdout
+                .contains("response: upstream payroll service unavailable"),
         "{tested:?}"
     );
 
@@ -206,8 +247,14 @@ fn failures_show_the_receivers_answer_and_the_error_text() {
     let (id, _) = service.create_endpoint(&format!("http://127.0.0.1:{port}/hooks"), &["*"], None);
     let (_, event) = service.post(&format!("/v1/endpoints/{id}/test"), &json!({}));
     let delivery = service.first_delivery(&event, "failed", Duration::from_secs(10));
-    let error = delivery["attempts"][0]["error"].as_str().unwrap().to_string();
-    let shown = client(&service, &["deliveries", "show", delivery["id"].as_str().unwrap()]);
+    let error = delivery["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = client(
+        &service,
+        &["deliveries", "show", delivery["id"].as_str().unwrap()],
+    );
     assert_eq!(shown.code, 0, "{shown:?}");
     let start: String = format!("connect: {error}").chars().take(40).collect();
     assert!(shown.stdout.contains(&start), "{start:?} in {shown:?}");
@@ -219,7 +266,15 @@ fn listen_register_adds_an_endpoint_for_itself_verifies_and_removes_it_on_exit()
     let service = Service::start(dir.path(), &local_flags("100ms"));
     let mut command = Command::new(BIN);
     command
-        .args(["listen", "--port", "0", "--register", "--json", "--events", "user.invited"])
+        .args([
+            "listen",
+            "--port",
+            "0",
+            "--register",
+            "--json",
+            "--events",
+            "user.invited",
+        ])
         .env("CLOCKEYE_SERVER", &service.base)
         .env("CLOCKEYE_TOKEN", ADMIN_TOKEN)
         .env_remove("CLOCKEYE_SECRET");
@@ -240,13 +295,22 @@ fn listen_register_adds_an_endpoint_for_itself_verifies_and_removes_it_on_exit()
     let event_id = accepted["id"].as_str().unwrap().to_string();
     let line = listen.wait_line("the webhook's line", |l| l.contains(&event_id));
     let line: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(line["verified"], true, "verified with the endpoint's own secret: {line}");
+    assert_eq!(
+        line["verified"], true,
+        "verified with the endpoint's own secret: {line}"
+    );
     let body = line["body"].as_str().unwrap();
     let (_, event) = service.get(&format!("/v1/events/{event_id}"));
-    assert_eq!(serde_json::from_str::<Value>(body).unwrap()["data"], event["data"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap()["data"],
+        event["data"]
+    );
     let headers = line["headers"].as_array().unwrap();
     assert!(
-        headers.iter().any(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("x-clockeye-signature")
+        headers.iter().any(|h| h[0]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("x-clockeye-signature")
             && h[1].as_str().unwrap().starts_with("sha256=")),
         "{line}"
     );
@@ -257,21 +321,36 @@ fn listen_register_adds_an_endpoint_for_itself_verifies_and_removes_it_on_exit()
         libc::kill(listen.child.id() as i32, libc::SIGTERM);
     }
     let status = eventually("listen to exit", Duration::from_secs(10), || {
-        listen.child.try_wait().unwrap().ok_or_else(|| "still running".to_string())
+        listen
+            .child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "still running".to_string())
     });
     assert!(status.success(), "{status:?}");
-    let (status, _) = service.get(&format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap()));
+    let (status, _) = service.get(&format!(
+        "/v1/endpoints/{}",
+        endpoint["id"].as_str().unwrap()
+    ));
     assert_eq!(status, 404, "the temporary endpoint is removed");
 
     // Against a server that does not deliver to this machine: one line saying what it needs.
     let strict = Service::start_on(dir.path(), "strict.db", &[]);
     let refused = run(
         &["listen", "--port", "0", "--register"],
-        &[("CLOCKEYE_SERVER", &strict.base), ("CLOCKEYE_TOKEN", ADMIN_TOKEN)],
+        &[
+            ("CLOCKEYE_SERVER", &strict.base),
+            ("CLOCKEYE_TOKEN", ADMIN_TOKEN),
+        ],
         None,
     );
     assert_eq!(refused.code, 1, "{refused:?}");
-    assert!(refused.stderr.contains("--allow-http --allow-network 127.0.0.0/8"), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("--allow-http --allow-network 127.0.0.0/8"),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -280,8 +359,14 @@ fn common_mistakes_are_worded_to_be_fixed() {
     let service = Service::start(dir.path(), &local_flags("100ms"));
     let cases = [
         ("", "url is required"),
-        ("example.com/hooks", "add https:// in front (https://example.com/hooks)"),
-        ("ftp://x.example/hooks", "must start with https:// or http://"),
+        (
+            "example.com/hooks",
+            "add https:// in front (https://example.com/hooks)",
+        ),
+        (
+            "ftp://x.example/hooks",
+            "must start with https:// or http://",
+        ),
     ];
     for (url, expected) in cases {
         let (status, answer) = service.post("/v1/endpoints", &json!({"url": url, "events": ["*"]}));
@@ -297,7 +382,10 @@ fn common_mistakes_are_worded_to_be_fixed() {
     assert_eq!(status, 422, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("must be an "), "{message}");
-    assert!(!message.contains(" a integer") && !message.contains(" a RFC"), "{message}");
+    assert!(
+        !message.contains(" a integer") && !message.contains(" a RFC"),
+        "{message}"
+    );
 
     // "1 endpoint shown", not "1 endpoints".
     service.create_endpoint("http://127.0.0.1:9/a", &["*"], None);
@@ -331,7 +419,10 @@ fn the_log_names_the_signal_and_where_a_new_admin_token_came_from() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = eventually("serve to exit", Duration::from_secs(10), || {
-        child.try_wait().unwrap().ok_or_else(|| "still running".to_string())
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "still running".to_string())
     });
     assert!(status.success());
     let log = std::fs::read_to_string(&log_path).unwrap();

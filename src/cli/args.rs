@@ -623,7 +623,12 @@ fn summary(command: &clap::Command) -> String {
                 // Two levels at most: `workspaces tokens create WORKSPACE`.
                 if leaf.has_subcommands() {
                     for deeper in leaf.get_subcommands() {
-                        let words = format!("{} {} {}", sub.get_name(), leaf.get_name(), usage_args(deeper));
+                        let words = format!(
+                            "{} {} {}",
+                            sub.get_name(),
+                            leaf.get_name(),
+                            usage_args(deeper)
+                        );
                         lines.push((words, deeper));
                     }
                 } else {

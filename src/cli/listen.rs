@@ -365,11 +365,17 @@ fn register(parsed: &Parsed, port: u16) -> Result<Registered, super::Failure> {
     let client = super::remote::Client::new(parsed)?;
     let url = format!("http://127.0.0.1:{port}/");
     let events: Vec<&str> = match parsed.get("events") {
-        Some(list) => list.split(',').map(str::trim).filter(|t| !t.is_empty()).collect(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect(),
         None => vec!["*"],
     };
     if events.is_empty() {
-        return Err(usage("--events: name at least one event type, or leave it out for all"));
+        return Err(usage(
+            "--events: name at least one event type, or leave it out for all",
+        ));
     }
     let mut body = json!({
         "url": url,
@@ -379,20 +385,24 @@ fn register(parsed: &Parsed, port: u16) -> Result<Registered, super::Failure> {
     if let Some(workspace) = parsed.get("workspace") {
         body["workspace_id"] = workspace.into();
     }
-    let endpoint = client.call("POST", "/v1/endpoints", Some(&body)).map_err(|failure| match failure {
-        super::Failure::Failed(message) if message.contains("field: url") => failed(format!(
-            "{message}; --register needs a development server that delivers to this machine: \
+    let endpoint = client
+        .call("POST", "/v1/endpoints", Some(&body))
+        .map_err(|failure| match failure {
+            super::Failure::Failed(message) if message.contains("field: url") => failed(format!(
+                "{message}; --register needs a development server that delivers to this machine: \
              clockeye-webhooks serve --allow-http --allow-network 127.0.0.0/8"
-        )),
-        other => other,
-    })?;
+            )),
+            other => other,
+        })?;
     match (endpoint["id"].as_str(), endpoint["secret"].as_str()) {
         (Some(id), Some(secret)) => Ok(Registered {
             id: id.to_string(),
             secret: secret.to_string(),
             client,
         }),
-        _ => Err(failed(format!("the server answered no endpoint id and secret: {endpoint}"))),
+        _ => Err(failed(format!(
+            "the server answered no endpoint id and secret: {endpoint}"
+        ))),
     }
 }
 

@@ -890,10 +890,15 @@ fn attempt_line(attempt: &Value) -> String {
         text_of(&attempt["duration_ms"]),
     );
     // What the receiver said back, when it failed: often the reason in its own words.
-    if attempt["status_code"].as_u64().is_some_and(|s| !(200..300).contains(&s))
+    if attempt["status_code"]
+        .as_u64()
+        .is_some_and(|s| !(200..300).contains(&s))
         && let Some(excerpt) = attempt["response_excerpt"].as_str()
     {
-        line.push_str(&format!("; response: {}", one_line(excerpt, RESPONSE_SHOWN_CHARS)));
+        line.push_str(&format!(
+            "; response: {}",
+            one_line(excerpt, RESPONSE_SHOWN_CHARS)
+        ));
     }
     line
 }

@@ -10,10 +10,11 @@ use super::{Outcome, Parsed, usage};
 pub fn main(name: &str, parsed: &Parsed) -> Outcome {
     let client = Client::new(parsed)?;
     let json = parsed.has("json");
-    let (workspace, rest) = parsed
-        .positionals
-        .split_first()
-        .ok_or_else(|| usage(format!("{name} needs a WORKSPACE (see clockeye-webhooks {name} --help)")))?;
+    let (workspace, rest) = parsed.positionals.split_first().ok_or_else(|| {
+        usage(format!(
+            "{name} needs a WORKSPACE (see clockeye-webhooks {name} --help)"
+        ))
+    })?;
     let tokens = format!("/v1/workspaces/{}/tokens", segment(workspace));
     match name {
         "workspaces tokens create" => {
