@@ -3,8 +3,9 @@
 //!
 //! Nothing extra is stored per attempt. The body is the event's stored body, which is the exact
 //! bytes every attempt sends. The headers are rebuilt from the delivery and the attempt as the
-//! worker (`worker::attempt`) makes them: ids, attempt number, `webhook-timestamp` = the second
-//! the attempt started. The signatures are recomputed with the endpoint's secrets as they stand
+//! worker (`worker::attempt`) makes them, with the two the HTTP client adds (`Host`, `Accept`):
+//! ids, attempt number, `webhook-timestamp` = the second the attempt started. A test compares
+//! them with what a receiver got. The signatures are recomputed with the endpoint's secrets as they stand
 //! now, taking those that were live when the attempt started; after a later rotation the
 //! attempt was signed with a secret that is gone, and the answer says so (`signatures`).
 //! Secrets never appear; the endpoint's extra headers show their names, values masked (they
@@ -66,6 +67,7 @@ pub fn rebuild(conn: &Connection, delivery: &DeliveryRow, number: &str) -> Resul
         );
     }
     let mut headers = vec![
+        ("Host".to_string(), host_header(&endpoint.url)),
         ("Content-Type".to_string(), "application/json".to_string()),
         ("User-Agent".to_string(), crate::worker::user_agent()),
         ("X-ClockEye-Signature".to_string(), clockeye),
@@ -80,6 +82,8 @@ pub fn rebuild(conn: &Connection, delivery: &DeliveryRow, number: &str) -> Resul
     for (name, _) in &endpoint.headers {
         headers.push((name.clone(), MASKED.to_string()));
     }
+    // What the HTTP client (ureq) adds by itself.
+    headers.push(("Accept".to_string(), "*/*".to_string()));
     headers.push(("Content-Length".to_string(), body.len().to_string()));
     let endpoint_updated_after = endpoint.updated_at_ms > attempt.started_at_ms;
     Ok(json!({
@@ -96,4 +100,21 @@ pub fn rebuild(conn: &Connection, delivery: &DeliveryRow, number: &str) -> Resul
             "recomputed with the secrets that were live when the attempt started"
         },
     }))
+}
+
+/// The `Host` header for `url`: its host, and its port unless the scheme's default.
+fn host_header(url: &str) -> String {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return String::new();
+    };
+    let host = uri.host().unwrap_or("");
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_string(),
+    }
 }

@@ -106,7 +106,15 @@ fn an_attempts_request_is_rebuilt_as_the_receiver_got_it_without_secrets() {
                 "attempt {number}: {name} as the receiver got it"
             );
         }
-        assert_eq!(headers.len(), 12, "{headers:?}");
+        // Nothing the receiver got is missing from what is shown.
+        let mut got_names: Vec<String> = got.headers.iter().map(|(name, _)| name.clone()).collect();
+        let mut shown_names: Vec<String> = headers
+            .iter()
+            .map(|(name, _)| name.to_ascii_lowercase())
+            .collect();
+        got_names.sort();
+        shown_names.sort();
+        assert_eq!(got_names, shown_names);
         let text = sent.to_string();
         assert!(
             !text.contains(&secret) && !text.contains("c2VjcmV0"),

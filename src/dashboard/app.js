@@ -211,7 +211,10 @@ async function api(method, path, body, anonymous) {
     const message = problem.message || `The service answered ${response.status}.`;
     const error = new ApiError(response.status, problem.code || `http_${response.status}`, message, problem.field);
     if (response.status === 401 && path !== '/v1/me' && !anonymous) {
-      signOut('The service no longer accepts your token; sign in again.');
+      // A customer came with a portal link: a new link, not a token, signs them in again.
+      signOut(state.me && state.me.role === 'workspace'
+        ? 'The service no longer accepts this session (it was ended or has expired). Open a new link from ClockEye to sign in again.'
+        : 'The service no longer accepts your token; sign in again.');
     }
     throw error;
   }
@@ -471,7 +474,7 @@ function showSignIn(message, kind) {
   });
   const form = clearOnInput(el('form', { class: 'card narrow', id: 'sign-in', novalidate: true },
     el('h1', { text: 'Sign in' }),
-    el('p', { text: 'Use the admin token, or the workspace token that ClockEye gave you. A portal link signs you in by itself.' }),
+    el('p', { text: 'Came with a link to your webhook settings? It signs you in by itself; once used or expired, ask for a new one. Otherwise paste a token.' }),
     el('label', { for: 'token', text: 'Token' }),
     input,
     fieldError('token'),

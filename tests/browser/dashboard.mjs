@@ -639,7 +639,8 @@ try {
     const revoked = await apiCall('DELETE', `/v1/workspaces/${WORKSPACE_ID}/tokens/${WORKSPACE_TOKEN_ID}`, ADMIN_TOKEN);
     check(revoked.status === 204, `revoking the token: ${revoked.status}`);
     await mobile.click('a[data-nav="endpoints"]');
-    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts' }).waitFor();
+    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts this session' }).waitFor();
+    check((await mobile.textContent('#sign-in')).includes('Open a new link from ClockEye'), 'a customer is told to open a new link');
     check(await mobile.evaluate(() => sessionStorage.length) === 0, 'the revoked token is forgotten');
   });
   await phone.close();
