@@ -1558,6 +1558,7 @@ async function deliveriesPage() {
     el('option', { value: '', text: 'all event types' }), types.map((type) => el('option', { value: type.type, text: type.type })));
   const period = el('select', { id: 'filter-period', name: 'period', 'aria-label': 'Period' },
     PERIODS.map(([value, text]) => el('option', { value, text, selected: value === '24' })));
+  const workspace = admin ? el('input', { type: 'text', id: 'filter-workspace-deliveries', name: 'workspace_id', autocomplete: 'off', placeholder: 'all workspaces' }) : null;
   const status = el('select', { id: 'filter-status', name: 'status', 'aria-label': 'Status' },
     el('option', { value: '', text: 'all statuses' }), STATUSES.map((name) => el('option', { value: name, text: name })));
   const form = clearOnInput(el('form', { class: 'card filters', id: 'deliveries-filter', novalidate: true },
@@ -1567,7 +1568,8 @@ async function deliveriesPage() {
       el('div', {}, el('label', { for: 'filter-status', text: 'Status' }), status),
       el('div', {}, el('label', { for: 'filter-endpoint', text: 'Endpoint' }), endpointSelect),
       el('div', {}, el('label', { for: 'filter-type', text: 'Event type' }), typeSelect),
-      el('div', {}, el('label', { for: 'filter-period', text: 'Created' }), period)),
+      el('div', {}, el('label', { for: 'filter-period', text: 'Created' }), period),
+      admin ? el('div', {}, el('label', { for: 'filter-workspace-deliveries', text: 'Workspace' }), workspace, fieldError('workspace_id')) : null),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
     el('div', { class: 'row wrap' }, el('button', { type: 'submit', text: 'Show' }))));
   const results = el('section', { class: 'card', id: 'deliveries-section' });
@@ -1590,6 +1592,7 @@ async function deliveriesPage() {
       return;
     }
     const filter = {
+      workspace_id: workspace ? workspace.value.trim() || null : null,
       endpoint_id: endpointSelect.value || null,
       type: typeSelect.value || null,
       event_id: id || null,
@@ -1598,6 +1601,7 @@ async function deliveriesPage() {
     const list = deliveryList(filter, page, { status: status.value, hideStatus: true });
     const what = [status.value || 'all', 'deliveries', filter.endpoint_id ? `to ${endpointName(filter.endpoint_id)}` : null,
       filter.type ? `of ${filter.type}` : null, id ? `of event ${id}` : null,
+      filter.workspace_id ? `in workspace ${filter.workspace_id}` : null,
       period.value ? `created in the ${PERIODS.find(([v]) => v === period.value)[1]}` : null].filter(Boolean).join(' ');
     results.replaceChildren(el('h2', { id: 'deliveries-what', text: what[0].toUpperCase() + what.slice(1) }), list.element);
   };

@@ -382,6 +382,13 @@ try {
     await page.selectOption('#filter-type', 'time_entry.created');
     await page.selectOption('#filter-period', '1');
     await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
+    await page.fill('#filter-workspace-deliveries', 'globex');
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator('#deliveries-what', { hasText: 'in workspace globex' }).waitFor();
+    await page.locator('main .note', { hasText: 'No deliveries' }).waitFor();
+    await page.fill('#filter-workspace-deliveries', WORKSPACE_ID);
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
     await fitsWidth(page, 'the deliveries view on a desktop');
     // By id: a delivery opens with its attempts; an event's id lists its deliveries.
     await page.fill('#delivery-search', failedId);
