@@ -96,13 +96,20 @@ pub fn main(parsed: &Parsed) -> Outcome {
     let bound = listener
         .local_addr()
         .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?;
+    // The signals are caught before the endpoint exists, so a Ctrl-C at any moment after it
+    // was added still removes it.
     let registered = if parsed.has("register") {
-        Some(register(parsed, bound.port())?)
+        let signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])
+        .map_err(|e| failed(format!("cannot watch for Ctrl-C: {e}")))?;
+        Some((register(parsed, bound.port())?, signals))
     } else {
         None
     };
     let secret = match &registered {
-        Some(registered) => Some(registered.secret.clone()),
+        Some((registered, _)) => Some(registered.secret.clone()),
         None => parsed.get_or_env("secret", "CLOCKEYE_SECRET"),
     };
     let settings = Arc::new(Settings {
@@ -129,12 +136,12 @@ pub fn main(parsed: &Parsed) -> Outcome {
     if let Some(url) = &settings.forward_to {
         eprintln!("forwarding each webhook to {url}");
     }
-    if let Some(registered) = registered {
+    if let Some((registered, signals)) = registered {
         eprintln!(
             "registered endpoint {} for http://{bound}/ (its secret verifies each webhook); it is removed when listen stops",
             registered.id
         );
-        remove_on_signal(registered)?;
+        remove_on_signal(registered, signals)?;
     } else if settings.secret.is_none() {
         eprintln!("no --secret: signatures are not checked");
     }
@@ -408,12 +415,10 @@ fn register(parsed: &Parsed, port: u16) -> Result<Registered, super::Failure> {
 
 /// On SIGINT or SIGTERM: removes the registered endpoint, then ends the process (exit 0, or 1
 /// when the endpoint could not be removed, saying which to remove by hand).
-fn remove_on_signal(registered: Registered) -> Outcome {
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| failed(format!("cannot watch for Ctrl-C: {e}")))?;
+fn remove_on_signal(
+    registered: Registered,
+    mut signals: signal_hook::iterator::Signals,
+) -> Outcome {
     std::thread::Builder::new()
         .name("listen-signals".into())
         .spawn(move || {
