@@ -124,6 +124,39 @@ fn an_attempts_request_is_rebuilt_as_the_receiver_got_it_without_secrets() {
     let (status, missing) =
         service.get(&format!("/v1/deliveries/{delivery_id}/attempts/9/request"));
     assert_eq!(status, 404, "{missing}");
+
+    // The same from the command line, as a raw HTTP request.
+    let shown = client(
+        &service,
+        &["deliveries", "show", delivery_id, "--request", "2"],
+    );
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .starts_with(&format!("POST {}/hooks\n", receiver.url)),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("X-ClockEye-Attempt: 2\n"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.stdout.contains("Authorization: [masked]\n"),
+        "{shown:?}"
+    );
+    assert!(
+        shown
+            .stdout
+            .contains(std::str::from_utf8(&received[1].body).unwrap()),
+        "{shown:?}"
+    );
+    assert!(!shown.stdout.contains(&secret), "{shown:?}");
+    let zero = client(
+        &service,
+        &["deliveries", "show", delivery_id, "--request", "0"],
+    );
+    assert_eq!(zero.code, 2, "{zero:?}");
 }
 
 #[test]

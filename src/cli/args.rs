@@ -469,10 +469,21 @@ pub enum Deliveries {
         ids: bool,
     },
     /// one delivery with its attempts
-    #[command(after_help = concat!("examples:\n  clockeye-webhooks deliveries show dlv_7c…", exit_status!()))]
+    #[command(after_help = concat!(
+        "examples:\n",
+        "  clockeye-webhooks deliveries show dlv_7c…\n",
+        "  clockeye-webhooks deliveries show dlv_7c… --request 2   # the headers and body attempt 2 sent",
+        exit_status!()
+    ))]
     Show {
         #[arg(value_name = "ID")]
         id: String,
+        #[arg(
+            long,
+            value_name = "N",
+            help = "print what attempt N sent instead: its headers (no secret; extra headers' values masked) and body"
+        )]
+        request: Option<String>,
     },
     /// send deliveries again now (ids as arguments, or - to read them from stdin); progress on stderr
     #[command(after_help = concat!(

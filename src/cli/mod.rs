@@ -7,6 +7,7 @@ pub mod args;
 mod completions;
 mod listen;
 mod remote;
+mod request;
 mod verify;
 mod workspaces;
 
@@ -182,7 +183,10 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                     .switch("all", all)
                     .switch("ids", ids),
             ),
-            Deliveries::Show { id } => remote("deliveries show", Parsed::new(vec![id])),
+            Deliveries::Show { id, request } => remote(
+                "deliveries show",
+                Parsed::new(vec![id]).value("request", request),
+            ),
             Deliveries::Retry { ids } => remote("deliveries retry", Parsed::new(ids)),
         },
         Command::Recover(recover) => remote(

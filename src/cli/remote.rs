@@ -200,6 +200,9 @@ pub fn main(name: &str, parsed: &Parsed) -> Outcome {
         "deliveries list" => deliveries_list(&client, parsed, json),
         "deliveries show" => {
             let id = one_id(parsed, "deliveries show", "ID")?;
+            if let Some(number) = parsed.get("request") {
+                return super::request::show(&client, &id, number, json);
+            }
             let delivery = client.call("GET", &format!("/v1/deliveries/{}", segment(&id)), None)?;
             print_value(json, &delivery, || delivery_text(&delivery))
         }
