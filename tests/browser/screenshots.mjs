@@ -97,13 +97,15 @@ try {
     await step(`${width} px: an endpoint with a delivery open, and the request it sent`, async () => {
       await page.locator('#endpoints li', { hasText: 'Slack notifications' }).locator('h2 a').click();
       await page.locator('#chart svg').waitFor();
+      // A phone's shot is the top of the page: the endpoint's heading, health and settings.
+      if (width < 600) await shot(page, `${prefix}endpoint.png`);
       const failedRow = page.locator('details.delivery[data-status="failed"]').first();
       await failedRow.locator('summary').click();
       await failedRow.locator('.attempt').first().waitFor();
       await failedRow.locator('.attempt button.show-request').first().click();
       await failedRow.locator('.request .headers-table').waitFor();
       await fitsWidth(page, 'the endpoint page');
-      await shot(page, `${prefix}endpoint.png`);
+      if (width >= 600) await shot(page, `${prefix}endpoint.png`);
     });
 
     await step(`${width} px: everything that failed in the last hour, across endpoints`, async () => {
