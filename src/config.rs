@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::net::Cidr;
+use crate::engine::net::Cidr;
 use crate::time::{format_duration, parse_duration};
 
 /// Most sending threads `--workers` may ask for.

@@ -1,35 +1,26 @@
 //! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
-//! never lost. The data flows one way:
-//! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
-//! `main.rs` wires the threads; `cli` holds the command line's one clap definition
-//! (`cli::args`) and the integrator commands (listen, verify, send and the API client);
-//! receivers can use `verify`.
+//! never lost. The folders name the audiences and the engine's stages; a delivery flows
+//! `http → engine::ingest → engine::scheduler → engine::dispatch → engine::worker →
+//! engine::retry → store`. `serve.rs` wires the threads on one screen; `cli` holds the command
+//! line's one clap definition (`cli::args`) and the integrator commands; receivers use the
+//! library API: `catalog`, `signing` and `verify` (the `receiver` folder).
 
-pub mod api;
-pub mod backup;
-pub mod bench;
-pub mod catalog;
 pub mod cli;
 pub mod config;
-pub mod dashboard;
-pub mod dispatch;
-pub mod edge;
+pub mod engine;
 pub mod error;
-pub mod faults;
-pub mod ingest;
+pub mod http;
 pub mod logging;
-pub mod metrics;
 pub mod model;
-pub mod net;
-pub mod openapi;
-pub mod owner;
-pub mod pages;
-pub mod purge;
-pub mod retry;
-pub mod scheduler;
-pub mod signing;
+pub mod receiver;
+pub mod serve;
 pub mod store;
-pub mod tcp;
 pub mod time;
-pub mod verify;
-pub mod worker;
+
+pub use receiver::{catalog, signing, verify};
+
+/// The `clockeye-webhooks` executable (src/main.rs calls only this); not part of the library API.
+#[doc(hidden)]
+pub fn main() -> std::process::ExitCode {
+    cli::main()
+}

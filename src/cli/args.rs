@@ -7,7 +7,8 @@
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::{backup, bench, config};
+use crate::cli::{backup, bench};
+use crate::config;
 
 /// Help of the endpoint flow-control flags (SPEC "Flow control").
 const RATE_LIMIT_HELP: &str = "most deliveries started per second, 1-10000 (none: no limit)";

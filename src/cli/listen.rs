@@ -91,7 +91,7 @@ pub fn main(parsed: &Parsed) -> Outcome {
             .http_status_as_error(false)
             .proxy(None)
             // The public web's roots, as the service's own attempts use.
-            .tls_config(crate::worker::tls_config(&[]))
+            .tls_config(crate::engine::worker::tls_config(&[]))
             .build()
             .into(),
     });

@@ -1,9 +1,12 @@
 //! The integrator commands: `listen`, `verify`, `send`, `endpoints …`, `deliveries …`,
-//! `recover`, `completions`. The whole command line is one clap definition (`args.rs`); `run`
-//! hands each parsed command to its module. Exit codes: 0 done (or valid), 1 failed (or
+//! `recover`, `completions`, and the operator's `backup` and `bench`; `main` parses the whole
+//! command line (one clap definition, `args.rs`) and runs `serve` (`crate::serve`) or the
+//! command; `run` hands each integrator command to its module. Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
 pub mod args;
+pub mod backup;
+pub mod bench;
 mod completions;
 mod listen;
 mod remote;
@@ -11,7 +14,9 @@ mod verify;
 
 use std::process::ExitCode;
 
-use args::{ClientArgs, Command, Deliveries, Endpoints};
+use args::{ClientArgs, Command, Deliveries, Endpoints, Stop};
+
+use crate::config::Config;
 
 /// How a command did not succeed.
 #[derive(Debug)]
@@ -35,8 +40,60 @@ fn failed(message: impl Into<String>) -> Failure {
     Failure::Failed(message.into())
 }
 
-/// Runs one integrator command (`serve`, `bench` and `backup` are run by `main.rs`).
-pub fn main(command: Command, client: ClientArgs) -> ExitCode {
+/// The whole command line: parses it and runs the command; the exit code follows SPEC.
+pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match args::parse(&args) {
+        Ok(parsed) => parsed,
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Stop::Usage(line)) => {
+            eprintln!("clockeye-webhooks: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(command) = parsed.command else {
+        unreachable!("parse answers Stop::Print when no command is given")
+    };
+    match command {
+        Command::Serve(args) => match crate::serve::serve(Config::from(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("clockeye-webhooks: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(options) => match bench::main(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(line) => {
+                eprintln!("clockeye-webhooks bench: {line}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Backup(options) => match backup::run(&options) {
+            Ok(summary) => {
+                println!(
+                    "backup written to {}: {} bytes, {} events, {} deliveries pending",
+                    options.dest.display(),
+                    summary.bytes,
+                    summary.events,
+                    summary.deliveries_pending
+                );
+                ExitCode::SUCCESS
+            }
+            Err(line) => {
+                eprintln!("clockeye-webhooks backup: {line}");
+                ExitCode::FAILURE
+            }
+        },
+        command => client_main(command, parsed.client),
+    }
+}
+
+/// Runs one integrator command (`serve`, `bench` and `backup` are run by `main` above).
+fn client_main(command: Command, client: ClientArgs) -> ExitCode {
     // Like other command-line tools, end quietly when a reader such as `head` closes the pipe
     // (Rust's runtime ignores SIGPIPE, and a failed print would panic).
     #[cfg(unix)]

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{PAGE_LIMIT_MAX, RECOVER_DELIVERIES_MAX, STATS_HOURS_MAX};
 use crate::catalog;
+use crate::http::{PAGE_LIMIT_MAX, RECOVER_DELIVERIES_MAX, STATS_HOURS_MAX};
 
 fn nullable(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
@@ -856,7 +856,7 @@ mod tests {
     #[test]
     fn the_document_describes_exactly_the_routes_of_the_router() {
         let described = operations_of(&document());
-        let routed: BTreeSet<(String, String)> = crate::api::ROUTES
+        let routed: BTreeSet<(String, String)> = crate::http::ROUTES
             .iter()
             .map(|(method, path)| (method.to_string(), path.to_string()))
             .collect();

@@ -2,6 +2,13 @@
 //! with its own SQLite connection for reads and small writes. Events go to the scheduler (the one
 //! group-committing writer) and the answer waits for their commit. The router is one `match`.
 
+pub mod dashboard;
+pub mod edge;
+pub mod metrics;
+pub mod openapi;
+pub mod pages;
+pub mod server;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -11,13 +18,13 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::dispatch::Dispatcher;
+use crate::engine::dispatch::Dispatcher;
+use crate::engine::ingest::{self, DEFAULT_WORKSPACE, Problem};
+use crate::engine::net::{AddressPolicy, check_endpoint_url};
+use crate::engine::scheduler::Command;
 use crate::error::Error;
-use crate::ingest::{self, DEFAULT_WORKSPACE, Problem};
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 use crate::model::{NewEvent, StoredEvent};
-use crate::net::{AddressPolicy, check_endpoint_url};
-use crate::scheduler::Command;
 use crate::signing::{new_id, new_secret, new_token, sha256_hex};
 use crate::store::{self, DeliveryFilter, DeliveryRow, EndpointRow, EventFilter};
 use crate::time::{format_rfc3339_millis, format_rfc3339_seconds, now_ms, parse_rfc3339};
@@ -136,7 +143,7 @@ impl Api {
                 _ => {}
             }
         }
-        if let Some(response) = crate::dashboard::serve(request) {
+        if let Some(response) = crate::http::dashboard::serve(request) {
             return response;
         }
         let started = std::time::Instant::now();
@@ -440,7 +447,7 @@ impl Api {
                     flows.push((id, view.window, view.running));
                 }
             }
-            Ok(self.shared.metrics.render(&gauges) + &crate::metrics::render_flows(&flows))
+            Ok(self.shared.metrics.render(&gauges) + &crate::http::metrics::render_flows(&flows))
         });
         match page {
             Ok(page) => Response::from_data(page.into_bytes()).with_header(
@@ -527,11 +534,12 @@ impl Api {
             since_ms,
         };
         // One fetch holds at most a page's worth of stored bodies, however large they are.
-        let fetch_max = (crate::pages::PAGE_BYTES_MAX / self.shared.max_event_bytes.max(1)).max(1);
-        let page = crate::pages::event_page(
+        let fetch_max =
+            (crate::http::pages::PAGE_BYTES_MAX / self.shared.max_event_bytes.max(1)).max(1);
+        let page = crate::http::pages::event_page(
             limit,
             before,
-            crate::pages::PAGE_BYTES_MAX,
+            crate::http::pages::PAGE_BYTES_MAX,
             fetch_max,
             |before, count| store::events(&self.conn, &filter, before, count).map_err(internal),
         )?;
@@ -1427,7 +1435,7 @@ pub(crate) fn segments(path: &str) -> Vec<String> {
 /// `GET /openapi.json`, built once.
 fn openapi_response() -> Response<std::io::Cursor<Vec<u8>>> {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let text = DOCUMENT.get_or_init(|| crate::openapi::document().to_string());
+    let text = DOCUMENT.get_or_init(|| crate::http::openapi::document().to_string());
     Response::from_data(text.clone().into_bytes())
         .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"))
 }
@@ -1601,7 +1609,7 @@ fn page<T>(
     for row in &rows {
         let value = to_json(row);
         bytes += value.to_string().len() + 1;
-        if !data.is_empty() && bytes > crate::pages::PAGE_BYTES_MAX {
+        if !data.is_empty() && bytes > crate::http::pages::PAGE_BYTES_MAX {
             more = true;
             break;
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
-use crate::dispatch::Dispatcher;
+use crate::engine::dispatch::Dispatcher;
 use crate::error::{Error, Result};
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
 use crate::store::{self, Release};
@@ -181,7 +181,7 @@ pub fn main(mut scheduler: Scheduler) {
         }
         // A deleted endpoint's history, one batch between rounds (see purge.rs).
         if drain_deadline.is_none() && Instant::now() >= next_purge {
-            next_purge = Instant::now() + crate::purge::pass(&mut scheduler.conn);
+            next_purge = Instant::now() + crate::engine::purge::pass(&mut scheduler.conn);
         }
         let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
         let wait = if failed_commits > 0 {
@@ -311,7 +311,7 @@ pub fn main(mut scheduler: Scheduler) {
             released.push(release);
         }
         // Tests only: a round storing an event whose id is `panic-scheduler`.
-        crate::faults::panic_if_armed("scheduler_round", || {
+        crate::engine::faults::panic_if_armed("scheduler_round", || {
             round
                 .ingests
                 .iter()

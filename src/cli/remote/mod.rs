@@ -62,7 +62,7 @@ impl Client {
             // The API drops connections idle for 5 s; reuse one only well before that.
             .max_idle_age(Duration::from_secs(2))
             // The public web's roots, as the service's own attempts use.
-            .tls_config(crate::worker::tls_config(&[]))
+            .tls_config(crate::engine::worker::tls_config(&[]))
             .build()
             .into();
         Ok(Client {

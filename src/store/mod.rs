@@ -2,6 +2,8 @@
 //! (`DUE`). Every function takes a `&Connection`, so callers decide the transaction: the
 //! scheduler groups many calls into one commit, API threads run single statements.
 
+pub mod owner;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +127,7 @@ pub fn open(path: &Path) -> Result<Connection> {
         }
         let applied = conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {migrate} {} {after} COMMIT;",
-            include_str!("../schema.sql")
+            include_str!("../../schema.sql")
         ));
         if migrating {
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")
@@ -545,7 +547,10 @@ pub fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<usize> 
 }
 
 /// The database's share of `/metrics`.
-pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<crate::metrics::DatabaseGauges> {
+pub fn metrics_gauges(
+    conn: &Connection,
+    now_ms: i64,
+) -> Result<crate::http::metrics::DatabaseGauges> {
     let (deliveries_pending, oldest_due_ms): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at_ms <= ?1 THEN next_attempt_at_ms END)
@@ -557,7 +562,7 @@ pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<crate::metrics::
             "SELECT COUNT(*) FROM endpoints WHERE enabled = 0 AND deleted_at_ms IS NULL",
         )?
         .query_row([], |row| row.get(0))?;
-    Ok(crate::metrics::DatabaseGauges {
+    Ok(crate::http::metrics::DatabaseGauges {
         deliveries_pending,
         oldest_due_age_ms: oldest_due_ms.map_or(0, |due| (now_ms - due).max(0)),
         endpoints_disabled,
@@ -1516,7 +1521,7 @@ mod tests {
         let path = dir.path().join("old.db");
         {
             let old = Connection::open(&path).unwrap();
-            old.execute_batch(include_str!("../tests/fixtures/schema-v3.sql"))
+            old.execute_batch(include_str!("../../tests/fixtures/schema-v3.sql"))
                 .unwrap();
             old.execute_batch(
                 "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
@@ -1549,7 +1554,7 @@ mod tests {
         let path = dir.path().join("v4.db");
         {
             let old = Connection::open(&path).unwrap();
-            old.execute_batch(include_str!("../tests/fixtures/schema-v4.sql"))
+            old.execute_batch(include_str!("../../tests/fixtures/schema-v4.sql"))
                 .unwrap();
             old.execute_batch(
                 "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)

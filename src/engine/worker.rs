@@ -10,14 +10,14 @@ use crossbeam_channel::Sender;
 use ureq::Agent;
 use ureq::unversioned::transport::{Connector, RustlsConnector};
 
-use crate::dispatch::{Dispatcher, Sample, Signal, Takes};
-use crate::metrics::Metrics;
+use crate::engine::dispatch::{Dispatcher, Sample, Signal, Takes};
+use crate::engine::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
+use crate::engine::retry;
+use crate::engine::tcp::QuickAckConnector;
+use crate::http::metrics::Metrics;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
-use crate::net::{AddressPolicy, VettingConnector, VettingResolver, blocked_address};
-use crate::retry;
 use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
 use crate::store::Release;
-use crate::tcp::QuickAckConnector;
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
@@ -145,7 +145,7 @@ impl Drop for Holding<'_> {
                 "delivery={}: the worker panicked; the job goes back to pending unattempted",
                 self.delivery_id
             );
-            let delay = crate::scheduler::PANICKED_JOB_DELAY.as_millis() as i64;
+            let delay = crate::engine::scheduler::PANICKED_JOB_DELAY.as_millis() as i64;
             let _ = self.worker.releases.send(Release {
                 delivery_seq: self.delivery_seq,
                 claim: self.claim,
@@ -168,7 +168,7 @@ pub fn main(worker: Worker) {
         };
         let started = Instant::now();
         let outcome = attempt(&worker.agent, &job);
-        crate::faults::panic_if_armed("worker_after_attempt", || true);
+        crate::engine::faults::panic_if_armed("worker_after_attempt", || true);
         holding.free_slot(Sample {
             started,
             latency: started.elapsed(),
@@ -275,7 +275,7 @@ pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
         retry_after_ms: None,
     };
     // The resolver runs on this thread; its lookups count against the endpoint's workspace.
-    match crate::net::in_workspace(&job.workspace_id, || request.send(&job.body[..])) {
+    match crate::engine::net::in_workspace(&job.workspace_id, || request.send(&job.body[..])) {
         Ok(mut response) => {
             let status = response.status().as_u16();
             outcome.status_code = Some(status);
@@ -332,10 +332,10 @@ fn classify(error: &ureq::Error) -> (ErrorClass, String) {
     if let Some(ip) = blocked_address(error) {
         return (
             ErrorClass::BlockedAddress,
-            crate::net::BlockedAddress(ip).to_string(),
+            crate::engine::net::BlockedAddress(ip).to_string(),
         );
     }
-    if let Some(lookup) = crate::net::lookup_error(error) {
+    if let Some(lookup) = crate::engine::net::lookup_error(error) {
         return (ErrorClass::Dns, format!("dns: {lookup}"));
     }
     let class = match error {
