@@ -7,7 +7,7 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::store;
 
@@ -56,12 +56,7 @@ pub fn run(options: &Options) -> Result<Summary, String> {
     if !db.is_file() {
         return Err(format!("no database at {}", db.display()));
     }
-    // Opened for reading and writing but never created: a wrong --db must not make a new file.
-    let source = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
-    source
-        .busy_timeout(store::BUSY_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+    let source = store::backup::open_source(db)?;
     let partial = partial_path(dest);
     // Ours alone: created new (never an existing file, nor a link), and empty, as VACUUM INTO
     // requires.
@@ -86,29 +81,7 @@ pub fn run(options: &Options) -> Result<Summary, String> {
 }
 
 fn write_copy(source: &Connection, partial: &Path) -> Result<Summary, String> {
-    let partial_text = partial
-        .to_str()
-        .ok_or_else(|| format!("{} is not UTF-8", partial.display()))?;
-    source
-        .execute("VACUUM INTO ?1", [partial_text])
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-    let copy = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot reopen the copy {}: {e}", partial.display()))?;
-    let check: String = copy
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .map_err(|e| format!("cannot check the copy: {e}"))?;
-    if check != "ok" {
-        return Err(format!("the copy failed its integrity check: {check}"));
-    }
-    let (events, deliveries_pending) = copy
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM events),
-                    (SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'delivering'))",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .map_err(|e| format!("the copy is not a ClockEye Webhooks database: {e}"))?;
-    drop(copy);
+    let (events, deliveries_pending) = store::backup::vacuum_into_checked(source, partial)?;
     let file = std::fs::File::open(partial).map_err(|e| e.to_string())?;
     file.sync_all()
         .map_err(|e| format!("cannot flush {}: {e}", partial.display()))?;

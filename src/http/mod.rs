@@ -464,10 +464,7 @@ impl Api {
     }
 
     fn healthz(&self) -> Answer {
-        let database = self
-            .conn
-            .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-            .is_ok();
+        let database = store::ping(&self.conn);
         let scheduler =
             now_ms() - self.shared.heartbeat_ms.load(Ordering::Relaxed) < HEARTBEAT_STALE_MS;
         let status = if database && scheduler { 200 } else { 503 };
@@ -574,7 +571,7 @@ impl Api {
 
     /// The endpoint with this id, if `access` may see it: another workspace's is "not found".
     fn find_endpoint(&self, access: &Access, id: &str) -> Result<EndpointRow, Problem> {
-        store::endpoint(&self.conn, id)
+        store::endpoint(&self.conn, id, now_ms())
             .map_err(internal)?
             .filter(|endpoint| access.sees(&endpoint.workspace_id))
             .ok_or_else(|| not_found("endpoint", id))
@@ -1124,8 +1121,8 @@ impl Api {
     fn list_endpoints(&self, access: &Access, query: &Query) -> Answer {
         let (limit, before) = query.page()?;
         let workspace_id = access.narrow(query.get("workspace_id"))?;
-        let rows =
-            store::endpoints(&self.conn, workspace_id, before, limit + 1).map_err(internal)?;
+        let rows = store::endpoints(&self.conn, workspace_id, before, limit + 1, now_ms())
+            .map_err(internal)?;
         let dispatcher = &self.shared.dispatcher;
         Ok((
             200,
