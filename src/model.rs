@@ -152,10 +152,26 @@ pub struct AttemptResult {
     /// The job's `claim`.
     pub claim: i64,
     pub outcome: Outcome,
-    /// The decision of the retry schedule. `store::record_attempt` turns it into
-    /// `SwitchSecret` when `rejected_secret_sha256` is set and a rotation overlap is live then.
+    /// The decision of the retry schedule; the scheduler writes it as `SwitchSecret` when
+    /// `rejected_secret_sha256` is set and a rotation overlap is live then
+    /// (`retry::after_refused_signature`).
     pub decision: Decision,
     /// When the receiver answered 401/403 and the delivery may switch secret: the SHA-256 of
     /// the secret that made `X-ClockEye-Signature` (so the other one can be chosen by value).
     pub rejected_secret_sha256: Option<String>,
+}
+
+/// An endpoint's live secrets.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub current: String,
+    /// The previous secret while its rotation overlap lasts, with the overlap's end.
+    pub previous: Option<(String, i64)>,
+}
+
+/// Which of an endpoint's secrets signs `X-ClockEye-Signature` during a rotation overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignWith {
+    Current,
+    Previous,
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::model::{Decision, Outcome};
+use crate::model::{Decision, Outcome, Secrets, SignWith};
+use crate::signing::sha256_hex;
 
 /// What follows attempt `attempt_number` (1-based) that ended at `finished_at_ms`.
 ///
@@ -42,6 +43,30 @@ pub fn next(
 /// attempt goes at once with the other secret (SPEC "Rotation").
 pub fn rejects_signature(outcome: &Outcome) -> bool {
     matches!(outcome.status_code, Some(401 | 403))
+}
+
+/// After a refused signature (401/403 whose secret's hash is `rejected_sha256`): if a rotation
+/// overlap is live (it may have begun while the attempt was in flight), the next attempt goes
+/// at once (`SwitchSecret`, a free attempt) with the secret not refused, which becomes the
+/// endpoint's choice for X-ClockEye-Signature. A refused secret that is no longer live, from
+/// before another rotation, switches nothing. With no live previous secret the decision stands.
+pub fn after_refused_signature(
+    decision: Decision,
+    rejected_sha256: &str,
+    secrets: &Secrets,
+    finished_at_ms: i64,
+) -> (Decision, Option<SignWith>) {
+    let Some((previous, _)) = &secrets.previous else {
+        return (decision, None);
+    };
+    let sign_with = if sha256_hex(&secrets.current) == rejected_sha256 {
+        Some(SignWith::Previous)
+    } else if sha256_hex(previous) == rejected_sha256 {
+        Some(SignWith::Current)
+    } else {
+        None
+    };
+    (Decision::SwitchSecret(finished_at_ms), sign_with)
 }
 
 #[cfg(test)]
@@ -133,5 +158,39 @@ mod tests {
         assert!(rejects_signature(&failure(Some(403), None)));
         assert!(!rejects_signature(&failure(Some(500), None)));
         assert!(!rejects_signature(&failure(None, None)));
+    }
+
+    #[test]
+    fn a_refused_signature_switches_to_the_secret_not_refused_while_the_overlap_lasts() {
+        let retry = Decision::RetryAt(9_000);
+        let sha = sha256_hex;
+        let alone = Secrets {
+            current: "whsec_new".into(),
+            previous: None,
+        };
+        let overlap = Secrets {
+            current: "whsec_new".into(),
+            previous: Some(("whsec_old".into(), 50_000)),
+        };
+        // No live previous secret: the decision stands.
+        assert_eq!(
+            after_refused_signature(retry, &sha("whsec_new"), &alone, 1_000),
+            (retry, None)
+        );
+        // The current one refused: sign with the previous.
+        assert_eq!(
+            after_refused_signature(retry, &sha("whsec_new"), &overlap, 1_000),
+            (Decision::SwitchSecret(1_000), Some(SignWith::Previous))
+        );
+        // The previous one refused: sign with the current.
+        assert_eq!(
+            after_refused_signature(retry, &sha("whsec_old"), &overlap, 1_000),
+            (Decision::SwitchSecret(1_000), Some(SignWith::Current))
+        );
+        // A secret from before another rotation: at once again, the choice unchanged.
+        assert_eq!(
+            after_refused_signature(retry, &sha("whsec_older"), &overlap, 1_000),
+            (Decision::SwitchSecret(1_000), None)
+        );
     }
 }

@@ -292,7 +292,7 @@ impl Api {
             }
             (Method::Get, ["v1", "endpoints", id, "secret"]) => {
                 let endpoint = self.find_endpoint(&access, id)?;
-                let store::Secrets {
+                let crate::model::Secrets {
                     current: secret,
                     previous,
                 } = store::endpoint_secrets(&self.conn, endpoint.seq, now_ms())

@@ -27,8 +27,10 @@ mod prelude {
 
     pub(super) use super::read::*;
     pub(super) use crate::error::{Error, Result};
-    pub(super) use crate::model::{AttemptResult, Decision, Job, NewEvent, StoredEvent};
-    pub(super) use crate::signing::{new_id, sha256_hex};
+    pub(super) use crate::model::{
+        AttemptResult, Decision, Job, NewEvent, Secrets, SignWith, StoredEvent,
+    };
+    pub(super) use crate::signing::new_id;
 }
 
 #[cfg(test)]

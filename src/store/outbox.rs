@@ -229,27 +229,14 @@ pub fn claim_due(
 /// (its endpoint was removed) is skipped, and so is one claimed again since this attempt's
 /// claim (its lease ran out and another claim holds it now): the newer claim is not clobbered.
 /// A lease that ran out and was not claimed again (`pending`) still takes its result.
-pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) -> Result<()> {
-    let mut decision = result.decision;
-    let mut choose_previous = None;
-    if let Some(rejected) = &result.rejected_secret_sha256 {
-        // Refused signature: if a rotation overlap is live now (it may have begun while the
-        // attempt was in flight), the next attempt goes at once with the secret not refused.
-        // (An endpoint deleted meanwhile has no secrets; its delivery is gone too.)
-        if let Some(Secrets {
-            current: secret,
-            previous: Some((previous, _)),
-        }) = endpoint_secrets(conn, result.endpoint_seq, now_ms)?
-        {
-            let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
-            decision = Decision::SwitchSecret(finished_at_ms);
-            if sha256_hex(&secret) == *rejected {
-                choose_previous = Some(true);
-            } else if sha256_hex(&previous) == *rejected {
-                choose_previous = Some(false);
-            }
-        }
-    }
+/// `decision` is the final one (after `retry::after_refused_signature`); answers whether the
+/// delivery's row changed (and so the attempt was written).
+pub fn record_attempt(
+    conn: &Connection,
+    result: &AttemptResult,
+    decision: Decision,
+    now_ms: i64,
+) -> Result<bool> {
     let (status, next_attempt_at_ms) = match decision {
         Decision::Succeeded => ("succeeded", None),
         Decision::RetryAt(at_ms) | Decision::SwitchSecret(at_ms) => ("pending", Some(at_ms)),
@@ -266,14 +253,8 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
              WHERE seq = ?1 AND claims = ?7 AND status IN ('delivering', 'pending')",
         )?
         .execute(params![result.delivery_seq, status, result.attempt_number, next_attempt_at_ms, now_ms, free_attempt, result.claim])?;
-    if let (1, Some(choose_previous)) = (changed, choose_previous) {
-        // The secret not refused becomes this endpoint's choice for X-ClockEye-Signature. (A
-        // refused secret that is no longer live, from before another rotation, changes nothing.)
-        conn.prepare_cached("UPDATE endpoints SET sign_with_previous = ?2 WHERE seq = ?1")?
-            .execute(params![result.endpoint_seq, choose_previous])?;
-    }
     if changed == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let outcome = &result.outcome;
     conn.prepare_cached(
@@ -291,6 +272,14 @@ pub fn record_attempt(conn: &Connection, result: &AttemptResult, now_ms: i64) ->
         outcome.error_message,
         outcome.response_excerpt,
     ])?;
+    Ok(true)
+}
+
+/// Which secret signs `X-ClockEye-Signature` for this endpoint from now on (see
+/// `retry::after_refused_signature`).
+pub fn set_signing_secret(conn: &Connection, endpoint_seq: i64, sign_with: SignWith) -> Result<()> {
+    conn.prepare_cached("UPDATE endpoints SET sign_with_previous = ?2 WHERE seq = ?1")?
+        .execute(params![endpoint_seq, sign_with == SignWith::Previous])?;
     Ok(())
 }
 

@@ -187,14 +187,6 @@ impl Where {
     }
 }
 
-/// An endpoint's live secrets.
-#[derive(Debug, Clone)]
-pub struct Secrets {
-    pub current: String,
-    /// The previous secret while its rotation overlap lasts, with the overlap's end.
-    pub previous: Option<(String, i64)>,
-}
-
 /// An endpoint's live secrets at `now_ms`; None when the endpoint does not exist (any more).
 pub fn endpoint_secrets(conn: &Connection, seq: i64, now_ms: i64) -> Result<Option<Secrets>> {
     Ok(conn

@@ -1,4 +1,5 @@
 use super::prelude::*;
+use crate::signing::sha256_hex;
 
 use super::*;
 
@@ -352,7 +353,7 @@ fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
         decision: Decision::RetryAt(10),
         rejected_secret_sha256: Some(sha256_hex("whsec_x")),
     };
-    record_attempt(&conn, &result, 5).unwrap();
+    record_attempt(&conn, &result, result.decision, 5).unwrap();
     let attempts: i64 = conn
         .query_row("SELECT COUNT(*) FROM attempts", [], |row| row.get(0))
         .unwrap();
@@ -408,7 +409,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
         decision,
         rejected_secret_sha256: None,
     };
-    record_attempt(&conn, &result(1, Decision::Failed), 200).unwrap();
+    record_attempt(&conn, &result(1, Decision::Failed), Decision::Failed, 200).unwrap();
     let status = |conn: &Connection| -> (String, Option<i64>, i64) {
         conn.query_row(
             "SELECT status, lease_expires_at_ms, (SELECT COUNT(*) FROM attempts) FROM deliveries",
@@ -418,7 +419,13 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
         .unwrap()
     };
     assert_eq!(status(&conn), ("delivering".into(), Some(300), 0));
-    record_attempt(&conn, &result(2, Decision::RetryAt(500)), 210).unwrap();
+    record_attempt(
+        &conn,
+        &result(2, Decision::RetryAt(500)),
+        Decision::RetryAt(500),
+        210,
+    )
+    .unwrap();
     assert_eq!(status(&conn), ("pending".into(), None, 1));
 }
 

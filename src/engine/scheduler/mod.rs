@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
 use crate::engine::dispatch::Dispatcher;
+use crate::engine::retry;
 use crate::error::{Error, Result};
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
 use crate::store::{self, Release};
@@ -502,7 +503,7 @@ fn write_round(
     // one update, not one per attempt.
     let mut healthy: Vec<i64> = Vec::new();
     for result in results {
-        store::record_attempt(&tx, result, now)?;
+        record_attempt(&tx, result, now)?;
         let succeeded = result.outcome.succeeded();
         if succeeded && healthy.contains(&result.endpoint_seq) {
             continue;
@@ -633,4 +634,26 @@ fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
             results.len()
         );
     }
+}
+
+/// Writes a result: the retry policy's decision, or the secret switch when a refused signature
+/// meets a live rotation overlap (`retry::after_refused_signature`); the endpoint's signing
+/// choice changes only if the attempt was written.
+fn record_attempt(tx: &Connection, result: &AttemptResult, now: i64) -> Result<()> {
+    let mut decision = result.decision;
+    let mut sign_with = None;
+    if let Some(rejected) = &result.rejected_secret_sha256 {
+        // An endpoint deleted meanwhile has no secrets; its delivery is gone too.
+        if let Some(secrets) = store::endpoint_secrets(tx, result.endpoint_seq, now)? {
+            let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
+            (decision, sign_with) =
+                retry::after_refused_signature(decision, rejected, &secrets, finished_at_ms);
+        }
+    }
+    if store::record_attempt(tx, result, decision, now)?
+        && let Some(sign_with) = sign_with
+    {
+        store::set_signing_secret(tx, result.endpoint_seq, sign_with)?;
+    }
+    Ok(())
 }
