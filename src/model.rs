@@ -16,7 +16,24 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
+    /// Every class, in the order of `as_str`'s table: metrics' labels and the OpenAPI enum are
+    /// made from this list, and a test holds schema.sql's CHECK to it.
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::Timeout,
+        ErrorClass::Connect,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::Redirect,
+        ErrorClass::HttpStatus,
+        ErrorClass::BlockedAddress,
+    ];
+
+    /// This class's place in `ALL`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Timeout => "timeout",
             ErrorClass::Connect => "connect",
@@ -28,6 +45,11 @@ impl ErrorClass {
         }
     }
 }
+
+/// Every state a delivery can be in (the `status` of `deliveries`): the API's filter, the
+/// OpenAPI enums and the CLI's choices are made from this list, and a test holds schema.sql's
+/// CHECK to it.
+pub const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivering", "succeeded", "failed"];
 
 /// What one attempt came to. A receiver's 500 or a refused connection is an `Outcome`, not an `Err`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,4 +196,16 @@ pub struct Secrets {
 pub enum SignWith {
     Current,
     Previous,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_class_sits_at_its_index() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::ALL[class.index()], class);
+        }
+    }
 }

@@ -418,7 +418,7 @@ pub enum Deliveries {
         endpoint: Option<String>,
         #[arg(long, value_name = "ID", help = "only this event's")]
         event: Option<String>,
-        #[arg(long, value_name = "STATUS", value_parser = ["pending", "delivering", "succeeded", "failed"], help = "only deliveries in this state")]
+        #[arg(long, value_name = "STATUS", value_parser = crate::model::DELIVERY_STATUSES, help = "only deliveries in this state")]
         status: Option<String>,
         #[arg(
             long,

@@ -7,37 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::catalog::EVENT_TYPES;
 use crate::model::{ErrorClass, Outcome};
+use crate::store::DatabaseGauges;
 
 /// Upper bounds (ms) of the attempt latency histogram's buckets.
 const LATENCY_BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
-/// Attempt outcomes as labelled: success, then every error class.
-const OUTCOMES: [&str; 8] = [
-    "succeeded",
-    "timeout",
-    "connect",
-    "dns",
-    "tls",
-    "redirect",
-    "http_status",
-    "blocked_address",
-];
+/// Attempts are counted by outcome: slot 0 is success, slot `1 + class.index()` each error
+/// class of `ErrorClass::ALL`.
+const OUTCOMES: usize = 1 + ErrorClass::ALL.len();
 
 #[derive(Default)]
 pub struct Metrics {
     events_by_type: [AtomicU64; EVENT_TYPES.len()],
-    attempts_by_outcome: [AtomicU64; OUTCOMES.len()],
+    attempts_by_outcome: [AtomicU64; OUTCOMES],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_sum_ms: AtomicU64,
     latency_count: AtomicU64,
-}
-
-/// What `/metrics` reads from the database at render time.
-pub struct DatabaseGauges {
-    pub deliveries_pending: i64,
-    /// Age of the oldest pending delivery that is due (0 when none is).
-    pub oldest_due_age_ms: i64,
-    pub endpoints_disabled: i64,
 }
 
 impl Metrics {
@@ -48,8 +33,7 @@ impl Metrics {
     }
 
     pub fn attempt(&self, outcome: &Outcome) {
-        let label = outcome.error_class.map_or("succeeded", ErrorClass::as_str);
-        let index = OUTCOMES.iter().position(|o| *o == label).unwrap_or(0);
+        let index = outcome.error_class.map_or(0, |class| 1 + class.index());
         self.attempts_by_outcome[index].fetch_add(1, Ordering::Relaxed);
         let ms = outcome.duration_ms.max(0) as u64;
         for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
@@ -108,7 +92,8 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
-        for (outcome, count) in OUTCOMES.iter().zip(&self.attempts_by_outcome) {
+        let labels = std::iter::once("succeeded").chain(ErrorClass::ALL.map(ErrorClass::as_str));
+        for (outcome, count) in labels.zip(&self.attempts_by_outcome) {
             let _ = writeln!(
                 samples,
                 "{attempts}{{outcome=\"{outcome}\"}} {}",

@@ -1139,7 +1139,7 @@ impl Api {
         let (limit, before) = query.page()?;
         let status = query.get("status");
         if let Some(status) = status
-            && !["pending", "delivering", "succeeded", "failed"].contains(&status)
+            && !crate::model::DELIVERY_STATUSES.contains(&status)
         {
             return Err(Problem::new(
                 400,

@@ -3,11 +3,16 @@
 #[allow(unused_imports)]
 use super::prelude::*;
 
+/// What `/metrics` reads from the database at render time.
+pub struct DatabaseGauges {
+    pub deliveries_pending: i64,
+    /// Age of the oldest pending delivery that is due (0 when none is).
+    pub oldest_due_age_ms: i64,
+    pub endpoints_disabled: i64,
+}
+
 /// The database's share of `/metrics`.
-pub fn metrics_gauges(
-    conn: &Connection,
-    now_ms: i64,
-) -> Result<crate::http::metrics::DatabaseGauges> {
+pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<DatabaseGauges> {
     let (deliveries_pending, oldest_due_ms): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at_ms <= ?1 THEN next_attempt_at_ms END)
@@ -19,7 +24,7 @@ pub fn metrics_gauges(
             "SELECT COUNT(*) FROM endpoints WHERE enabled = 0 AND deleted_at_ms IS NULL",
         )?
         .query_row([], |row| row.get(0))?;
-    Ok(crate::http::metrics::DatabaseGauges {
+    Ok(DatabaseGauges {
         deliveries_pending,
         oldest_due_age_ms: oldest_due_ms.map_or(0, |due| (now_ms - due).max(0)),
         endpoints_disabled,

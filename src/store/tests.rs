@@ -436,3 +436,27 @@ fn schema_sql_sets_the_version_the_migrations_reach() {
     assert!(schema.contains(&line), "schema.sql lacks `{line}`");
     assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len() + 1);
 }
+
+/// The quoted words of the first `column … IN (…)` CHECK of `column` in schema.sql.
+fn schema_check_list(column: &str) -> Vec<String> {
+    let schema = include_str!("../../schema.sql");
+    let start = schema
+        .find(&format!("CHECK ({column} IN ("))
+        .unwrap_or_else(|| panic!("schema.sql has no CHECK on {column}"));
+    let list = &schema[start..];
+    let list = &list[list.find("IN (").unwrap() + 4..];
+    let list = &list[..list.find(')').unwrap()];
+    list.split(',')
+        .map(|word| word.trim().trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn schema_checks_list_exactly_the_error_classes_and_statuses_of_the_code() {
+    use crate::model::{DELIVERY_STATUSES, ErrorClass};
+    assert_eq!(
+        schema_check_list("error_class"),
+        ErrorClass::ALL.map(ErrorClass::as_str)
+    );
+    assert_eq!(schema_check_list("status"), DELIVERY_STATUSES);
+}

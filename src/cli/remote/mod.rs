@@ -886,7 +886,7 @@ fn deliveries_list(client: &Client, parsed: &Parsed, json: bool) -> Outcome {
         return Err(usage("deliveries list takes no arguments, only flags"));
     }
     if let Some(status) = parsed.get("status")
-        && !["pending", "delivering", "succeeded", "failed"].contains(&status)
+        && !crate::model::DELIVERY_STATUSES.contains(&status)
     {
         return Err(usage(format!(
             "--status: \"{status}\" is not pending, delivering, succeeded or failed"

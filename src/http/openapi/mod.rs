@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::catalog;
 use crate::http::{PAGE_LIMIT_MAX, RECOVER_DELIVERIES_MAX, STATS_HOURS_MAX};
+use crate::model::{DELIVERY_STATUSES, ErrorClass};
 
 fn nullable(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
@@ -113,8 +114,7 @@ fn new_event() -> Value {
 }
 
 fn schemas() -> Value {
-    let delivery_status =
-        json!({"type": "string", "enum": ["pending", "delivering", "succeeded", "failed"]});
+    let delivery_status = json!({"type": "string", "enum": DELIVERY_STATUSES});
     let endpoint = object(json!({
         "id": {"type": "string"},
         "workspace_id": {"type": "string"},
@@ -168,7 +168,7 @@ fn schemas() -> Value {
         "started_at": time(),
         "duration_ms": {"type": "integer", "minimum": 0},
         "status_code": nullable(json!({"type": "integer"})),
-        "error_class": nullable(json!({"type": "string", "enum": ["timeout", "connect", "dns", "tls", "redirect", "http_status", "blocked_address"]})),
+        "error_class": nullable(json!({"type": "string", "enum": ErrorClass::ALL.map(ErrorClass::as_str)})),
         "error": nullable(json!({"type": "string"})),
         "response_excerpt": nullable(json!({"type": "string"})),
     }));
@@ -401,7 +401,7 @@ fn operations() -> Vec<Op> {
         query(
             "status",
             "only in this status",
-            json!({"type": "string", "enum": ["pending", "delivering", "succeeded", "failed"]}),
+            json!({"type": "string", "enum": DELIVERY_STATUSES}),
         ),
         query("workspace_id", "only this workspace's", client_id()),
     ]);
