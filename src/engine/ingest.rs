@@ -6,6 +6,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::catalog;
+use crate::http::problem::{Problem, json_problem};
 use crate::model::NewEvent;
 use crate::signing::new_id;
 use crate::time::format_rfc3339_seconds;
@@ -16,60 +17,6 @@ pub const BATCH_EVENTS_MAX: usize = 1000;
 pub const ID_CHARS_MAX: usize = 128;
 /// The workspace of an event or endpoint that names none.
 pub const DEFAULT_WORKSPACE: &str = "default";
-
-/// A rejected input: status, code, sentence, and the field it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-impl Problem {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
-        Problem {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn at(mut self, field: impl Into<String>) -> Problem {
-        self.field = Some(field.into());
-        self
-    }
-
-    /// A field that is missing or of the wrong kind: 422 `invalid_field`.
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem::new(422, "invalid_field", message).at(field)
-    }
-}
-
-/// A serde_json error as a `Problem`: malformed JSON is 400, well-formed but wrong shape 422.
-pub fn json_problem(error: &serde_json::Error, prefix: &str) -> Problem {
-    match error.classify() {
-        serde_json::error::Category::Data => {
-            let message = format!("{prefix}{error}");
-            let field = message
-                .split('`')
-                .nth(1)
-                .map(|name| format!("{prefix}{name}"));
-            Problem {
-                status: 422,
-                code: "invalid_field",
-                message,
-                field,
-            }
-        }
-        _ => Problem::new(
-            400,
-            "invalid_json",
-            format!("request body is not valid JSON: {error}"),
-        ),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

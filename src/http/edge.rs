@@ -88,14 +88,22 @@ fn error(status: u16, code: &str, message: &str) -> Response<std::io::Cursor<Vec
 /// portal's session exchange (whose code is its credential). Unknown routes are left to
 /// `api.rs`, which answers 404.
 fn needs_token(request: &Request) -> bool {
-    let parts = crate::http::segments(request.url());
+    use crate::http::route::{Resolved, resolve, segments};
+    let parts = segments(request.url());
     if parts.first().map(String::as_str) != Some("v1") {
         return false;
     }
     if parts == ["v1", "portal", "session"] && *request.method() == Method::Post {
         return false;
     }
-    !crate::http::allowed_methods(&parts).is_empty()
+    !matches!(
+        resolve(
+            crate::http::routes::ROUTES,
+            request.method().as_str(),
+            request.url()
+        ),
+        Resolved::NoRoute
+    )
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110).
