@@ -377,8 +377,10 @@ impl Api {
                         "an attempt of this delivery is in flight; try again when it ends",
                     ));
                 }
-                let _ = self.shared.commands.try_send(Command::Wake);
+                // Read before waking the scheduler: the answer is what the retry made (pending),
+                // not whatever the scheduler did next (a claim raced the read and said delivering).
                 let delivery = self.find_delivery(&access, id)?;
+                let _ = self.shared.commands.try_send(Command::Wake);
                 Ok((202, delivery_json(&delivery)))
             }
             (method, _) => Err(Problem::new(
