@@ -45,12 +45,22 @@ impl<In: Transport> Connector<In> for QuickAckConnector {
     }
 }
 
-/// Tries each resolved address in turn within the connect timeout.
+/// Tries each resolved address in turn; each gets an equal share of what is left of the connect
+/// timeout, so one address that swallows packets does not use up the whole attempt.
 fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
+    let started = std::time::Instant::now();
+    let total = timeout.not_zero().map(|after| *after);
     let mut last_error = None;
-    for addr in addrs {
-        let connected = match timeout.not_zero() {
-            Some(after) => TcpStream::connect_timeout(addr, *after),
+    for (index, addr) in addrs.iter().enumerate() {
+        let connected = match total {
+            Some(total) => {
+                let left = total.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                let share = left / (addrs.len() - index) as u32;
+                TcpStream::connect_timeout(addr, share.max(Duration::from_millis(10)))
+            }
             None => TcpStream::connect(addr),
         };
         match connected {
@@ -58,20 +68,24 @@ fn connect_any(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, 
                 stream.set_nodelay(true)?;
                 return Ok(stream);
             }
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
-            }
             Err(error) => last_error = Some(error),
         }
     }
-    Err(last_error
-        .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused"))
-        .into())
+    match last_error {
+        Some(error)
+            if !matches!(
+                error.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Err(error.into())
+        }
+        Some(_) => Err(ureq::Error::Timeout(ureq::Timeout::Connect)),
+        None if addrs.is_empty() => {
+            Err(io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to").into())
+        }
+        None => Err(ureq::Error::Timeout(ureq::Timeout::Connect)),
+    }
 }
 
 struct Shutter(Arc<TcpStream>);

@@ -65,7 +65,9 @@ pub(crate) fn retry(api: &Api, access: &Access, call: &mut Call<'_>) -> Answer {
             "an attempt of this delivery is in flight; try again when it ends",
         ));
     }
-    let _ = api.shared.commands.try_send(Command::Wake);
+    // Read before waking the scheduler: the answer is what the retry made (pending), not
+    // whatever the scheduler did next (a claim raced the read and said delivering).
     let delivery = api.find_delivery(access, id)?;
+    let _ = api.shared.commands.try_send(Command::Wake);
     Ok((202, delivery_json(&delivery)))
 }
