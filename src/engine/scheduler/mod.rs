@@ -2,7 +2,9 @@
 //! attempt results from workers), writes it all and claims due deliveries in ONE transaction
 //! (group commit: one fsync for many rows), then answers the ingest callers and hands the claimed
 //! jobs to the workers. A new event is claimed in the same round it is stored, so its first
-//! attempt starts right after the commit, not at the next poll.
+//! attempt starts right after the commit, not at the next poll. This file is the I/O loop
+//! (channels, `Now::read`: its one clock read); `decide.rs` holds its decisions as pure
+//! functions, `round.rs` what a round writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,11 +14,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
+mod decide;
+mod round;
+
+use decide::{Now, State, Work};
+use round::{Claims, RoundOutput};
+
 use crate::engine::dispatch::Dispatcher;
-use crate::engine::retry;
 use crate::error::{Error, Result};
-use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
-use crate::store::{self, Release};
+use crate::model::{AttemptResult, NewEvent, StoredEvent};
+use crate::store::Release;
 use crate::time::now_ms;
 
 /// Most ingest commands waiting for the scheduler; API threads block past it (backpressure).
@@ -116,9 +123,29 @@ struct Stats {
     claimed: u64,
 }
 
+impl Now {
+    /// The scheduler's one clock read: both clocks at once.
+    pub(crate) fn read() -> Now {
+        Now {
+            ms: now_ms(),
+            at: Instant::now(),
+        }
+    }
+}
+
 pub fn main(mut scheduler: Scheduler) {
     let mut stats = Stats::default();
-    let mut jobs_in_flight = 0usize;
+    let start = Now::read();
+    let mut state = State {
+        jobs_in_flight: 0,
+        jobs_in_flight_max: scheduler.jobs_in_flight_max,
+        released: 0,
+        failed_commits: 0,
+        next_due_ms: Some(0),
+        drain_deadline: None,
+        next_prune: start.at,
+        next_purge: start.at,
+    };
     // Results whose commit failed are kept and written again in a later round (however long
     // the database refuses writes: they are bounded by the jobs in flight).
     let mut unwritten: Vec<AttemptResult> = Vec::new();
@@ -127,34 +154,27 @@ pub fn main(mut scheduler: Scheduler) {
     let mut released: Vec<Release> = Vec::new();
     // The claims this scheduler holds (delivery seq -> claim, lease end), to renew their leases.
     let mut held: HashMap<i64, (i64, i64)> = HashMap::new();
-    let lease_ms = i64::try_from((scheduler.attempt_timeout + LEASE_MARGIN).as_millis())
-        .unwrap_or(i64::MAX / 4);
-    let mut next_renew = Instant::now();
+    let lease_ms = decide::lease_ms(scheduler.attempt_timeout, LEASE_MARGIN);
+    let mut next_renew = start.at;
     let never_results = crossbeam_channel::never();
     let never_releases = crossbeam_channel::never();
     let mut results_open = true;
     let mut releases_open = true;
-    let mut failed_commits = 0u32;
-    let mut next_due_ms: Option<i64> = Some(0);
-    let mut drain_deadline: Option<Instant> = None;
     let never_commands = crossbeam_channel::never();
     let never_shutdown = crossbeam_channel::never();
     let mut commands_open = true;
-    let prune_interval = (scheduler.retention / 4).min(PRUNE_INTERVAL_MAX);
-    let mut next_prune = Instant::now();
-    let mut next_purge = Instant::now();
+    let prune_interval = decide::prune_interval(scheduler.retention);
     let mut shutdown_open = true;
     loop {
-        scheduler.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
-        if let Some(deadline) = drain_deadline
-            && released.is_empty()
-            && (jobs_in_flight == 0 || Instant::now() >= deadline)
-        {
+        state.released = released.len();
+        let now = Now::read();
+        scheduler.heartbeat_ms.store(now.ms, Ordering::Relaxed);
+        if decide::stopped(&state, now) {
             unwritten.extend(scheduler.results.try_iter());
             if !unwritten.is_empty() {
-                write_results_at_exit(&mut scheduler.conn, &unwritten);
+                round::write_results_at_exit(&mut scheduler.conn, &unwritten, now.ms);
             }
-            let still_in_flight = jobs_in_flight.saturating_sub(unwritten.len());
+            let still_in_flight = state.jobs_in_flight.saturating_sub(unwritten.len());
             if still_in_flight > 0 {
                 log::warn!(
                     "shutdown: {still_in_flight} attempts still in flight; they are sent again after restart"
@@ -170,37 +190,17 @@ pub fn main(mut scheduler: Scheduler) {
             );
             return;
         }
-        if drain_deadline.is_none() && Instant::now() >= next_prune {
-            let pruned = prune(&mut scheduler.conn, scheduler.retention);
+        if decide::prune_due(&state, now) {
+            let pruned = round::prune(&mut scheduler.conn, scheduler.retention, now.ms);
             stats.pruned_events += pruned as u64;
-            next_prune = Instant::now()
-                + if pruned == PRUNE_BATCH_MAX {
-                    Duration::ZERO
-                } else {
-                    prune_interval
-                };
+            state.next_prune = decide::next_prune(pruned, prune_interval, Now::read());
         }
         // A deleted endpoint's history, one batch between rounds (see purge.rs).
-        if drain_deadline.is_none() && Instant::now() >= next_purge {
-            next_purge = Instant::now() + crate::engine::purge::pass(&mut scheduler.conn);
+        let now = Now::read();
+        if decide::purge_due(&state, now) {
+            state.next_purge = now.at + crate::engine::purge::pass(&mut scheduler.conn);
         }
-        let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        let wait = if failed_commits > 0 {
-            FAILED_COMMIT_BACKOFF
-        } else if !released.is_empty() {
-            Duration::ZERO
-        } else if !can_claim {
-            POLL_INTERVAL_MAX
-        } else {
-            match next_due_ms {
-                Some(due_ms) => Duration::from_millis(
-                    (due_ms - now_ms()).clamp(0, POLL_INTERVAL_MAX.as_millis() as i64) as u64,
-                ),
-                None => POLL_INTERVAL_MAX,
-            }
-        };
-        // A purge with history left goes on after this round, without waiting.
-        let wait = wait.min(next_purge.saturating_duration_since(Instant::now()));
+        let wait = decide::wait(&state, Now::read());
         let mut round = Round {
             ingests: Vec::new(),
             results: std::mem::take(&mut unwritten),
@@ -236,7 +236,7 @@ pub fn main(mut scheduler: Scheduler) {
             },
             recv(results) -> result => match result {
                 Ok(result) => {
-                    jobs_in_flight -= 1;
+                    state.jobs_in_flight -= 1;
                     round.results.push(result);
                 }
                 // No worker is left to send (never while the supervisor keeps a sender).
@@ -244,7 +244,7 @@ pub fn main(mut scheduler: Scheduler) {
             },
             recv(releases) -> release => match release {
                 Ok(release) => {
-                    jobs_in_flight -= 1;
+                    state.jobs_in_flight -= 1;
                     released.push(release);
                 }
                 Err(_) => releases_open = false,
@@ -253,45 +253,40 @@ pub fn main(mut scheduler: Scheduler) {
             // Nothing arrived: look at the database anyway (a missed wake-up, a due retry).
             default(wait) => round.woken = true,
         }
-        if start_drain && drain_deadline.is_none() {
-            drain_deadline = Some(Instant::now() + scheduler.drain_timeout);
+        if start_drain && state.drain_deadline.is_none() {
+            let now = Now::read();
+            state.drain_deadline = Some(now.at + scheduler.drain_timeout);
             // Jobs no worker has started yet go back to `pending` rather than out.
             for job in scheduler.dispatcher.take_back_queued() {
-                jobs_in_flight -= 1;
-                released.push(release_now(&job));
+                state.jobs_in_flight -= 1;
+                released.push(round::release_now(&job, now.ms));
             }
         }
         // Attempt results are not urgent, and every transaction rewrites the b-tree pages it
         // touches: a round of a few results costs nearly what a round of a hundred does. So a
-        // round holding only results waits briefly for more. Events never wait.
-        if round.ingests.is_empty()
-            && !round.results.is_empty()
-            && round.results.len() < RESULTS_LINGER_COUNT
-        {
-            let linger_until = Instant::now() + RESULTS_LINGER;
-            // Only while workers have queued jobs to run: idle workers must not wait for it.
-            while round.results.len() < RESULTS_LINGER_COUNT && scheduler.dispatcher.queued() > 0 {
-                let left = linger_until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+        // round holding only results waits briefly for more (`decide::linger`).
+        let linger_until = Now::read().at + RESULTS_LINGER;
+        while decide::linger(&round.work(), scheduler.dispatcher.queued()) {
+            let left = linger_until.saturating_duration_since(Now::read().at);
+            if left.is_zero() {
+                break;
+            }
+            select! {
+                recv(scheduler.results) -> result => match result {
+                    Ok(result) => {
+                        state.jobs_in_flight -= 1;
+                        round.results.push(result);
+                    }
+                    Err(_) => break,
+                },
+                recv(commands) -> command => {
+                    match command {
+                        Ok(command) => take_command(&mut round, command),
+                        Err(_) => commands_open = false,
+                    }
                     break;
-                }
-                select! {
-                    recv(scheduler.results) -> result => match result {
-                        Ok(result) => {
-                            jobs_in_flight -= 1;
-                            round.results.push(result);
-                        }
-                        Err(_) => break,
-                    },
-                    recv(commands) -> command => {
-                        match command {
-                            Ok(command) => take_command(&mut round, command),
-                            Err(_) => commands_open = false,
-                        }
-                        break;
-                    },
-                    default(left) => break,
-                }
+                },
+                default(left) => break,
             }
         }
         while commands_open && round.ingests.len() < COMMANDS_PER_ROUND_MAX {
@@ -304,11 +299,11 @@ pub fn main(mut scheduler: Scheduler) {
             let Ok(result) = scheduler.results.try_recv() else {
                 break;
             };
-            jobs_in_flight -= 1;
+            state.jobs_in_flight -= 1;
             round.results.push(result);
         }
         for release in scheduler.releases.try_iter() {
-            jobs_in_flight -= 1;
+            state.jobs_in_flight -= 1;
             released.push(release);
         }
         // Tests only: a round storing an event whose id is `panic-scheduler`.
@@ -322,13 +317,14 @@ pub fn main(mut scheduler: Scheduler) {
 
         // Claimed for an endpoint that changed: back to `pending`, claimed afresh below if due.
         for endpoint_seq in std::mem::take(&mut round.changed_endpoints) {
-            next_purge = Instant::now(); // it may have been deleted
+            let now = Now::read();
+            state.next_purge = now.at; // it may have been deleted
             for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
-                jobs_in_flight -= 1;
-                released.push(release_now(&job));
+                state.jobs_in_flight -= 1;
+                released.push(round::release_now(&job, now.ms));
             }
         }
-        let now = now_ms();
+        let now = Now::read();
         // A job answered (result or release) is no longer held: its row leaves `delivering` in
         // the transaction that writes the answer, however many rounds that takes.
         for result in &round.results {
@@ -339,29 +335,15 @@ pub fn main(mut scheduler: Scheduler) {
         }
         // Held claims whose lease is past half: renewed in this round's transaction.
         let mut renew = Vec::new();
-        let renew_due = Instant::now() >= next_renew;
+        let renew_due = now.at >= next_renew;
         if renew_due {
-            renew = held
-                .iter()
-                .filter(|(_, (_, until))| until - now < lease_ms / 2)
-                .map(|(seq, (claim, _))| (*seq, *claim))
-                .collect();
+            renew = decide::renewals(&held, now.ms, lease_ms);
         }
-        let due_now = next_due_ms.is_some_and(|due_ms| due_ms <= now);
-        let can_claim = drain_deadline.is_none() && jobs_in_flight < scheduler.jobs_in_flight_max;
-        if round.ingests.is_empty()
-            && round.results.is_empty()
-            && released.is_empty()
-            && !round.woken
-            && !(due_now && can_claim)
-        {
+        state.released = released.len();
+        if !decide::round_needed(&round.work(), &state, now) {
             continue;
         }
-        let claim_limit = if can_claim {
-            (scheduler.jobs_in_flight_max - jobs_in_flight).min(CLAIM_BATCH_MAX)
-        } else {
-            0
-        };
+        let claim_limit = decide::claim_limit(&state);
         let Round {
             ingests, results, ..
         } = round;
@@ -370,19 +352,24 @@ pub fn main(mut scheduler: Scheduler) {
             dispatcher: &scheduler.dispatcher,
             claimed_per_slot: scheduler.claimed_per_slot,
             disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
-            lease_expires_at_ms: now.saturating_add(lease_ms),
+            lease_expires_at_ms: now.ms.saturating_add(lease_ms),
             renew: &renew,
         };
-        match write_round(
+        match round::write_round(
             &mut scheduler.conn,
             &ingests,
             &results,
             &released,
             &claims,
-            now,
+            now.ms,
         ) {
-            Ok((answers, jobs, next, disabled)) => {
-                failed_commits = 0;
+            Ok(RoundOutput {
+                answers,
+                jobs,
+                next_due_ms,
+                disabled,
+            }) => {
+                state.failed_commits = 0;
                 released.clear();
                 if renew_due {
                     for (seq, _) in &renew {
@@ -390,7 +377,7 @@ pub fn main(mut scheduler: Scheduler) {
                             *until = claims.lease_expires_at_ms;
                         }
                     }
-                    next_renew = Instant::now() + LEASE_RENEW_INTERVAL;
+                    next_renew = Now::read().at + LEASE_RENEW_INTERVAL;
                 }
                 for job in &jobs {
                     held.insert(job.delivery_seq, (job.claim, claims.lease_expires_at_ms));
@@ -400,9 +387,10 @@ pub fn main(mut scheduler: Scheduler) {
                     log::warn!(
                         "endpoint disabled: endpoint_seq={endpoint_seq} reason=\"{reason}\""
                     );
+                    let now = Now::read();
                     for job in scheduler.dispatcher.take_back_endpoint(endpoint_seq) {
-                        jobs_in_flight -= 1;
-                        released.push(release_now(&job));
+                        state.jobs_in_flight -= 1;
+                        released.push(round::release_now(&job, now.ms));
                     }
                 }
                 stats.rounds += 1;
@@ -412,14 +400,15 @@ pub fn main(mut scheduler: Scheduler) {
                 for ((_, reply), answer) in ingests.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
-                jobs_in_flight += jobs.len();
+                state.jobs_in_flight += jobs.len();
                 scheduler.dispatcher.push(jobs);
-                next_due_ms = next;
+                state.next_due_ms = next_due_ms;
             }
             Err(error) => {
-                failed_commits += 1;
+                state.failed_commits += 1;
                 log::error!(
-                    "commit failed (try {failed_commits}): error={error} ingest_commands_refused={} results_kept={}",
+                    "commit failed (try {}): error={error} ingest_commands_refused={} results_kept={}",
+                    state.failed_commits,
                     ingests.len(),
                     results.len()
                 );
@@ -427,42 +416,20 @@ pub fn main(mut scheduler: Scheduler) {
                     let _ = reply.send(Err(Error::Unavailable(error.to_string())));
                 }
                 unwritten = results;
-                next_due_ms = Some(now);
+                state.next_due_ms = Some(now.ms);
             }
         }
     }
 }
 
-/// One retention batch in its own transaction, and rotation overlaps that have ended; returns
-/// how many events went (0 on error, which is logged: pruning waits for the next turn; an
-/// ended overlap's secret is unused already, as claims compare its expiry with the clock).
-fn prune(conn: &mut Connection, retention: Duration) -> usize {
-    let cutoff_ms = crate::time::before_ms(now_ms(), retention);
-    let pruned = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(Error::from)
-        .and_then(|tx| {
-            let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
-            store::retire_previous_secrets(&tx, now_ms())?;
-            store::prune_expired_access(&tx, now_ms())?;
-            tx.commit()?;
-            Ok(pruned)
-        });
-    match pruned {
-        Ok(pruned) => pruned,
-        Err(error) => {
-            log::warn!("retention: pruning failed, will try again: {error}");
-            0
+impl Round {
+    /// What this round took, as the decisions see it.
+    fn work(&self) -> Work {
+        Work {
+            ingests: self.ingests.len(),
+            results: self.results.len(),
+            woken: self.woken,
         }
-    }
-}
-
-/// A job taken back before any worker started it: `pending` again, due now.
-fn release_now(job: &Job) -> Release {
-    Release {
-        delivery_seq: job.delivery_seq,
-        claim: job.claim,
-        due_ms: now_ms(),
     }
 }
 
@@ -475,185 +442,4 @@ fn take_command(round: &mut Round, command: Command) {
             round.changed_endpoints.push(endpoint_seq);
         }
     }
-}
-
-/// Each command's answer, the claimed jobs, when the next delivery is due, and the endpoints
-/// disabled in this round with why.
-type RoundOutput = (
-    Vec<Result<Vec<StoredEvent>>>,
-    Vec<Job>,
-    Option<i64>,
-    Vec<(i64, String)>,
-);
-
-/// One transaction: attempt results, released jobs, lease renewals and expired leases, then
-/// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
-/// command's answer, the claimed jobs, and when the next delivery is due.
-fn write_round(
-    conn: &mut Connection,
-    ingests: &[(Vec<NewEvent>, IngestReply)],
-    results: &[AttemptResult],
-    released: &[Release],
-    claims: &Claims,
-    now: i64,
-) -> Result<RoundOutput> {
-    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut disabled = Vec::new();
-    // Endpoints whose health row this round already marked healthy: a run of successes needs
-    // one update, not one per attempt.
-    let mut healthy: Vec<i64> = Vec::new();
-    for result in results {
-        record_attempt(&tx, result, now)?;
-        let succeeded = result.outcome.succeeded();
-        if succeeded && healthy.contains(&result.endpoint_seq) {
-            continue;
-        }
-        healthy.retain(|seq| *seq != result.endpoint_seq);
-        if succeeded {
-            healthy.push(result.endpoint_seq);
-        }
-        if let Some(reason) =
-            store::record_endpoint_health(&tx, result, now, claims.disable_after_ms)?
-        {
-            disabled.push((result.endpoint_seq, reason));
-        }
-    }
-    for release in released {
-        store::release_delivery(&tx, release, now)?;
-    }
-    // Renewed before expired leases are released, so a claim held here is never released by
-    // a lease that ran out while the database refused writes.
-    for (delivery_seq, claim) in claims.renew {
-        if !store::renew_lease(&tx, *delivery_seq, *claim, claims.lease_expires_at_ms)? {
-            log::debug!("delivery_seq={delivery_seq}: lease lost; its result will not be written");
-        }
-    }
-    let expired = store::release_expired_leases(&tx, now, LEASE_RELEASE_BATCH_MAX)?;
-    if expired > 0 {
-        log::warn!("{expired} deliveries whose lease ran out went back to pending");
-    }
-    let mut answers = Vec::with_capacity(ingests.len());
-    for (events, _) in ingests {
-        let savepoint = tx.savepoint()?;
-        let stored: Result<Vec<StoredEvent>> = events
-            .iter()
-            .map(|event| store::insert_event(&savepoint, event, now))
-            .collect();
-        match stored {
-            Ok(stored) => {
-                savepoint.commit()?;
-                answers.push(Ok(stored));
-            }
-            Err(error) => {
-                drop(savepoint); // rolls back this command only
-                if error.is_unavailable() {
-                    return Err(error);
-                }
-                answers.push(Err(error));
-            }
-        }
-    }
-    let (jobs, next_due_ms) = claim(&tx, claims, now)?;
-    tx.commit()?;
-    Ok((answers, jobs, next_due_ms, disabled))
-}
-
-/// How much a round may claim.
-struct Claims<'a> {
-    /// Most jobs over all endpoints (0: claim nothing, e.g. while shutting down).
-    limit: usize,
-    dispatcher: &'a Dispatcher,
-    /// Jobs claimed ahead per place in an endpoint's window.
-    claimed_per_slot: usize,
-    /// `--disable-after`, in ms.
-    disable_after_ms: i64,
-    /// The lease of what this round claims or renews.
-    lease_expires_at_ms: i64,
-    /// Held claims (delivery seq, claim) whose lease this round renews.
-    renew: &'a [(i64, i64)],
-}
-
-/// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
-/// them with when the next claimable delivery is due (None: nothing pending that may be
-/// claimed; an endpoint at its limit is looked at again when one of its attempts ends).
-fn claim(conn: &Connection, claims: &Claims, now: i64) -> Result<(Vec<Job>, Option<i64>)> {
-    let mut jobs = Vec::new();
-    let mut next_due_ms: Option<i64> = None;
-    if claims.limit == 0 {
-        return Ok((jobs, next_due_ms));
-    }
-    let mut endpoints = store::pending_endpoints(conn)?;
-    // Endpoints with the least claimed already go first, so a round's budget reaches an idle
-    // endpoint before one whose slots are all held by slow attempts.
-    endpoints.sort_by_cached_key(|(endpoint_seq, due_ms)| {
-        (claims.dispatcher.outstanding(*endpoint_seq), *due_ms)
-    });
-    for (endpoint_seq, due_ms) in endpoints {
-        if due_ms > now {
-            next_due_ms = Some(next_due_ms.map_or(due_ms, |next| next.min(due_ms)));
-            continue;
-        }
-        let room = claims
-            .dispatcher
-            .claim_room(endpoint_seq, claims.claimed_per_slot);
-        if room == 0 {
-            continue;
-        }
-        let budget = claims.limit - jobs.len();
-        if budget == 0 {
-            next_due_ms = Some(now);
-            break;
-        }
-        let asked = room.min(budget);
-        let claimed = store::claim_due(conn, endpoint_seq, now, asked, claims.lease_expires_at_ms)?;
-        let filled = claimed.len() == asked;
-        jobs.extend(claimed);
-        // What this endpoint still has pending is due later (if its room did not run out first).
-        if !filled && let Some(later_ms) = store::next_due_for_endpoint(conn, endpoint_seq)? {
-            next_due_ms = Some(next_due_ms.map_or(later_ms, |next| next.min(later_ms)));
-        }
-    }
-    Ok((jobs, next_due_ms))
-}
-
-/// At shutdown, one last try to keep results whose commit failed; they are otherwise
-/// redelivered after restart, which is allowed (at least once) but wasteful.
-fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult]) {
-    let dispatcher = Dispatcher::new(1);
-    let claims = Claims {
-        limit: 0,
-        dispatcher: &dispatcher,
-        claimed_per_slot: 0,
-        disable_after_ms: i64::MAX,
-        lease_expires_at_ms: 0,
-        renew: &[],
-    };
-    if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms()) {
-        log::warn!(
-            "shutdown: could not record {} attempt results: {error}",
-            results.len()
-        );
-    }
-}
-
-/// Writes a result: the retry policy's decision, or the secret switch when a refused signature
-/// meets a live rotation overlap (`retry::after_refused_signature`); the endpoint's signing
-/// choice changes only if the attempt was written.
-fn record_attempt(tx: &Connection, result: &AttemptResult, now: i64) -> Result<()> {
-    let mut decision = result.decision;
-    let mut sign_with = None;
-    if let Some(rejected) = &result.rejected_secret_sha256 {
-        // An endpoint deleted meanwhile has no secrets; its delivery is gone too.
-        if let Some(secrets) = store::endpoint_secrets(tx, result.endpoint_seq, now)? {
-            let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
-            (decision, sign_with) =
-                retry::after_refused_signature(decision, rejected, &secrets, finished_at_ms);
-        }
-    }
-    if store::record_attempt(tx, result, decision, now)?
-        && let Some(sign_with) = sign_with
-    {
-        store::set_signing_secret(tx, result.endpoint_seq, sign_with)?;
-    }
-    Ok(())
 }
