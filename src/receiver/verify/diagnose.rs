@@ -224,7 +224,7 @@ fn replace_crlf(body: &[u8]) -> Vec<u8> {
 
 /// The usual ways a JSON value gets written again: compact (the service's, and
 /// `JSON.stringify(v)`), indented by 2 (`JSON.stringify(v, null, 2)`), Python's `json.dumps`.
-fn json_forms(value: &serde_json::Value) -> Vec<(&'static str, Vec<u8>)> {
+pub(super) fn json_forms(value: &serde_json::Value) -> Vec<(&'static str, Vec<u8>)> {
     let compact = serde_json::to_vec(value).expect("a Value serializes");
     let pretty = serde_json::to_vec_pretty(value).expect("a Value serializes");
     let mut spaced = Vec::new();

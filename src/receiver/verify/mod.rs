@@ -399,6 +399,8 @@ pub fn request(
 }
 
 pub use diagnose::{Check, Diagnosis, diagnose};
+#[cfg(test)]
+use diagnose::json_forms;
 
 #[cfg(test)]
 mod tests {
