@@ -11,4 +11,5 @@ pub mod purge;
 pub mod retry;
 pub mod scheduler;
 pub mod tcp;
+pub mod window;
 pub mod worker;

@@ -398,9 +398,9 @@ pub fn request(
     }
 }
 
-pub use diagnose::{Check, Diagnosis, diagnose};
 #[cfg(test)]
 use diagnose::json_forms;
+pub use diagnose::{Check, Diagnosis, diagnose};
 
 #[cfg(test)]
 mod tests {
