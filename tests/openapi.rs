@@ -73,7 +73,7 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str) -> Result<()
         }
     }
     if let (Some("date-time"), Some(text)) = (schema["format"].as_str(), value.as_str())
-        && clockeye_webhooks::time::parse_rfc3339(text).is_none()
+        && clockeye_webhooks::test_support::parse_rfc3339(text).is_none()
     {
         return Err(format!("{at}: {text} is not a date-time"));
     }

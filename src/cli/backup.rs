@@ -22,7 +22,7 @@ Every delivery that was pending (or in flight) in the copy is sent.
 example:
   clockeye-webhooks backup /var/backups/clockeye-$(date +%F).db"
 )]
-pub struct Options {
+pub(crate) struct Options {
     #[arg(
         long,
         short = 'd',
@@ -31,21 +31,21 @@ pub struct Options {
         default_value = "./clockeye-webhooks.db",
         help = "the database to copy"
     )]
-    pub db: PathBuf,
+    pub(crate) db: PathBuf,
     #[arg(value_name = "PATH", help = "where the copy goes; must not exist yet")]
-    pub dest: PathBuf,
+    pub(crate) dest: PathBuf,
 }
 
 /// What a finished backup holds, for the one line printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub bytes: u64,
-    pub events: i64,
-    pub deliveries_pending: i64,
+pub(crate) struct Summary {
+    pub(crate) bytes: u64,
+    pub(crate) events: i64,
+    pub(crate) deliveries_pending: i64,
 }
 
 /// Takes the backup. `Err` is one line for people.
-pub fn run(options: &Options) -> Result<Summary, String> {
+pub(crate) fn run(options: &Options) -> Result<Summary, String> {
     let Options { db, dest } = options;
     if dest.symlink_metadata().is_ok() {
         return Err(format!(

@@ -4,9 +4,9 @@
 //! command; `run` hands each integrator command to its module. Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
-pub mod args;
-pub mod backup;
-pub mod bench;
+pub(crate) mod args;
+pub(crate) mod backup;
+pub(crate) mod bench;
 mod completions;
 mod listen;
 mod remote;
@@ -20,7 +20,7 @@ use crate::config::Config;
 
 /// How a command did not succeed.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command line is wrong: exit 2.
     Usage(String),
     /// The command ran and failed (or found the signature invalid): exit 1.
@@ -30,7 +30,7 @@ pub enum Failure {
     Stop(String),
 }
 
-pub type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 fn usage(message: impl Into<String>) -> Failure {
     Failure::Usage(message.into())
@@ -41,7 +41,7 @@ fn failed(message: impl Into<String>) -> Failure {
 }
 
 /// The whole command line: parses it and runs the command; the exit code follows SPEC.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let parsed = match args::parse(&args) {
         Ok(parsed) => parsed,
@@ -259,8 +259,8 @@ fn non_empty(value: Option<String>) -> Option<String> {
 /// A command's arguments as its module reads them: positional arguments and flag values by
 /// flag name. Made from the typed clap structs in `run`, so the modules need no clap.
 #[derive(Debug, Default)]
-pub struct Parsed {
-    pub positionals: Vec<String>,
+pub(crate) struct Parsed {
+    pub(crate) positionals: Vec<String>,
     values: Vec<(&'static str, String)>,
 }
 
@@ -301,7 +301,7 @@ impl Parsed {
     }
 
     /// The last value given for a flag.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
             .rev()
@@ -310,7 +310,7 @@ impl Parsed {
     }
 
     /// Every value given for a repeatable flag.
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.values
             .iter()
             .filter(|(flag, _)| *flag == name)
@@ -318,19 +318,19 @@ impl Parsed {
             .collect()
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// A flag's value, else an environment variable's.
-    pub fn get_or_env(&self, name: &str, env: &str) -> Option<String> {
+    pub(crate) fn get_or_env(&self, name: &str, env: &str) -> Option<String> {
         self.get(name)
             .map(str::to_string)
             .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
     }
 
     /// A flag that must be given.
-    pub fn required(&self, name: &str, command: &str) -> Result<&str, Failure> {
+    pub(crate) fn required(&self, name: &str, command: &str) -> Result<&str, Failure> {
         self.get(name).ok_or_else(|| {
             usage(format!(
                 "{command} needs --{name} (see clockeye-webhooks {command} --help)"

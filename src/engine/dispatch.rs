@@ -14,7 +14,7 @@ use crate::model::Job;
 
 /// Which jobs a worker takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Takes {
+pub(crate) enum Takes {
     /// First attempts before retries.
     Any,
     /// First attempts only: the share of workers kept for fresh events.
@@ -23,12 +23,9 @@ pub enum Takes {
 
 /// The span `rate_limit` counts starts in, with 1 ms to spare: attempt start times are recorded
 /// to the millisecond, and the spare keeps two starts 1 s apart apart in that record too.
-pub const RATE_SPAN: Duration = Duration::from_millis(1001);
+pub(crate) const RATE_SPAN: Duration = Duration::from_millis(1001);
 
-pub use crate::engine::window::{
-    LATENCY_BASELINE_PERIOD, LATENCY_RISE_FACTOR, LATENCY_RISE_SLACK, Sample, Signal,
-    WINDOW_INITIAL, Window,
-};
+pub(crate) use crate::engine::window::{Sample, Signal, WINDOW_INITIAL, Window};
 
 /// What the dispatcher keeps of an endpoint between its bursts of work.
 struct Flow {
@@ -96,7 +93,7 @@ struct State {
     closed: bool,
 }
 
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     state: Mutex<State>,
     /// Wakes workers that take any job...
     ready_any: Condvar,
@@ -108,14 +105,14 @@ pub struct Dispatcher {
 
 /// One endpoint's flow control as the API and `/metrics` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowView {
-    pub endpoint_seq: i64,
-    pub window: usize,
-    pub running: usize,
+pub(crate) struct FlowView {
+    pub(crate) endpoint_seq: i64,
+    pub(crate) window: usize,
+    pub(crate) running: usize,
 }
 
 impl Dispatcher {
-    pub fn new(window_max: usize) -> Dispatcher {
+    pub(crate) fn new(window_max: usize) -> Dispatcher {
         Dispatcher {
             state: Mutex::default(),
             ready_any: Condvar::new(),
@@ -131,7 +128,7 @@ impl Dispatcher {
     }
 
     /// Queues claimed jobs.
-    pub fn push(&self, jobs: Vec<Job>) {
+    pub(crate) fn push(&self, jobs: Vec<Job>) {
         if jobs.is_empty() {
             return;
         }
@@ -167,7 +164,7 @@ impl Dispatcher {
     }
 
     /// Blocks until a job may run, and marks it running against its endpoint; None once closed.
-    pub fn take(&self, takes: Takes) -> Option<Job> {
+    pub(crate) fn take(&self, takes: Takes) -> Option<Job> {
         let mut state = self.state();
         loop {
             let now = Instant::now();
@@ -214,7 +211,7 @@ impl Dispatcher {
     /// `takes` is what the calling worker takes: it takes its next job right after this, so
     /// only jobs beyond that one wake another worker (a wake per completion cost a futex call
     /// and a context switch each, a fifth of the workers' time under load).
-    pub fn done(&self, endpoint_seq: i64, sample: Sample, takes: Takes) {
+    pub(crate) fn done(&self, endpoint_seq: i64, sample: Sample, takes: Takes) {
         let now = Instant::now();
         let mut state = self.state();
         let Some(queue) = state.endpoints.get_mut(&endpoint_seq) else {
@@ -270,7 +267,7 @@ impl Dispatcher {
     /// How many more jobs the scheduler may claim for an endpoint: `per_slot` for each place
     /// in its window, and for a rate-limited endpoint no more than about one second of starts
     /// (claimed jobs wait as `delivering`, so they should not wait long).
-    pub fn claim_room(&self, endpoint_seq: i64, per_slot: usize) -> usize {
+    pub(crate) fn claim_room(&self, endpoint_seq: i64, per_slot: usize) -> usize {
         let state = self.state();
         let (window, rate_limit) = state
             .flows
@@ -290,7 +287,7 @@ impl Dispatcher {
     }
 
     /// Jobs claimed for an endpoint and not finished (queued or running).
-    pub fn outstanding(&self, endpoint_seq: i64) -> usize {
+    pub(crate) fn outstanding(&self, endpoint_seq: i64) -> usize {
         let state = self.state();
         state
             .endpoints
@@ -299,7 +296,7 @@ impl Dispatcher {
     }
 
     /// An endpoint's window now (the initial one if it has sent nothing since the start).
-    pub fn window(&self, endpoint_seq: i64) -> usize {
+    pub(crate) fn window(&self, endpoint_seq: i64) -> usize {
         let state = self.state();
         state
             .flows
@@ -310,7 +307,7 @@ impl Dispatcher {
     }
 
     /// Every endpoint that has sent since the start: its window and attempts running.
-    pub fn flows(&self) -> Vec<FlowView> {
+    pub(crate) fn flows(&self) -> Vec<FlowView> {
         let state = self.state();
         let mut views: Vec<FlowView> = state
             .flows
@@ -326,7 +323,7 @@ impl Dispatcher {
     }
 
     /// Forgets a deleted endpoint's window.
-    pub fn forget(&self, endpoint_seq: i64) {
+    pub(crate) fn forget(&self, endpoint_seq: i64) {
         let mut state = self.state();
         if !state.endpoints.contains_key(&endpoint_seq) {
             state.flows.remove(&endpoint_seq);
@@ -334,7 +331,7 @@ impl Dispatcher {
     }
 
     /// Jobs waiting for a worker, over all endpoints.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         let state = self.state();
         state
             .endpoints
@@ -344,7 +341,7 @@ impl Dispatcher {
     }
 
     /// Takes back every job not yet started (at shutdown).
-    pub fn take_back_queued(&self) -> Vec<Job> {
+    pub(crate) fn take_back_queued(&self) -> Vec<Job> {
         let mut state = self.state();
         let mut jobs = Vec::new();
         for queue in state.endpoints.values_mut() {
@@ -355,7 +352,7 @@ impl Dispatcher {
     }
 
     /// Takes back one endpoint's jobs not yet started (it was just disabled or changed).
-    pub fn take_back_endpoint(&self, endpoint_seq: i64) -> Vec<Job> {
+    pub(crate) fn take_back_endpoint(&self, endpoint_seq: i64) -> Vec<Job> {
         let mut state = self.state();
         let Some(queue) = state.endpoints.get_mut(&endpoint_seq) else {
             return Vec::new();
@@ -368,7 +365,7 @@ impl Dispatcher {
     }
 
     /// Wakes every worker; each returns once nothing is left for it.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.state().closed = true;
         self.ready_any.notify_all();
         self.ready_first_only.notify_all();

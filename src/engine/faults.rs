@@ -6,7 +6,7 @@
 
 /// Panics if `point` is armed and `when()` holds, once per count given in `CLOCKEYE_FAULTS`.
 #[cfg(feature = "fault-injection")]
-pub fn panic_if_armed(point: &str, when: impl FnOnce() -> bool) {
+pub(crate) fn panic_if_armed(point: &str, when: impl FnOnce() -> bool) {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static ARMED: OnceLock<Mutex<HashMap<String, u32>>> = OnceLock::new();
@@ -40,4 +40,4 @@ pub fn panic_if_armed(point: &str, when: impl FnOnce() -> bool) {
 /// Without the `fault-injection` feature: nothing, and inlined away.
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub fn panic_if_armed(_point: &str, _when: impl FnOnce() -> bool) {}
+pub(crate) fn panic_if_armed(_point: &str, _when: impl FnOnce() -> bool) {}

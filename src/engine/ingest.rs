@@ -12,11 +12,11 @@ use crate::signing::new_id;
 use crate::time::format_rfc3339_seconds;
 
 /// Most events in one `POST /v1/events/batch`.
-pub const BATCH_EVENTS_MAX: usize = 1000;
+pub(crate) const BATCH_EVENTS_MAX: usize = 1000;
 /// Longest workspace id or client-given event id.
-pub const ID_CHARS_MAX: usize = 128;
+pub(crate) const ID_CHARS_MAX: usize = 128;
 /// The workspace of an event or endpoint that names none.
-pub const DEFAULT_WORKSPACE: &str = "default";
+pub(crate) const DEFAULT_WORKSPACE: &str = "default";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +36,7 @@ struct BatchInput {
 }
 
 /// Checks an id-like value (`workspace_id`, a client-given event `id`): letters, digits, `_-.:`.
-pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Problem> {
+pub(crate) fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Problem> {
     let Some(value) = value else { return Ok(None) };
     let text = value
         .as_str()
@@ -56,7 +56,7 @@ pub fn check_id(value: Option<&Value>, field: &str) -> Result<Option<String>, Pr
 }
 
 /// 422 `unknown_event_type` for `name`, given in `field`, listing the known types.
-pub fn unknown_event_type(name: &str, field: &str) -> Problem {
+pub(crate) fn unknown_event_type(name: &str, field: &str) -> Problem {
     let known: Vec<&str> = catalog::EVENT_TYPES.iter().map(|t| t.name).collect();
     Problem::new(
         422,
@@ -71,7 +71,7 @@ pub fn unknown_event_type(name: &str, field: &str) -> Problem {
 
 /// One event from its JSON text. `prefix` is put before field names (`events[3].`);
 /// `default_workspace` is the workspace of an event that names none.
-pub fn parse_event(
+pub(crate) fn parse_event(
     json: &str,
     prefix: &str,
     max_event_bytes: usize,
@@ -246,11 +246,11 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
 }
 
 /// Longest `subject` given at ingest, in characters.
-pub const SUBJECT_CHARS_MAX: usize = 200;
+pub(crate) const SUBJECT_CHARS_MAX: usize = 200;
 
 /// An event's subject when none is given: `<type before the dot>:<data.id>`
 /// (`time_entry:te_1`); a non-string id is used as its JSON text. None without `data.id`.
-pub fn default_subject(event_type: &str, data: &Value) -> Option<String> {
+pub(crate) fn default_subject(event_type: &str, data: &Value) -> Option<String> {
     let object = event_type.split('.').next().unwrap_or(event_type);
     let id = match data.get("id")? {
         Value::String(id) => id.clone(),
@@ -264,7 +264,7 @@ pub fn default_subject(event_type: &str, data: &Value) -> Option<String> {
 
 /// The body of every attempt: exactly `id`, `type`, `created_at`, `data`, in that order, with
 /// `data` as the client sent it.
-pub fn envelope(id: &str, event_type: &str, created_at_ms: i64, data_json: &str) -> String {
+pub(crate) fn envelope(id: &str, event_type: &str, created_at_ms: i64, data_json: &str) -> String {
     format!(
         "{{\"id\":{},\"type\":{},\"created_at\":\"{}\",\"data\":{}}}",
         Value::from(id),
@@ -275,7 +275,7 @@ pub fn envelope(id: &str, event_type: &str, created_at_ms: i64, data_json: &str)
 }
 
 /// A batch, all or nothing: the first bad event rejects the whole batch.
-pub fn parse_batch(
+pub(crate) fn parse_batch(
     json: &str,
     max_event_bytes: usize,
     now_ms: i64,

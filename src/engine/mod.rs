@@ -3,13 +3,13 @@
 //! queues and windows), `worker` (one attempt over `tcp`/`net`), `retry` (the policy: what an
 //! outcome means next). `purge` runs between the scheduler's rounds; `faults` is test-only.
 
-pub mod dispatch;
-pub mod faults;
-pub mod ingest;
-pub mod net;
-pub mod purge;
-pub mod retry;
-pub mod scheduler;
-pub mod tcp;
-pub mod window;
-pub mod worker;
+pub(crate) mod dispatch;
+pub(crate) mod faults;
+pub(crate) mod ingest;
+pub(crate) mod net;
+pub(crate) mod purge;
+pub(crate) mod retry;
+pub(crate) mod scheduler;
+pub(crate) mod tcp;
+pub(crate) mod window;
+pub(crate) mod worker;

@@ -19,17 +19,17 @@ use ureq::unversioned::transport::{ConnectionDetails, Connector, NextTimeout};
 /// Addresses ureq takes from a resolver (its `ResolvedSocketAddrs` capacity).
 const RESOLVED_ADDRS_MAX: usize = 16;
 /// Most hosts kept in the DNS cache; past it the cache is cleared.
-pub const DNS_CACHE_HOSTS_MAX: usize = 4096;
+pub(crate) const DNS_CACHE_HOSTS_MAX: usize = 4096;
 
 /// An address range such as `10.0.0.0/8` or `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     network: IpAddr,
     prefix_len: u8,
 }
 
 impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
                 u32::from(net) as u128,
@@ -103,7 +103,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// True for every address that is not on the public internet: loopback, private, link-local
 /// (with the cloud metadata address 169.254.169.254), CGNAT, multicast, documentation, reserved.
-pub fn is_non_public(ip: IpAddr) -> bool {
+pub(crate) fn is_non_public(ip: IpAddr) -> bool {
     if let IpAddr::V6(v6) = ip {
         let segments = v6.segments();
         // IPv4-mapped ::ffff:0:0/96 and IPv4-translated ::ffff:0:0:0/96 (SIIT) are never
@@ -149,13 +149,13 @@ pub fn is_non_public(ip: IpAddr) -> bool {
 
 /// Which non-public addresses the operator opened with flags.
 #[derive(Debug, Clone, Default)]
-pub struct AddressPolicy {
-    pub allow_private_networks: bool,
-    pub allow_networks: Vec<Cidr>,
+pub(crate) struct AddressPolicy {
+    pub(crate) allow_private_networks: bool,
+    pub(crate) allow_networks: Vec<Cidr>,
 }
 
 impl AddressPolicy {
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
         self.allow_private_networks
             || !is_non_public(ip)
             || self.allow_networks.iter().any(|cidr| cidr.contains(ip))
@@ -165,7 +165,7 @@ impl AddressPolicy {
 /// The error a blocked address travels in through ureq, recognised again by `blocked_address`.
 /// Its message never names the address: it may be what an internal name resolved to.
 #[derive(Debug)]
-pub struct BlockedAddress(pub IpAddr);
+pub(crate) struct BlockedAddress(pub IpAddr);
 
 /// The end of every "not public" message.
 const ALLOW_HINT: &str = "(allow it with --allow-network or --allow-private-networks)";
@@ -186,7 +186,7 @@ fn blocked(ip: IpAddr) -> ureq::Error {
 }
 
 /// The blocked address inside a ureq error, if that is what it is.
-pub fn blocked_address(error: &ureq::Error) -> Option<IpAddr> {
+pub(crate) fn blocked_address(error: &ureq::Error) -> Option<IpAddr> {
     match error {
         ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<BlockedAddress>().map(|b| b.0),
         _ => None,
@@ -196,19 +196,19 @@ pub fn blocked_address(error: &ureq::Error) -> Option<IpAddr> {
 /// How long a name's answer is reused. getaddrinfo reports no TTL, so this is our bound: under
 /// the 60–300 s most names publish, and safe against rebinding since every dialled address is
 /// vetted again by `VettingConnector`.
-pub const DNS_CACHE_TTL: Duration = Duration::from_secs(30);
+pub(crate) const DNS_CACHE_TTL: Duration = Duration::from_secs(30);
 /// How long a failed lookup (no such name, or no answer within the deadline) is remembered, so
 /// a dead name costs one lookup per this period instead of one per attempt.
-pub const DNS_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const DNS_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// Longest any lookup is waited for: an attempt's (within its own timeout) and an endpoint's
 /// at creation or PATCH.
-pub const DNS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DNS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lookups running at once, all workspaces together. getaddrinfo cannot be cancelled, so each
 /// runs on a `dns-lookup` thread of its own that ends when the OS resolver gives up.
-pub const DNS_LOOKUPS_MAX: usize = 64;
+pub(crate) const DNS_LOOKUPS_MAX: usize = 64;
 /// Lookups one workspace may have running at once: its hanging names hold at most this many
 /// threads, and the rest stay for the other workspaces.
-pub const DNS_WORKSPACE_LOOKUPS_MAX: usize = 4;
+pub(crate) const DNS_WORKSPACE_LOOKUPS_MAX: usize = 4;
 const _: () = assert!(DNS_WORKSPACE_LOOKUPS_MAX * 8 <= DNS_LOOKUPS_MAX);
 
 /// What a lookup found, as cached.
@@ -221,7 +221,7 @@ enum Answer {
 
 /// Why a name gave no address to dial.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     /// The name does not exist (or has no address).
     NotFound,
     /// No answer within the deadline (or a recent lookup of this name had none).
@@ -252,7 +252,7 @@ impl fmt::Display for LookupError {
 impl std::error::Error for LookupError {}
 
 /// The lookup failure inside a ureq error, if that is what it is.
-pub fn lookup_error(error: &ureq::Error) -> Option<&LookupError> {
+pub(crate) fn lookup_error(error: &ureq::Error) -> Option<&LookupError> {
     match error {
         ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<LookupError>(),
         _ => None,
@@ -282,7 +282,7 @@ thread_local! {
 }
 
 /// Runs `f` with lookups counted against `workspace_id` (the resolver runs on the calling thread).
-pub fn in_workspace<T>(workspace_id: &str, f: impl FnOnce() -> T) -> T {
+pub(crate) fn in_workspace<T>(workspace_id: &str, f: impl FnOnce() -> T) -> T {
     WORKSPACE.with(|current| current.replace(workspace_id.to_string()));
     let result = f();
     WORKSPACE.with(|current| current.borrow_mut().clear());
@@ -306,7 +306,7 @@ fn remember(state: &mut DnsState, key: (String, u16), answer: Answer) {
 
 /// The addresses of `host`, from the cache or the OS resolver, waiting at most `wait`. A lookup
 /// counts against `workspace_id`'s share while its thread runs, even after this call gave up.
-pub fn lookup(
+pub(crate) fn lookup(
     host: &str,
     port: u16,
     workspace_id: &str,
@@ -423,12 +423,12 @@ fn run_lookup(key: (String, u16), workspace_id: String, pending: Arc<Pending>) {
 /// attempt's timeout, at most `DNS_LOOKUP_TIMEOUT`), a per-workspace share of the lookup
 /// threads and a cache; no thread is started per request as ureq's own resolver does.
 #[derive(Debug, Clone)]
-pub struct VettingResolver {
+pub(crate) struct VettingResolver {
     policy: Arc<AddressPolicy>,
 }
 
 impl VettingResolver {
-    pub fn new(policy: Arc<AddressPolicy>) -> VettingResolver {
+    pub(crate) fn new(policy: Arc<AddressPolicy>) -> VettingResolver {
         VettingResolver { policy }
     }
 
@@ -496,8 +496,8 @@ impl Resolver for VettingResolver {
 
 /// First link of the connector chain: checks again the addresses about to be dialled.
 #[derive(Debug)]
-pub struct VettingConnector {
-    pub policy: Arc<AddressPolicy>,
+pub(crate) struct VettingConnector {
+    pub(crate) policy: Arc<AddressPolicy>,
 }
 
 impl Connector<()> for VettingConnector {
@@ -521,7 +521,7 @@ impl Connector<()> for VettingConnector {
 /// Checks an endpoint URL as given to the API: scheme, host, no credentials, and the addresses
 /// of the host (a name is looked up within `DNS_LOOKUP_TIMEOUT`, on `workspace_id`'s share).
 /// The error is a sentence for the API's `url` field; it never says what a name resolved to.
-pub fn check_endpoint_url(
+pub(crate) fn check_endpoint_url(
     url: &str,
     allow_http: bool,
     policy: &AddressPolicy,

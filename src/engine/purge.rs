@@ -13,13 +13,13 @@ use crate::store;
 
 /// Most deliveries (with their attempts) deleted per transaction: a few milliseconds of
 /// writing, about one scheduler round.
-pub const PURGE_BATCH_MAX: usize = 500;
+pub(crate) const PURGE_BATCH_MAX: usize = 500;
 /// Pause between passes when nothing is left to purge (a DELETE also starts one at once).
-pub const PURGE_INTERVAL_MAX: Duration = Duration::from_secs(10);
+pub(crate) const PURGE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 
 /// One batch; returns how long to wait before the next pass: none while history is left.
 /// An error is logged and the pass is tried again after the interval.
-pub fn pass(conn: &mut Connection) -> Duration {
+pub(crate) fn pass(conn: &mut Connection) -> Duration {
     let purged = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::from)

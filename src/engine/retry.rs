@@ -12,7 +12,7 @@ use crate::signing::sha256_hex;
 /// after the last step the delivery fails. A `Retry-After` on a 429/503 is honoured within
 /// [delay, 2 × delay]. `410 Gone` fails the delivery at once. (A 401/403 during a rotation
 /// overlap is tried again at once with the other secret: see `rejects_signature`.)
-pub fn next(
+pub(crate) fn next(
     schedule: &[Duration],
     schedule_step: u32,
     outcome: &Outcome,
@@ -41,7 +41,7 @@ pub fn next(
 
 /// The receiver refused the signature (401 or 403): during a rotation overlap the next
 /// attempt goes at once with the other secret (SPEC "Rotation").
-pub fn rejects_signature(outcome: &Outcome) -> bool {
+pub(crate) fn rejects_signature(outcome: &Outcome) -> bool {
     matches!(outcome.status_code, Some(401 | 403))
 }
 
@@ -50,7 +50,7 @@ pub fn rejects_signature(outcome: &Outcome) -> bool {
 /// at once (`SwitchSecret`, a free attempt) with the secret not refused, which becomes the
 /// endpoint's choice for X-ClockEye-Signature. A refused secret that is no longer live, from
 /// before another rotation, switches nothing. With no live previous secret the decision stands.
-pub fn after_refused_signature(
+pub(crate) fn after_refused_signature(
     decision: Decision,
     rejected_sha256: &str,
     secrets: &Secrets,

@@ -18,7 +18,7 @@ use ureq::unversioned::transport::{
 
 /// Connects attempts over TCP with `TCP_NODELAY`, and quick ACKs on every read.
 #[derive(Debug, Default)]
-pub struct QuickAckConnector;
+pub(crate) struct QuickAckConnector;
 
 impl<In: Transport> Connector<In> for QuickAckConnector {
     type Out = Either<In, QuickAckTransport>;
@@ -96,7 +96,7 @@ impl ShutdownHandle for Shutter {
     }
 }
 
-pub struct QuickAckTransport {
+pub(crate) struct QuickAckTransport {
     stream: Arc<TcpStream>,
     buffers: LazyBuffers,
     _shutter: Arc<dyn ShutdownHandle>,

@@ -6,14 +6,14 @@
 use std::time::{Duration, Instant};
 
 /// The window an endpoint starts with (and has again after the service restarts).
-pub const WINDOW_INITIAL: usize = 4;
+pub(crate) const WINDOW_INITIAL: usize = 4;
 /// Latency counts as risen when its moving average passes the baseline times this...
-pub const LATENCY_RISE_FACTOR: f64 = 2.0;
+pub(crate) const LATENCY_RISE_FACTOR: f64 = 2.0;
 /// ...plus this: below a few milliseconds latency is noise (scheduling, loopback), not a queue.
-pub const LATENCY_RISE_SLACK: Duration = Duration::from_millis(5);
+pub(crate) const LATENCY_RISE_SLACK: Duration = Duration::from_millis(5);
 /// The baseline latency is the least seen over the last one to two of these periods, so it
 /// follows a receiver whose normal latency changed.
-pub const LATENCY_BASELINE_PERIOD: Duration = Duration::from_secs(10);
+pub(crate) const LATENCY_BASELINE_PERIOD: Duration = Duration::from_secs(10);
 /// Weight of the newest sample in the latency moving average.
 pub(crate) const LATENCY_EWMA_WEIGHT: f64 = 0.2;
 /// Multiplicative decrease on an overload signal (timeout, connection error, 429, 5xx)...
@@ -22,7 +22,7 @@ pub(crate) const DECREASE_ON_OVERLOAD: f64 = 0.5;
 pub(crate) const DECREASE_ON_LATENCY: f64 = 0.8;
 /// What an attempt said about its endpoint's capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// A 2xx: the window may grow, unless latency has risen.
     Success,
     /// Timeout, connection or TLS error, 429 or 5xx: the receiver (or the way to it) is
@@ -34,10 +34,10 @@ pub enum Signal {
 
 /// One finished attempt, as the window sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    pub started: Instant,
-    pub latency: Duration,
-    pub signal: Signal,
+pub(crate) struct Sample {
+    pub(crate) started: Instant,
+    pub(crate) latency: Duration,
+    pub(crate) signal: Signal,
 }
 
 /// An endpoint's adaptive window: AIMD (additive increase, multiplicative decrease) with a
@@ -56,7 +56,7 @@ pub struct Sample {
 /// trip) until the first decrease, then one per window of successes; it grows only while the
 /// window is at least half used, so an idle endpoint's window does not inflate.
 #[derive(Debug, Clone)]
-pub struct Window {
+pub(crate) struct Window {
     limit: f64,
     slow_start: bool,
     /// Moving average of successful attempts' latency, in seconds.
@@ -73,7 +73,7 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn new(now: Instant) -> Window {
+    pub(crate) fn new(now: Instant) -> Window {
         Window {
             limit: WINDOW_INITIAL as f64,
             slow_start: true,
@@ -88,17 +88,17 @@ impl Window {
     }
 
     /// An attempt started; `in_flight` now run (it included).
-    pub fn started(&mut self, in_flight: usize) {
+    pub(crate) fn started(&mut self, in_flight: usize) {
         self.in_flight_peak = self.in_flight_peak.max(in_flight);
     }
 
     /// The attempts that may be in flight now, between 1 and `max`.
-    pub fn size(&self, max: usize) -> usize {
+    pub(crate) fn size(&self, max: usize) -> usize {
         (self.limit as usize).clamp(1, max.max(1))
     }
 
     /// Takes in one finished attempt; `in_flight` attempts still run.
-    pub fn sample(&mut self, sample: Sample, in_flight: usize, max: usize, now: Instant) {
+    pub(crate) fn sample(&mut self, sample: Sample, in_flight: usize, max: usize, now: Instant) {
         let max = max.max(1) as f64;
         let used = self.in_flight_peak as f64 * 2.0 >= self.limit.floor();
         self.samples_since_peak += 1;

@@ -21,25 +21,25 @@ use crate::store::Release;
 use crate::time::{now_ms, parse_http_date};
 
 /// The start of a response body kept with the attempt.
-pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+pub(crate) const RESPONSE_EXCERPT_BYTES: usize = 4096;
 /// Most response body read; past it the connection is dropped instead of drained.
-pub const RESPONSE_READ_BYTES_MAX: usize = 64 * 1024;
+pub(crate) const RESPONSE_READ_BYTES_MAX: usize = 64 * 1024;
 /// Read and write buffer of each pooled connection.
-pub const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
+pub(crate) const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
 /// How long an idle keep-alive connection is kept for reuse: under node's default 5 s
 /// `keepAliveTimeout` (and ours), so an attempt does not race a receiver closing it.
-pub const IDLE_CONNECTION_AGE_MAX: Duration = Duration::from_secs(4);
+pub(crate) const IDLE_CONNECTION_AGE_MAX: Duration = Duration::from_secs(4);
 /// Idle keep-alive connections kept in all.
-pub const IDLE_CONNECTIONS_MAX: usize = 1024;
+pub(crate) const IDLE_CONNECTIONS_MAX: usize = 1024;
 
 /// `User-Agent` of every attempt.
-pub fn user_agent() -> String {
+pub(crate) fn user_agent() -> String {
     format!("ClockEye-Webhooks/{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// TLS settings of attempts: the public web's roots (webpki-root-certs), plus any extra roots
 /// from `--ca-file`.
-pub fn tls_config(extra_roots_der: &[Vec<u8>]) -> ureq::tls::TlsConfig {
+pub(crate) fn tls_config(extra_roots_der: &[Vec<u8>]) -> ureq::tls::TlsConfig {
     use ureq::tls::{Certificate, RootCerts, TlsConfig};
     if extra_roots_der.is_empty() {
         return TlsConfig::builder().root_certs(RootCerts::WebPki).build();
@@ -60,7 +60,7 @@ pub fn tls_config(extra_roots_der: &[Vec<u8>]) -> ureq::tls::TlsConfig {
 
 /// The one HTTP client: explicit timeouts, no redirects, statuses as values, no proxy from the
 /// environment, our resolver and connector so every dialled address is vetted.
-pub fn agent(
+pub(crate) fn agent(
     attempt_timeout: Duration,
     workers: usize,
     policy: Arc<AddressPolicy>,
@@ -94,15 +94,15 @@ pub fn agent(
 }
 
 #[derive(Clone)]
-pub struct Worker {
-    pub agent: Agent,
-    pub dispatcher: Arc<Dispatcher>,
-    pub takes: Takes,
-    pub results: Sender<AttemptResult>,
+pub(crate) struct Worker {
+    pub(crate) agent: Agent,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) takes: Takes,
+    pub(crate) results: Sender<AttemptResult>,
     /// Where a panicking worker gives its job back (see `Holding`).
-    pub releases: Sender<Release>,
-    pub retry_schedule: Arc<Vec<Duration>>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) releases: Sender<Release>,
+    pub(crate) retry_schedule: Arc<Vec<Duration>>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// A job a worker holds. If the worker panics (a bug, never the receiver's doing), dropping it
@@ -155,7 +155,7 @@ impl Drop for Holding<'_> {
     }
 }
 
-pub fn main(worker: Worker) {
+pub(crate) fn main(worker: Worker) {
     while let Some(job) = worker.dispatcher.take(worker.takes) {
         let mut holding = Holding {
             worker: &worker,
@@ -233,7 +233,7 @@ fn clockeye_secret(job: &Job, now_ms: i64) -> &str {
 }
 
 /// One POST of a job; never an `Err`: every failure is an `Outcome`.
-pub fn attempt(agent: &Agent, job: &Job) -> Outcome {
+pub(crate) fn attempt(agent: &Agent, job: &Job) -> Outcome {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let timestamp_s = started_at_ms.div_euclid(1000);

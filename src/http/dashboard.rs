@@ -13,11 +13,11 @@ use tiny_http::{Header, Method, Request, Response};
 use crate::signing::sha256_hex;
 
 /// Where the dashboard's files live in the URL space (besides `/` itself).
-pub const ASSET_PREFIX: &str = "/dashboard/";
+pub(crate) const ASSET_PREFIX: &str = "/dashboard/";
 
 /// Only our own origin, for scripts, styles, images and API calls; nothing inline, no plugins,
 /// no forms posting elsewhere, no framing by other sites (clickjacking a token-holding page).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
@@ -46,7 +46,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
 ];
 
 /// A file of the dashboard by URL path (query ignored): its content type and bytes.
-pub fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
+pub(crate) fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
     let path = path.split(['?', '#']).next().unwrap_or("");
     FILES
         .iter()
@@ -55,7 +55,7 @@ pub fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
 }
 
 /// True for the paths the dashboard answers: `/` and everything under `/dashboard/`.
-pub fn owns(path: &str) -> bool {
+pub(crate) fn owns(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or("");
     path == "/" || path.starts_with(ASSET_PREFIX)
 }
@@ -81,7 +81,7 @@ fn etag(path: &str) -> &'static str {
 /// Answers a request for the dashboard, or `None` when the path is not the dashboard's (the
 /// API answers it then). Unknown files under `/dashboard/` are 404; methods other than GET and
 /// HEAD are 405.
-pub fn serve(request: &Request) -> Option<Response<Cursor<Vec<u8>>>> {
+pub(crate) fn serve(request: &Request) -> Option<Response<Cursor<Vec<u8>>>> {
     let url = request.url();
     if !owns(url) {
         return None;

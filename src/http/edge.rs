@@ -16,7 +16,7 @@ use crate::time::now_ms;
 
 /// The check the server makes on each head. `conn` is used only to look up workspace tokens
 /// (one indexed read); connections' threads take turns on it.
-pub fn head_check(admin_token_sha256: String, conn: Connection) -> HeadCheck {
+pub(crate) fn head_check(admin_token_sha256: String, conn: Connection) -> HeadCheck {
     let conn = Mutex::new(conn);
     Arc::new(move |request: &Request| {
         if !needs_token(request) {
@@ -45,7 +45,7 @@ pub fn head_check(admin_token_sha256: String, conn: Connection) -> HeadCheck {
 /// Most bytes of body a request without a token may send (`POST /v1/portal/session` sends a
 /// code): so that clients without a token cannot fill the read-ahead budget that token holders'
 /// requests share.
-pub const UNAUTHENTICATED_BODY_BYTES_MAX: usize = 4 * 1024;
+pub(crate) const UNAUTHENTICATED_BODY_BYTES_MAX: usize = 4 * 1024;
 
 /// For a request that needs no token: `411` for a chunked body (its size is unknown until read),
 /// `413` for a body over `UNAUTHENTICATED_BODY_BYTES_MAX`; both from the head, body unread.
@@ -107,7 +107,7 @@ fn needs_token(request: &Request) -> bool {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110).
-pub fn bearer_token(request: &Request) -> Option<&str> {
+pub(crate) fn bearer_token(request: &Request) -> Option<&str> {
     request
         .headers()
         .iter()

@@ -29,11 +29,7 @@ impl Api {
         }
     }
 
-    pub(crate) fn list_events(
-        &self,
-        access: &Access,
-        query: &Query,
-    ) -> Result<(u16, Vec<u8>), Problem> {
+    pub(crate) fn list_events(&self, access: &Access, query: &Query) -> BytesAnswer {
         let (limit, before) = query.page()?;
         let since_ms = match query.get("since") {
             Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
@@ -132,11 +128,7 @@ pub(crate) fn create_batch(api: &Api, access: &Access, call: &mut Call<'_>) -> A
 }
 
 /// `GET /v1/events`, answered as bytes rather than a `Value` (see `pages.rs`).
-pub(crate) fn list(
-    api: &Api,
-    access: &Access,
-    call: &mut Call<'_>,
-) -> Result<(u16, Vec<u8>), Problem> {
+pub(crate) fn list(api: &Api, access: &Access, call: &mut Call<'_>) -> BytesAnswer {
     api.list_events(access, &call.query)
 }
 

@@ -17,7 +17,7 @@ const LATENCY_BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 const OUTCOMES: usize = 1 + ErrorClass::ALL.len();
 
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     events_by_type: [AtomicU64; EVENT_TYPES.len()],
     attempts_by_outcome: [AtomicU64; OUTCOMES],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
@@ -26,13 +26,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn event_ingested(&self, event_type: &str) {
+    pub(crate) fn event_ingested(&self, event_type: &str) {
         if let Some(index) = EVENT_TYPES.iter().position(|t| t.name == event_type) {
             self.events_by_type[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn attempt(&self, outcome: &Outcome) {
+    pub(crate) fn attempt(&self, outcome: &Outcome) {
         let index = outcome.error_class.map_or(0, |class| 1 + class.index());
         self.attempts_by_outcome[index].fetch_add(1, Ordering::Relaxed);
         let ms = outcome.duration_ms.max(0) as u64;
@@ -46,7 +46,7 @@ impl Metrics {
     }
 
     /// The whole page.
-    pub fn render(&self, gauges: &DatabaseGauges) -> String {
+    pub(crate) fn render(&self, gauges: &DatabaseGauges) -> String {
         let mut page = String::new();
         let mut family = |name: &str, kind: &str, help: &str| {
             let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -129,7 +129,7 @@ impl Metrics {
 
 /// The flow-control families: each endpoint's window and attempts in flight, as
 /// `(endpoint id, window, in flight)`, for endpoints that have sent since the start.
-pub fn render_flows(flows: &[(String, usize, usize)]) -> String {
+pub(crate) fn render_flows(flows: &[(String, usize, usize)]) -> String {
     let mut page = String::from(
         "# HELP clockeye_endpoint_window Attempts an endpoint's adaptive window lets run at once.\n\
          # TYPE clockeye_endpoint_window gauge\n",

@@ -5,24 +5,24 @@
 //! the resource's file (`events`, `endpoints`, `endpoint_actions`, `deliveries`, `workspaces`,
 //! `system`), which answers JSON through `views.rs` or a `Problem` (`problem.rs`).
 
-pub mod auth;
-pub mod dashboard;
-pub mod deliveries;
-pub mod edge;
-pub mod endpoint_actions;
-pub mod endpoints;
-pub mod events;
-pub mod metrics;
-pub mod openapi;
-pub mod pages;
-pub mod problem;
-pub mod request;
-pub mod route;
-pub mod routes;
-pub mod server;
-pub mod system;
-pub mod views;
-pub mod workspaces;
+pub(crate) mod auth;
+pub(crate) mod dashboard;
+pub(crate) mod deliveries;
+pub(crate) mod edge;
+pub(crate) mod endpoint_actions;
+pub(crate) mod endpoints;
+pub(crate) mod events;
+pub(crate) mod metrics;
+pub(crate) mod openapi;
+pub(crate) mod pages;
+pub(crate) mod problem;
+pub(crate) mod request;
+pub(crate) mod route;
+pub(crate) mod routes;
+pub(crate) mod server;
+pub(crate) mod system;
+pub(crate) mod views;
+pub(crate) mod workspaces;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -36,7 +36,7 @@ use crate::engine::dispatch::Dispatcher;
 use crate::engine::net::AddressPolicy;
 use crate::engine::scheduler::Command;
 use crate::http::metrics::Metrics;
-use problem::Problem;
+use problem::{BytesAnswer, Problem};
 use route::{Call, Handler, Resolved, resolve};
 use routes::ROUTES;
 
@@ -69,20 +69,25 @@ mod prelude {
 }
 
 /// What every API thread shares.
-pub struct Shared {
-    pub admin_token_sha256: String,
-    pub commands: Sender<Command>,
-    pub allow_http: bool,
-    pub policy: Arc<AddressPolicy>,
-    pub max_event_bytes: usize,
-    pub heartbeat_ms: Arc<AtomicI64>,
-    pub metrics: Arc<Metrics>,
+pub(crate) struct Shared {
+    pub(crate) admin_token_sha256: String,
+    pub(crate) commands: Sender<Command>,
+    pub(crate) allow_http: bool,
+    pub(crate) policy: Arc<AddressPolicy>,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) heartbeat_ms: Arc<AtomicI64>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Where the endpoints' windows live (shown in endpoints and `/metrics`).
-    pub dispatcher: Arc<Dispatcher>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
-pub fn main(server: Arc<Server>, conn: Connection, shared: Arc<Shared>, stopping: Arc<AtomicBool>) {
+pub(crate) fn main(
+    server: Arc<Server>,
+    conn: Connection,
+    shared: Arc<Shared>,
+    stopping: Arc<AtomicBool>,
+) {
     let api = Api { conn, shared };
     loop {
         match server.recv() {
@@ -151,7 +156,7 @@ impl Api {
     }
 
     /// The answer of a request the router resolved: status and body bytes, or a problem.
-    fn answer(&self, request: &mut Request, resolved: Resolved) -> Result<(u16, Vec<u8>), Problem> {
+    fn answer(&self, request: &mut Request, resolved: Resolved) -> BytesAnswer {
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let json = |answer: problem::Answer| {

@@ -11,7 +11,7 @@ use crate::time::format_rfc3339_seconds;
 
 /// A page stops once its answer would pass this many bytes (it always holds at least one item);
 /// a page cut short answers `next` like a full one.
-pub const PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+pub(crate) const PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// An event as listed (the fields of `api.rs`'s `event_json`, `data` as stored).
 #[derive(Serialize)]
@@ -53,7 +53,7 @@ fn write_event(out: &mut Vec<u8>, event: &EventRow) {
 /// `{"data":[…],"next":…}` of up to `limit` events below cursor `before`, newest first, cut at
 /// `bytes_max`. `fetch(before, n)` answers up to `n` events below `before`; it is called with
 /// `n` at most `fetch_max`, so one fetch holds at most `fetch_max` stored bodies.
-pub fn event_page<E>(
+pub(crate) fn event_page<E>(
     limit: usize,
     mut before: i64,
     bytes_max: usize,

@@ -5,15 +5,15 @@ use super::prelude::*;
 
 /// A rejected input: status, code, sentence, and the field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
+pub(crate) struct Problem {
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) field: Option<String>,
 }
 
 impl Problem {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Problem {
         Problem {
             status,
             code,
@@ -22,19 +22,19 @@ impl Problem {
         }
     }
 
-    pub fn at(mut self, field: impl Into<String>) -> Problem {
+    pub(crate) fn at(mut self, field: impl Into<String>) -> Problem {
         self.field = Some(field.into());
         self
     }
 
     /// A field that is missing or of the wrong kind: 422 `invalid_field`.
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Problem {
         Problem::new(422, "invalid_field", message).at(field)
     }
 }
 
 /// A serde_json error as a `Problem`: malformed JSON is 400, well-formed but wrong shape 422.
-pub fn json_problem(error: &serde_json::Error, prefix: &str) -> Problem {
+pub(crate) fn json_problem(error: &serde_json::Error, prefix: &str) -> Problem {
     match error.classify() {
         serde_json::error::Category::Data => {
             let message = format!("{prefix}{error}");
@@ -59,6 +59,9 @@ pub fn json_problem(error: &serde_json::Error, prefix: &str) -> Problem {
 
 /// What a JSON handler answers: status and body, or a problem.
 pub(crate) type Answer = Result<(u16, Value), Problem>;
+
+/// What a handler that writes its body itself answers: status and body bytes, or a problem.
+pub(crate) type BytesAnswer = Result<(u16, Vec<u8>), Problem>;
 
 pub(crate) fn not_found(what: &str, id: &str) -> Problem {
     Problem::new(404, "not_found", format!("no {what} with id \"{id}\""))

@@ -9,7 +9,7 @@ use tiny_http::{Request, Response};
 
 use super::Api;
 use super::auth::Access;
-use super::problem::{Answer, Problem};
+use super::problem::{Answer, BytesAnswer, Problem};
 use super::request::{Query, percent_decode, read_body};
 
 /// One route: the only description of it (router, 404/405/`Allow`, edge and OpenAPI read it).
@@ -33,7 +33,7 @@ pub(crate) enum Handler {
     /// The admin or a workspace token; the handler narrows by `Access`.
     Token(fn(&Api, &Access, &mut Call<'_>) -> Answer),
     /// As `Token`, answered as bytes already (`GET /v1/events`, see `pages.rs`).
-    TokenBytes(fn(&Api, &Access, &mut Call<'_>) -> Result<(u16, Vec<u8>), Problem>),
+    TokenBytes(fn(&Api, &Access, &mut Call<'_>) -> BytesAnswer),
     /// The admin token only: `Access::check_admin` runs before the handler reads the body.
     Admin(fn(&Api, &mut Call<'_>) -> Answer),
 }

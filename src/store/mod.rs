@@ -5,17 +5,17 @@
 //! into one commit, API threads run single statements. Callers name them `store::x`; the rooms
 //! are re-exported here.
 
-pub mod backup;
-pub mod open;
-pub mod outbox;
-pub mod owner;
-pub mod read;
-pub mod writes;
+pub(crate) mod backup;
+pub(crate) mod open;
+pub(crate) mod outbox;
+pub(crate) mod owner;
+pub(crate) mod read;
+pub(crate) mod writes;
 
-pub use open::*;
-pub use outbox::*;
-pub use read::*;
-pub use writes::*;
+pub(crate) use open::*;
+pub(crate) use outbox::*;
+pub(crate) use read::*;
+pub(crate) use writes::*;
 
 /// What every room uses.
 mod prelude {

@@ -5,7 +5,7 @@
 use super::prelude::*;
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64 + 1;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64 + 1;
 
 /// One migration step: `MIGRATIONS[v - 1]` takes `user_version` v to v + 1. The steps from the
 /// file's version on run in order, then schema.sql, then their `after_schema` parts, in one
@@ -85,19 +85,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 ];
 
 /// How long a statement waits for another connection's write lock before failing.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page cache of the writer's connection (negative: KiB) and of each reader's.
-pub const WRITER_CACHE_KIB: i64 = 16 * 1024;
+pub(crate) const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
-pub const READER_CACHE_KIB: i64 = 1024;
+pub(crate) const READER_CACHE_KIB: i64 = 1024;
 
 /// Prepared statements kept per connection.
 pub(crate) const STATEMENT_CACHE_CAPACITY: usize = 64;
 
 /// Opens (creating if needed) the database: WAL, `synchronous=FULL`, foreign keys, schema applied.
 /// The file, and so its `-wal` and `-shm` (SQLite gives them the database's mode), is owner-only.
-pub fn open(path: &Path) -> Result<Connection> {
+pub(crate) fn open(path: &Path) -> Result<Connection> {
     let open_error = |source| Error::Open {
         path: path.to_path_buf(),
         source,
@@ -170,7 +170,7 @@ pub fn open(path: &Path) -> Result<Connection> {
 
 /// Sets a connection's page cache: the writer keeps the hot b-tree pages of the outbox, readers
 /// stay small (memory is part of the budget).
-pub fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
+pub(crate) fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
     conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
     Ok(())
 }
@@ -178,7 +178,7 @@ pub fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
 /// Creates the database file owner-only (0600) before SQLite does, or takes group and other
 /// permissions away from an existing one and its `-wal`/`-shm`: they hold every endpoint secret
 /// and the credentials in endpoint headers.
-pub fn owner_only(path: &Path) -> std::io::Result<()> {
+pub(crate) fn owner_only(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     match std::fs::OpenOptions::new()
         .write(true)

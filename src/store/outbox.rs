@@ -6,7 +6,7 @@
 use super::prelude::*;
 
 /// After a crash, attempts that were in flight are unknown: send them again (at least once).
-pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
                                lease_expires_at_ms = NULL
@@ -18,7 +18,11 @@ pub fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
 /// Stores one event and a `pending` delivery for each endpoint of its workspace subscribed to
 /// its type. A known id in the same workspace returns the original and queues nothing; ids are
 /// per workspace, so another workspace's use of the id is not looked at.
-pub fn insert_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<StoredEvent> {
+pub(crate) fn insert_event(
+    conn: &Connection,
+    event: &NewEvent,
+    now_ms: i64,
+) -> Result<StoredEvent> {
     let existing = conn
         .prepare_cached(
             "SELECT seq, type, created_at_ms FROM events WHERE id = ?1 AND workspace_id = ?2",
@@ -118,7 +122,7 @@ pub(crate) const NOT_HELD_BY_ORDERING: &str = "(d.subject IS NULL OR NOT EXISTS 
 /// Each enabled endpoint that has pending deliveries, with when its earliest is due. One index
 /// seek per such endpoint (a skip scan written as a recursive query), however long the queues:
 /// a disabled endpoint's backlog costs one seek, not a scan.
-pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+pub(crate) fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
     let sql = format!(
         "WITH RECURSIVE pending(endpoint_seq) AS (
              SELECT (SELECT MIN(endpoint_seq) FROM deliveries WHERE status = 'pending')
@@ -142,7 +146,7 @@ pub fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
 /// When the earliest pending delivery of one endpoint not held by ordering is due, if it has
 /// any. (A held one becomes claimable when the delivery holding it finishes, whose result
 /// wakes the scheduler anyway.)
-pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
+pub(crate) fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
     // In index order, stopping at the first row not held (MIN() would read every pending row
     // of the endpoint once a predicate beyond the index is added).
     let sql = format!(
@@ -160,7 +164,7 @@ pub fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Opt
 /// ordering (an earlier one of its subject is unfinished) is not claimed. Each claim counts
 /// up `claims`; the job carries the count, and its result is written only while it still names
 /// the latest claim (see `record_attempt`).
-pub fn claim_due(
+pub(crate) fn claim_due(
     conn: &Connection,
     endpoint_seq: i64,
     now_ms: i64,
@@ -231,7 +235,7 @@ pub fn claim_due(
 /// A lease that ran out and was not claimed again (`pending`) still takes its result.
 /// `decision` is the final one (after `retry::after_refused_signature`); answers whether the
 /// delivery's row changed (and so the attempt was written).
-pub fn record_attempt(
+pub(crate) fn record_attempt(
     conn: &Connection,
     result: &AttemptResult,
     decision: Decision,
@@ -277,7 +281,11 @@ pub fn record_attempt(
 
 /// Which secret signs `X-ClockEye-Signature` for this endpoint from now on (see
 /// `retry::after_refused_signature`).
-pub fn set_signing_secret(conn: &Connection, endpoint_seq: i64, sign_with: SignWith) -> Result<()> {
+pub(crate) fn set_signing_secret(
+    conn: &Connection,
+    endpoint_seq: i64,
+    sign_with: SignWith,
+) -> Result<()> {
     conn.prepare_cached("UPDATE endpoints SET sign_with_previous = ?2 WHERE seq = ?1")?
         .execute(params![endpoint_seq, sign_with == SignWith::Previous])?;
     Ok(())
@@ -287,7 +295,7 @@ pub fn set_signing_secret(conn: &Connection, endpoint_seq: i64, sign_with: SignW
 /// success clears `failing_since_ms`, a failure sets it if unset. The endpoint is disabled when
 /// the receiver answered 410 Gone, or when every attempt has failed for `disable_after_ms`.
 /// Returns the reason when it was disabled just now.
-pub fn record_endpoint_health(
+pub(crate) fn record_endpoint_health(
     conn: &Connection,
     result: &AttemptResult,
     now_ms: i64,
@@ -346,7 +354,7 @@ pub fn record_endpoint_health(
 /// Retention: deletes up to `limit` events created before `cutoff_ms` whose deliveries have all
 /// finished, with their deliveries and attempts (foreign keys cascade), oldest first. Pending
 /// work is never pruned. Returns how many events went.
-pub fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<usize> {
+pub(crate) fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<usize> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM events WHERE seq IN (
@@ -360,7 +368,7 @@ pub fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<u
 }
 
 /// Forgets previous secrets whose rotation overlap has ended.
-pub fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
             "UPDATE endpoints SET previous_secret = NULL, previous_secret_expires_at_ms = NULL,
@@ -372,7 +380,7 @@ pub fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<usize> 
 
 /// Puts a claimed delivery whose attempt never started (or whose worker panicked) back to
 /// `pending`, due at `due_ms`, if that claim still holds it.
-pub fn release_delivery(conn: &Connection, release: &Release, now_ms: i64) -> Result<()> {
+pub(crate) fn release_delivery(conn: &Connection, release: &Release, now_ms: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?4,
                                lease_expires_at_ms = NULL
@@ -389,17 +397,17 @@ pub fn release_delivery(conn: &Connection, release: &Release, now_ms: i64) -> Re
 
 /// A claim given up without an attempt to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Release {
-    pub delivery_seq: i64,
+pub(crate) struct Release {
+    pub(crate) delivery_seq: i64,
     /// The claim given up (`Job::claim`).
-    pub claim: i64,
+    pub(crate) claim: i64,
     /// When the delivery is due again.
-    pub due_ms: i64,
+    pub(crate) due_ms: i64,
 }
 
 /// Extends a claim's lease to `lease_expires_at_ms` while that claim still holds the delivery;
 /// false when it does not (its lease ran out and was released, or it was claimed again).
-pub fn renew_lease(
+pub(crate) fn renew_lease(
     conn: &Connection,
     delivery_seq: i64,
     claim: i64,
@@ -417,7 +425,11 @@ pub fn renew_lease(
 /// Returns up to `limit` claims whose lease ended before `now_ms` to `pending`, due now: their
 /// owner died or lost them. A predicate on time alone, so any instance sharing the database
 /// may run it. Returns how many went back.
-pub fn release_expired_leases(conn: &Connection, now_ms: i64, limit: usize) -> Result<usize> {
+pub(crate) fn release_expired_leases(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+) -> Result<usize> {
     Ok(conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
@@ -434,7 +446,7 @@ pub fn release_expired_leases(conn: &Connection, now_ms: i64, limit: usize) -> R
 /// as other endpoints' deliveries or the event list may still want them; retention prunes
 /// them like any other. Returns how many rows of `deliveries` and `endpoints` went (0: no
 /// deleted endpoint is left).
-pub fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<usize> {
+pub(crate) fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<usize> {
     let Some(endpoint_seq) = conn
         .prepare_cached(
             "SELECT seq FROM endpoints WHERE deleted_at_ms IS NOT NULL ORDER BY seq LIMIT 1",
@@ -460,7 +472,7 @@ pub fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<usize> 
 }
 
 /// Forgets portal codes and tokens that have expired.
-pub fn prune_expired_access(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn prune_expired_access(conn: &Connection, now_ms: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached("DELETE FROM portal_codes WHERE expires_at_ms <= ?1")?
         .execute([now_ms])?

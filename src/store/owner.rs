@@ -14,20 +14,19 @@ use crate::error::Error;
 
 /// Held while the process owns the database; dropping it (or exiting) releases the lock.
 #[derive(Debug)]
-pub struct OwnerLock {
+pub(crate) struct OwnerLock {
     _file: File,
-    pub path: PathBuf,
 }
 
 /// The lock file of a database: its path with `-lock` appended (like SQLite's `-wal`).
-pub fn lock_path(db: &Path) -> PathBuf {
+pub(crate) fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-lock");
     PathBuf::from(name)
 }
 
 /// Takes the database's owner lock, or says who holds it.
-pub fn acquire(db: &Path) -> Result<OwnerLock, Error> {
+pub(crate) fn acquire(db: &Path) -> Result<OwnerLock, Error> {
     let path = lock_path(db);
     let io_error = |source| Error::Io {
         context: format!(
@@ -70,7 +69,7 @@ pub fn acquire(db: &Path) -> Result<OwnerLock, Error> {
     if let Err(source) = written {
         log::warn!("could not write the pid to {}: {source}", path.display());
     }
-    Ok(OwnerLock { _file: file, path })
+    Ok(OwnerLock { _file: file })
 }
 
 #[cfg(test)]

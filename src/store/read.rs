@@ -4,15 +4,15 @@
 use super::prelude::*;
 
 /// What `/metrics` reads from the database at render time.
-pub struct DatabaseGauges {
-    pub deliveries_pending: i64,
+pub(crate) struct DatabaseGauges {
+    pub(crate) deliveries_pending: i64,
     /// Age of the oldest pending delivery that is due (0 when none is).
-    pub oldest_due_age_ms: i64,
-    pub endpoints_disabled: i64,
+    pub(crate) oldest_due_age_ms: i64,
+    pub(crate) endpoints_disabled: i64,
 }
 
 /// The database's share of `/metrics`.
-pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<DatabaseGauges> {
+pub(crate) fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<DatabaseGauges> {
     let (deliveries_pending, oldest_due_ms): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at_ms <= ?1 THEN next_attempt_at_ms END)
@@ -32,26 +32,26 @@ pub fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<DatabaseGauges> 
 }
 
 #[derive(Debug, Clone)]
-pub struct EndpointRow {
-    pub seq: i64,
-    pub id: String,
-    pub workspace_id: String,
-    pub url: String,
-    pub event_types: Vec<String>,
-    pub description: String,
-    pub headers: Vec<(String, String)>,
-    pub enabled: bool,
-    pub disabled_reason: Option<String>,
-    pub failing_since_ms: Option<i64>,
-    pub last_success_at_ms: Option<i64>,
+pub(crate) struct EndpointRow {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) url: String,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) description: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) enabled: bool,
+    pub(crate) disabled_reason: Option<String>,
+    pub(crate) failing_since_ms: Option<i64>,
+    pub(crate) last_success_at_ms: Option<i64>,
     /// End of the running rotation overlap, if one is running.
-    pub previous_secret_expires_at_ms: Option<i64>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
+    pub(crate) previous_secret_expires_at_ms: Option<i64>,
+    pub(crate) created_at_ms: i64,
+    pub(crate) updated_at_ms: i64,
     /// Most attempt starts in any second; None: no limit.
-    pub rate_limit: Option<u32>,
+    pub(crate) rate_limit: Option<u32>,
     /// `"none"` or `"subject"`.
-    pub ordering: String,
+    pub(crate) ordering: String,
 }
 
 pub(crate) fn parse_headers(json: &str) -> Vec<(String, String)> {
@@ -100,7 +100,7 @@ pub(crate) fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
 }
 
 /// The public id of the endpoint with this `seq`, if it still exists.
-pub fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>> {
+pub(crate) fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT id FROM endpoints WHERE seq = ?1")?
         .query_row([seq], |row| row.get(0))
@@ -109,7 +109,7 @@ pub fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>> {
 
 /// The endpoint with this id; its previous secret's expiry only while it is later than
 /// `now_ms` (the clock is read by the caller, never in SQL).
-pub fn endpoint(conn: &Connection, id: &str, now_ms: i64) -> Result<Option<EndpointRow>> {
+pub(crate) fn endpoint(conn: &Connection, id: &str, now_ms: i64) -> Result<Option<EndpointRow>> {
     let sql =
         format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1 AND deleted_at_ms IS NULL");
     Ok(conn
@@ -128,7 +128,7 @@ fn live_previous_secret(mut row: EndpointRow, now_ms: i64) -> EndpointRow {
 }
 
 /// A page of endpoints, newest first, after the cursor `before_seq`; `workspace_id` narrows it.
-pub fn endpoints(
+pub(crate) fn endpoints(
     conn: &Connection,
     workspace_id: Option<&str>,
     before_seq: i64,
@@ -193,7 +193,11 @@ impl Where {
 }
 
 /// An endpoint's live secrets at `now_ms`; None when the endpoint does not exist (any more).
-pub fn endpoint_secrets(conn: &Connection, seq: i64, now_ms: i64) -> Result<Option<Secrets>> {
+pub(crate) fn endpoint_secrets(
+    conn: &Connection,
+    seq: i64,
+    now_ms: i64,
+) -> Result<Option<Secrets>> {
     Ok(conn
         .prepare_cached(
             "SELECT secret, previous_secret, previous_secret_expires_at_ms FROM endpoints WHERE seq = ?1",
@@ -215,7 +219,7 @@ pub fn endpoint_secrets(conn: &Connection, seq: i64, now_ms: i64) -> Result<Opti
 
 /// An endpoint's deliveries created since `since_ms`, newest first, as (status, created_at_ms),
 /// at most `limit` of them: what the stats of one endpoint are counted from.
-pub fn recent_deliveries(
+pub(crate) fn recent_deliveries(
     conn: &Connection,
     endpoint_seq: i64,
     since_ms: i64,
@@ -238,15 +242,15 @@ pub fn recent_deliveries(
 }
 
 #[derive(Debug, Clone)]
-pub struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    pub workspace_id: String,
-    pub event_type: String,
-    pub created_at_ms: i64,
-    pub body: Vec<u8>,
-    pub test: bool,
-    pub subject: Option<String>,
+pub(crate) struct EventRow {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) event_type: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) body: Vec<u8>,
+    pub(crate) test: bool,
+    pub(crate) subject: Option<String>,
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -267,7 +271,7 @@ pub(crate) fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
 
 /// The events with this id, in `workspace_id` when given: ids are unique per workspace, so
 /// without one there may be several (at most `limit` are returned).
-pub fn events_by_id(
+pub(crate) fn events_by_id(
     conn: &Connection,
     id: &str,
     workspace_id: Option<&str>,
@@ -285,13 +289,13 @@ pub fn events_by_id(
 
 /// Narrows `events`: each `None` matches everything.
 #[derive(Debug, Default)]
-pub struct EventFilter<'a> {
-    pub workspace_id: Option<&'a str>,
-    pub event_type: Option<&'a str>,
-    pub since_ms: Option<i64>,
+pub(crate) struct EventFilter<'a> {
+    pub(crate) workspace_id: Option<&'a str>,
+    pub(crate) event_type: Option<&'a str>,
+    pub(crate) since_ms: Option<i64>,
 }
 
-pub fn events(
+pub(crate) fn events(
     conn: &Connection,
     filter: &EventFilter,
     before_seq: i64,
@@ -322,19 +326,19 @@ pub(crate) fn events_query(
 }
 
 #[derive(Debug, Clone)]
-pub struct DeliveryRow {
-    pub seq: i64,
-    pub id: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub workspace_id: String,
-    pub endpoint_id: String,
-    pub status: String,
-    pub attempts_made: i64,
-    pub next_attempt_at_ms: Option<i64>,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-    pub test: bool,
+pub(crate) struct DeliveryRow {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+    pub(crate) event_id: String,
+    pub(crate) event_type: String,
+    pub(crate) workspace_id: String,
+    pub(crate) endpoint_id: String,
+    pub(crate) status: String,
+    pub(crate) attempts_made: i64,
+    pub(crate) next_attempt_at_ms: Option<i64>,
+    pub(crate) created_at_ms: i64,
+    pub(crate) updated_at_ms: i64,
+    pub(crate) test: bool,
 }
 
 pub(crate) const DELIVERY_SELECT: &str =
@@ -360,7 +364,7 @@ pub(crate) fn delivery_from_row(row: &Row) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-pub fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
+pub(crate) fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
     let sql = format!("{DELIVERY_SELECT} WHERE d.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -370,14 +374,14 @@ pub fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
 
 /// Narrows `deliveries`: each `None` matches everything.
 #[derive(Debug, Default)]
-pub struct DeliveryFilter<'a> {
-    pub workspace_id: Option<&'a str>,
-    pub endpoint_id: Option<&'a str>,
-    pub event_id: Option<&'a str>,
-    pub status: Option<&'a str>,
+pub(crate) struct DeliveryFilter<'a> {
+    pub(crate) workspace_id: Option<&'a str>,
+    pub(crate) endpoint_id: Option<&'a str>,
+    pub(crate) event_id: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
 }
 
-pub fn deliveries(
+pub(crate) fn deliveries(
     conn: &Connection,
     filter: &DeliveryFilter,
     before_seq: i64,
@@ -417,18 +421,22 @@ pub(crate) fn deliveries_query(
 }
 
 #[derive(Debug, Clone)]
-pub struct AttemptRow {
-    pub number: i64,
-    pub started_at_ms: i64,
-    pub duration_ms: i64,
-    pub status_code: Option<i64>,
-    pub error_class: Option<String>,
-    pub error_message: Option<String>,
-    pub response_excerpt: Option<String>,
+pub(crate) struct AttemptRow {
+    pub(crate) number: i64,
+    pub(crate) started_at_ms: i64,
+    pub(crate) duration_ms: i64,
+    pub(crate) status_code: Option<i64>,
+    pub(crate) error_class: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) response_excerpt: Option<String>,
 }
 
 /// A delivery's last `limit` attempts, oldest first.
-pub fn attempts(conn: &Connection, delivery_seq: i64, limit: usize) -> Result<Vec<AttemptRow>> {
+pub(crate) fn attempts(
+    conn: &Connection,
+    delivery_seq: i64,
+    limit: usize,
+) -> Result<Vec<AttemptRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT * FROM (
@@ -451,15 +459,15 @@ pub fn attempts(conn: &Connection, delivery_seq: i64, limit: usize) -> Result<Ve
 }
 
 #[derive(Debug, Clone)]
-pub struct TokenRow {
-    pub seq: i64,
-    pub id: String,
-    pub workspace_id: String,
-    pub description: String,
-    pub created_at_ms: i64,
-    pub last_used_at_ms: Option<i64>,
+pub(crate) struct TokenRow {
+    pub(crate) seq: i64,
+    pub(crate) id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) description: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) last_used_at_ms: Option<i64>,
     /// When it stops working (portal sessions); None: until revoked.
-    pub expires_at_ms: Option<i64>,
+    pub(crate) expires_at_ms: Option<i64>,
 }
 
 pub(crate) const TOKEN_COLUMNS: &str =
@@ -479,7 +487,7 @@ pub(crate) fn token_from_row(row: &Row) -> rusqlite::Result<TokenRow> {
 
 /// The workspace token with this hash, if it exists and has not expired at `now_ms`
 /// (revoked tokens do not exist).
-pub fn token_by_hash(
+pub(crate) fn token_by_hash(
     conn: &Connection,
     token_sha256: &str,
     now_ms: i64,
@@ -495,7 +503,7 @@ pub fn token_by_hash(
 }
 
 /// A page of one workspace's tokens, newest first, after the cursor `before_seq`.
-pub fn tokens(
+pub(crate) fn tokens(
     conn: &Connection,
     workspace_id: &str,
     before_seq: i64,
@@ -514,7 +522,7 @@ pub fn tokens(
 }
 
 /// Whether the database answers a query (`/healthz`).
-pub fn ping(conn: &Connection) -> bool {
+pub(crate) fn ping(conn: &Connection) -> bool {
     conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
         .is_ok()
 }

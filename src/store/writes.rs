@@ -4,7 +4,7 @@
 #[allow(unused_imports)]
 use super::prelude::*;
 
-pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
             row.get(0)
@@ -12,7 +12,7 @@ pub fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
         [key, value],
@@ -21,7 +21,11 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
 }
 
 /// Inserts a new endpoint with its secret; fills in `seq`.
-pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &str) -> Result<()> {
+pub(crate) fn insert_endpoint(
+    conn: &Connection,
+    endpoint: &mut EndpointRow,
+    secret: &str,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, description, headers, enabled,
                                 disabled_reason, created_at_ms, updated_at_ms, rate_limit, ordering)
@@ -50,7 +54,11 @@ pub fn insert_endpoint(conn: &Connection, endpoint: &mut EndpointRow, secret: &s
 /// `enabled`, `rate_limit`, `ordering`) from `endpoint`, and nothing else: a PATCH must not undo what the scheduler wrote
 /// meanwhile (an endpoint it disabled, its health). Disabling keeps an earlier reason;
 /// enabling a disabled endpoint clears the reason and starts the health record afresh.
-pub fn update_endpoint(conn: &Connection, endpoint: &EndpointRow, fields: &[&str]) -> Result<bool> {
+pub(crate) fn update_endpoint(
+    conn: &Connection,
+    endpoint: &EndpointRow,
+    fields: &[&str],
+) -> Result<bool> {
     let named = |field: &str| fields.contains(&field);
     let changed = conn
         .prepare_cached(
@@ -106,7 +114,7 @@ pub(crate) fn set_delivery_subjects(
 /// (the current one, or during an earlier overlap the one it still uses) stays live until
 /// `now + overlap` and signs `X-ClockEye-Signature` first; the other old one is retired. With
 /// no overlap every old secret is retired at once.
-pub fn rotate_secret(
+pub(crate) fn rotate_secret(
     conn: &Connection,
     seq: i64,
     secret: &str,
@@ -134,7 +142,7 @@ pub fn rotate_secret(
 /// [`window.0`, `window.1`), with `seq` above `after_seq`, back to `pending`, due now, oldest
 /// first. Their attempt count continues. Returns how many, and when more are left the cursor
 /// to go on from (the last `seq` taken).
-pub fn recover_failed(
+pub(crate) fn recover_failed(
     conn: &Connection,
     endpoint_seq: i64,
     window: (i64, i64),
@@ -185,7 +193,7 @@ pub fn recover_failed(
 /// Deletes an endpoint as the API sees it: one row written, so it answers at once. From now
 /// on the endpoint is not found, gets no new deliveries and has none claimed; its history
 /// goes later, in batches (`purge_deleted_endpoint`).
-pub fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
+pub(crate) fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE endpoints SET deleted_at_ms = ?2, updated_at_ms = ?2
@@ -197,7 +205,7 @@ pub fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool>
 
 /// Puts a delivery that is not in flight back to `pending`, due now. False when it is in flight.
 /// On an endpoint ordered by subject it takes its place in its subject's order again.
-pub fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
+pub(crate) fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2,
@@ -210,7 +218,11 @@ pub fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> 
 }
 
 /// Stores a new workspace token by its hash; fills in `seq`.
-pub fn insert_token(conn: &Connection, token: &mut TokenRow, token_sha256: &str) -> Result<()> {
+pub(crate) fn insert_token(
+    conn: &Connection,
+    token: &mut TokenRow,
+    token_sha256: &str,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO tokens (id, workspace_id, token_sha256, description, created_at_ms, expires_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -228,7 +240,7 @@ pub fn insert_token(conn: &Connection, token: &mut TokenRow, token_sha256: &str)
 }
 
 /// Stores a portal link code (by its hash) for `workspace_id`, usable until `expires_at_ms`.
-pub fn insert_portal_code(
+pub(crate) fn insert_portal_code(
     conn: &Connection,
     code_sha256: &str,
     workspace_id: &str,
@@ -245,7 +257,7 @@ pub fn insert_portal_code(
 
 /// Uses up a portal code: deletes it and returns its workspace, if it exists and has not
 /// expired. A second use finds nothing.
-pub fn take_portal_code(
+pub(crate) fn take_portal_code(
     conn: &Connection,
     code_sha256: &str,
     now_ms: i64,
@@ -262,7 +274,7 @@ pub fn take_portal_code(
 }
 
 /// Notes that a token was used, to the minute (a write at most once a minute per token).
-pub fn touch_token(conn: &Connection, token: &TokenRow, now_ms: i64) -> Result<()> {
+pub(crate) fn touch_token(conn: &Connection, token: &TokenRow, now_ms: i64) -> Result<()> {
     if token
         .last_used_at_ms
         .is_some_and(|used| now_ms - used < 60_000)
@@ -275,7 +287,7 @@ pub fn touch_token(conn: &Connection, token: &TokenRow, now_ms: i64) -> Result<(
 }
 
 /// Revokes a token: it stops working at once. False when that workspace has no such token.
-pub fn delete_token(conn: &Connection, workspace_id: &str, id: &str) -> Result<bool> {
+pub(crate) fn delete_token(conn: &Connection, workspace_id: &str, id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM tokens WHERE workspace_id = ?1 AND id = ?2")?
         .execute([workspace_id, id])?

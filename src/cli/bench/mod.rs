@@ -31,7 +31,7 @@ const RECEIVER_THREADS: usize = 8;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The scenarios, as `--only` names them.
-pub const SCENARIOS: &[&str] = &[
+pub(crate) const SCENARIOS: &[&str] = &[
     "ingest",
     "ingest-fanout10",
     "fanout1",
@@ -54,19 +54,19 @@ const TWO_WRITE_RATE: u64 = 200;
     override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]... [--only SCENARIO]...\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
     after_help = AFTER_HELP
 )]
-pub struct Options {
+pub(crate) struct Options {
     /// Events for the single-event ingest figure.
     #[arg(long, value_name = "N", default_value_t = Options::default().ingest_events, value_parser = positive, help = "events for the single-event ingest figure")]
-    pub ingest_events: usize,
+    pub(crate) ingest_events: usize,
     /// Deliveries for each end-to-end figure (fan-out 1 and 10).
     #[arg(long, value_name = "N", default_value_t = Options::default().deliveries, value_parser = positive, help = "deliveries for each end-to-end figure (fan-out 1 and 10)")]
-    pub deliveries: usize,
+    pub(crate) deliveries: usize,
     /// Seconds of each steady-rate latency run.
     #[arg(long, value_name = "S", default_value_t = Options::default().latency_seconds, value_parser = positive_u64, help = "seconds of each steady-rate latency run")]
-    pub latency_seconds: u64,
+    pub(crate) latency_seconds: u64,
     /// Whole repetitions; the table shows medians.
     #[arg(long, value_name = "N", default_value_t = Options::default().runs, value_parser = positive, help = "whole repetitions; the table shows medians")]
-    pub runs: usize,
+    pub(crate) runs: usize,
     /// Extra flags for `serve` (e.g. `--workers 16`), one per `--serve-flag`.
     #[arg(
         long = "serve-flag",
@@ -74,17 +74,17 @@ pub struct Options {
         allow_hyphen_values = true,
         help = "an extra flag for serve (e.g. --serve-flag --workers --serve-flag 16); repeatable"
     )]
-    pub serve_flags: Vec<String>,
+    pub(crate) serve_flags: Vec<String>,
     /// When set: instead of the figures, a soak of this many minutes at `soak_rate`.
     #[arg(long, value_name = "M", value_parser = positive_u64, help = "instead of the figures, a soak of this many minutes at --soak-rate")]
-    pub soak_minutes: Option<u64>,
+    pub(crate) soak_minutes: Option<u64>,
     /// Events per second of the soak.
     #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Options::default().soak_rate, value_parser = positive_u64, help = "events per second of the soak")]
-    pub soak_rate: u64,
+    pub(crate) soak_rate: u64,
     /// When not empty: run only the scenarios named here (`--only NAME`, repeatable; the names
     /// are `SCENARIOS`).
     #[arg(long, value_name = "SCENARIO", value_parser = scenario, help = "run only this scenario (repeatable): ingest, ingest-fanout10, fanout1, fanout10, latency, slow-receiver, two-write-receiver, delete")]
-    pub only: Vec<String>,
+    pub(crate) only: Vec<String>,
 }
 
 impl Default for Options {
@@ -325,7 +325,7 @@ fn soak(exe: &Path, options: &Options, minutes: u64) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-pub fn main(options: Options) -> Result<(), String> {
+pub(crate) fn main(options: Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     if let Some(minutes) = options.soak_minutes {
         soak(&exe, &options, minutes);

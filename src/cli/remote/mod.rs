@@ -22,7 +22,7 @@ use crate::catalog;
 use crate::time::{format_rfc3339_seconds, now_ms, parse_duration, parse_rfc3339};
 
 /// The service's address when neither `--server` nor `CLOCKEYE_SERVER` is given.
-pub const SERVER_DEFAULT: &str = "http://127.0.0.1:7740";
+pub(crate) const SERVER_DEFAULT: &str = "http://127.0.0.1:7740";
 /// The whole of one API request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest API answer read (a page of 500 deliveries is about 200 KiB).
@@ -169,7 +169,7 @@ fn api_error(status: u16, value: &Value) -> String {
     line
 }
 
-pub fn main(name: &str, parsed: &Parsed) -> Outcome {
+pub(crate) fn main(name: &str, parsed: &Parsed) -> Outcome {
     let client = Client::new(parsed)?;
     let json = parsed.has("json");
     match name {

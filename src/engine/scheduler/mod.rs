@@ -27,45 +27,45 @@ use crate::store::Release;
 use crate::time::now_ms;
 
 /// Most ingest commands waiting for the scheduler; API threads block past it (backpressure).
-pub const COMMAND_QUEUE_MAX: usize = 4096;
+pub(crate) const COMMAND_QUEUE_MAX: usize = 4096;
 /// Most ingest commands written in one transaction.
-pub const COMMANDS_PER_ROUND_MAX: usize = 1024;
+pub(crate) const COMMANDS_PER_ROUND_MAX: usize = 1024;
 /// Most attempt results written in one transaction.
-pub const RESULTS_PER_ROUND_MAX: usize = 4096;
+pub(crate) const RESULTS_PER_ROUND_MAX: usize = 4096;
 /// Most deliveries claimed in one transaction.
-pub const CLAIM_BATCH_MAX: usize = 512;
+pub(crate) const CLAIM_BATCH_MAX: usize = 512;
 /// Longest wait between rounds when nothing is due: picks up changes made by API threads
 /// (an endpoint enabled, a delivery retried) even if their wake-up was missed.
-pub const POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
+pub(crate) const POLL_INTERVAL_MAX: Duration = Duration::from_secs(1);
 /// How long a round holding only attempt results waits for more, and how many it waits for.
-pub const RESULTS_LINGER: Duration = Duration::from_millis(2);
-pub const RESULTS_LINGER_COUNT: usize = 256;
+pub(crate) const RESULTS_LINGER: Duration = Duration::from_millis(2);
+pub(crate) const RESULTS_LINGER_COUNT: usize = 256;
 /// Most events pruned per retention transaction, and the longest pause between prunes; a full
 /// batch is followed by the next one at once.
-pub const PRUNE_BATCH_MAX: usize = 500;
-pub const PRUNE_INTERVAL_MAX: Duration = Duration::from_secs(10);
+pub(crate) const PRUNE_BATCH_MAX: usize = 500;
+pub(crate) const PRUNE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// Pause after a failed commit (disk full, read-only file) before trying again.
-pub const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const FAILED_COMMIT_BACKOFF: Duration = Duration::from_millis(200);
 /// A claim's lease is the attempt timeout plus this: time for a queued job to reach a worker
 /// and for its result to come back. The scheduler renews the leases of the jobs it holds; a
 /// lease that runs out means its owner died or lost the job, and it goes back to `pending`.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the leases of held jobs are renewed (each when less than half of it is left).
-pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(1);
 /// Most expired leases returned to `pending` per round.
-pub const LEASE_RELEASE_BATCH_MAX: usize = 512;
+pub(crate) const LEASE_RELEASE_BATCH_MAX: usize = 512;
 /// A job whose worker panicked is due again after this (not at once: a panic that repeats for
 /// one delivery must not spin).
-pub const PANICKED_JOB_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const PANICKED_JOB_DELAY: Duration = Duration::from_secs(1);
 
 const _: () = assert!(COMMANDS_PER_ROUND_MAX <= COMMAND_QUEUE_MAX);
 const _: () = assert!(RESULTS_LINGER_COUNT <= RESULTS_PER_ROUND_MAX);
 
 /// Where the scheduler answers an ingest command, once its transaction has committed.
-pub type IngestReply = Sender<Result<Vec<StoredEvent>>>;
+pub(crate) type IngestReply = Sender<Result<Vec<StoredEvent>>>;
 
 /// What API threads ask of the scheduler.
-pub enum Command {
+pub(crate) enum Command {
     /// Store these events, all or nothing, and answer once committed.
     Ingest {
         events: Vec<NewEvent>,
@@ -79,31 +79,31 @@ pub enum Command {
 }
 
 /// The scheduler's ends of its channels and its limits.
-pub struct Scheduler {
-    pub conn: Connection,
-    pub commands: Receiver<Command>,
-    pub results: Receiver<AttemptResult>,
+pub(crate) struct Scheduler {
+    pub(crate) conn: Connection,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) results: Receiver<AttemptResult>,
     /// Jobs whose worker panicked: given up unstarted, no attempt to record.
-    pub releases: Receiver<Release>,
+    pub(crate) releases: Receiver<Release>,
     /// `--attempt-timeout`; a claim's lease is this plus `LEASE_MARGIN`.
-    pub attempt_timeout: Duration,
+    pub(crate) attempt_timeout: Duration,
     /// Where claimed jobs wait for a worker, per endpoint.
-    pub dispatcher: Arc<Dispatcher>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     /// Jobs claimed for one endpoint and not finished (queued or running), per place in its
     /// window: enough to keep the window busy between rounds, few enough that a hanging
     /// endpoint (whose window shrinks) does not hold many deliveries in `delivering`.
-    pub claimed_per_slot: usize,
-    pub shutdown: Receiver<()>,
+    pub(crate) claimed_per_slot: usize,
+    pub(crate) shutdown: Receiver<()>,
     /// Most jobs claimed and not yet answered, over all endpoints.
-    pub jobs_in_flight_max: usize,
+    pub(crate) jobs_in_flight_max: usize,
     /// `--retention`: finished work older than this is pruned.
-    pub retention: Duration,
+    pub(crate) retention: Duration,
     /// `--disable-after`: an endpoint whose every attempt failed this long is disabled.
-    pub disable_after: Duration,
+    pub(crate) disable_after: Duration,
     /// How long shutdown waits for attempts in flight.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Unix ms of the last round, read by `/healthz`.
-    pub heartbeat_ms: Arc<AtomicI64>,
+    pub(crate) heartbeat_ms: Arc<AtomicI64>,
 }
 
 struct Round {
@@ -133,7 +133,7 @@ impl Now {
     }
 }
 
-pub fn main(mut scheduler: Scheduler) {
+pub(crate) fn main(mut scheduler: Scheduler) {
     let mut stats = Stats::default();
     let start = Now::read();
     let mut state = State {
