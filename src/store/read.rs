@@ -526,3 +526,13 @@ pub(crate) fn ping(conn: &Connection) -> bool {
     conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
         .is_ok()
 }
+
+/// Whether the endpoint's row is gone, purge included (`endpoint` answers None as soon as it is
+/// deleted); the benchmark waits for this.
+pub(crate) fn endpoint_row_gone(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) = 0 FROM endpoints WHERE id = ?1",
+        [id],
+        |row| row.get::<_, bool>(0),
+    )?)
+}

@@ -166,14 +166,7 @@ pub(super) fn delete_during_ingest(service: &Service, receiver: &Receiver) -> (f
     );
     assert_eq!(status, 201, "creating an endpoint: {kept}");
     let db = rusqlite::Connection::open(service.dir.join("bench.db")).expect("open bench.db");
-    let purged = || {
-        db.query_row(
-            "SELECT COUNT(*) = 0 FROM endpoints WHERE id = ?1",
-            [&deleted_id],
-            |row| row.get::<_, bool>(0),
-        )
-        .unwrap_or(false)
-    };
+    let purged = || crate::store::endpoint_row_gone(&db, &deleted_id).unwrap_or(false);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
         let (base, stop) = (service.base.clone(), stop.clone());
