@@ -1,7 +1,7 @@
 //! `serve`'s flags and environment variables (`ServeArgs`, a clap definition that is part of
 //! the command line in `cli/args.rs`), their checks and defaults, and the `Config` made from
 //! them. Every value is validated once, while parsing; a bad one is one line naming the flag.
-//! (The other commands' flags are in `bench.rs`, `backup.rs` and `cli/args.rs`.)
+//! (The other commands' flags are in `cli/bench`, `cli/backup.rs` and `cli/args.rs`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

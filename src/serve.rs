@@ -100,7 +100,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     let mut workers = Vec::new();
     let mut worker_configs = Vec::new();
     for index in 0..config.workers {
-        // A share of the workers takes only first attempts (see dispatch.rs).
+        // A share of the workers takes only first attempts (see engine/dispatch.rs).
         let takes = if index < config.workers / FIRST_ATTEMPT_WORKERS_DIVISOR {
             Takes::FirstAttemptsOnly
         } else {

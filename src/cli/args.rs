@@ -1,6 +1,6 @@
 //! The whole command line as one clap definition: `Cli` (the global flags `--server`,
 //! `--token`, `--json`) and `Command`, one variant per command. `serve`'s flags live in
-//! `config.rs`, `bench`'s in `bench.rs`, `backup`'s in `backup.rs`; the integrator commands'
+//! `config.rs`, `bench`'s in `bench/mod.rs`, `backup`'s in `backup.rs`; the integrator commands'
 //! are here. Help text, environment variables, completions (`completions.rs`) and the one-line
 //! usage errors (`error_line`) all come from this one definition.
 

@@ -246,7 +246,7 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 .value("until", recover.until),
         ),
         Command::Serve(_) | Command::Bench(_) | Command::Backup(_) | Command::Version => {
-            unreachable!("main.rs runs serve, bench, backup and version")
+            unreachable!("`main` runs serve, bench, backup and version")
         }
     }
 }

@@ -108,7 +108,7 @@ pub(crate) struct Worker {
 /// A job a worker holds. If the worker panics (a bug, never the receiver's doing), dropping it
 /// while unwinding frees the endpoint's slot and gives the job back to the scheduler unstarted:
 /// no attempt is recorded and the endpoint's health is untouched. The thread then ends and the
-/// supervisor (`main.rs`) starts another worker in its place.
+/// supervisor (`serve.rs`) starts another worker in its place.
 struct Holding<'a> {
     worker: &'a Worker,
     delivery_seq: i64,

@@ -3,7 +3,7 @@
 //! token and has no valid one is answered 401 here and its connection closed, so unauthenticated
 //! clients cannot make the service buffer bodies or hold an API thread; a request that needs no
 //! token may carry only a small body. Routing, access rules and everything else stay in
-//! `api.rs`.
+//! `http/mod.rs` and the route table (`routes.rs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -86,7 +86,7 @@ fn error(status: u16, code: &str, message: &str) -> Response<std::io::Cursor<Vec
 
 /// True for a route of the API that needs a token: an existing `/v1` route other than the
 /// portal's session exchange (whose code is its credential). Unknown routes are left to
-/// `api.rs`, which answers 404.
+/// `handle` (`http/mod.rs`), which answers 404.
 fn needs_token(request: &Request) -> bool {
     use crate::http::route::{Resolved, resolve, segments};
     let parts = segments(request.url());

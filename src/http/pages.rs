@@ -1,7 +1,7 @@
 //! List pages bounded by bytes as well as by count, written straight as bytes: a stored event's
 //! `data` goes out as the raw bytes it was stored as, never parsed into a tree again, so what a
 //! list call holds in memory is bounded by `PAGE_BYTES_MAX` plus one fetch, whatever callers
-//! stored. The routes and their access rules stay in `api.rs`.
+//! stored. The routes and their access rules stay in the route table (`routes.rs`) and `events.rs`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,7 +13,7 @@ use crate::time::format_rfc3339_seconds;
 /// a page cut short answers `next` like a full one.
 pub(crate) const PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// An event as listed (the fields of `api.rs`'s `event_json`, `data` as stored).
+/// An event as listed (the fields of `views::event_json`, `data` as stored).
 #[derive(Serialize)]
 struct ListedEvent<'a> {
     id: &'a str,

@@ -195,7 +195,7 @@ pub(crate) fn main(mut scheduler: Scheduler) {
             stats.pruned_events += pruned as u64;
             state.next_prune = decide::next_prune(pruned, prune_interval, Now::read());
         }
-        // A deleted endpoint's history, one batch between rounds (see purge.rs).
+        // A deleted endpoint's history, one batch between rounds (see engine/purge.rs).
         let now = Now::read();
         if decide::purge_due(&state, now) {
             state.next_purge = now.at + crate::engine::purge::pass(&mut scheduler.conn);
