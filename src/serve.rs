@@ -4,13 +4,12 @@
 //! scheduler (drains in-flight attempts), workers.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use crate::config::Config;
 use crate::engine::dispatch::{Dispatcher, Takes};
@@ -31,8 +30,6 @@ use crate::time::now_ms;
 const MALLOC_ARENAS_MAX: libc::c_int = 2;
 /// Most jobs claimed and not yet answered, over all endpoints (about 0.5 KiB each).
 const JOBS_CLAIMED_MAX: usize = 16_384;
-/// One worker in this many takes only first attempts, so retries cannot occupy every worker.
-const FIRST_ATTEMPT_WORKERS_DIVISOR: usize = 4;
 /// Jobs claimed ahead per place in an endpoint's window: claims happen once per round, so an
 /// endpoint needs this many waiting to keep its window busy until the next round.
 const ENDPOINT_CLAIMED_PER_SLOT: usize = 16;
@@ -49,16 +46,8 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     let recovered = store::recover_delivering(&conn, now_ms())?;
     let (admin_token_sha256, new_admin_token) = admin_token(&conn, &config)?;
 
-    let listener = TcpListener::bind(config.listen).map_err(|source| Error::Listen {
-        addr: config.listen.to_string(),
-        source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: config.listen.to_string(),
-        source,
-    })?;
     let head_check = edge::head_check(admin_token_sha256.clone(), store::open(&config.db)?);
-    let server = http::server::bind(listener, addr, head_check)?;
+    let (server, addr) = http::server::listen(config.listen, head_check)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -95,33 +84,29 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         policy.clone(),
         worker::tls_config(&config.extra_roots_der),
     );
-    let retry_schedule = Arc::new(config.retry_schedule.clone());
     let metrics = Arc::new(Metrics::default());
-    let mut workers = Vec::new();
-    let mut worker_configs = Vec::new();
-    for index in 0..config.workers {
-        // A share of the workers takes only first attempts (see engine/dispatch.rs).
-        let takes = if index < config.workers / FIRST_ATTEMPT_WORKERS_DIVISOR {
-            Takes::FirstAttemptsOnly
-        } else {
-            Takes::Any
-        };
-        let worker = Worker {
-            agent: agent.clone(),
+    let worker_configs = worker::crew(
+        config.workers,
+        &Worker {
+            agent,
             dispatcher: dispatcher.clone(),
-            takes,
+            takes: Takes::Any,
             results: results_tx.clone(),
             releases: releases_tx.clone(),
-            retry_schedule: retry_schedule.clone(),
+            retry_schedule: Arc::new(config.retry_schedule.clone()),
             metrics: metrics.clone(),
-        };
-        worker_configs.push(worker.clone());
-        workers.push(spawn_watched(
-            format!("worker-{index}"),
-            &ended_tx,
-            move || worker::main(worker),
-        ));
-    }
+        },
+    );
+    let mut workers: Vec<_> = worker_configs
+        .iter()
+        .enumerate()
+        .map(|(index, worker)| {
+            let worker = worker.clone();
+            spawn_watched(format!("worker-{index}"), &ended_tx, move || {
+                worker::main(worker)
+            })
+        })
+        .collect();
     drop((results_tx, releases_tx));
 
     let scheduler = Scheduler {
@@ -139,16 +124,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
         heartbeat_ms: heartbeat_ms.clone(),
     };
-    // A scheduler panic makes `/healthz` answer 503 at once, before anything unwinds (an
-    // ingest caller answered 503 by the unwinding must not then find the service healthy).
-    let default_hook = std::panic::take_hook();
-    let heartbeat = heartbeat_ms.clone();
-    std::panic::set_hook(Box::new(move |info| {
-        if thread::current().name() == Some("scheduler") {
-            heartbeat.store(0, Ordering::Relaxed);
-        }
-        default_hook(info);
-    }));
+    unhealthy_on_scheduler_panic(heartbeat_ms.clone());
     let scheduler_thread = spawn_watched("scheduler".into(), &ended_tx, move || {
         scheduler::main(scheduler)
     });
@@ -177,26 +153,11 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         api_threads.push(spawn_api(format!("api-{index}"))?);
     }
 
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening on http://{addr}");
-    match &new_admin_token {
-        Some(token) => {
-            let _ = writeln!(stdout, "admin token: {token}");
-            let _ = writeln!(
-                stdout,
-                "(shown once; only its hash is kept in the database. Use it as: Authorization: Bearer <token>)"
-            );
-        }
-        None if config.admin_token.is_none() => {
-            let _ = writeln!(
-                stdout,
-                "admin token: the one shown at first start (or set one with --admin-token)"
-            );
-        }
-        None => {}
-    }
-    let _ = stdout.flush();
-    drop(stdout);
+    print_banner(
+        addr,
+        new_admin_token.as_deref(),
+        config.admin_token.is_some(),
+    );
     log::info!(
         "started: {} recovered_deliveries={recovered}",
         config.describe()
@@ -207,45 +168,15 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         let _ = signal_tx.send(signals.forever().next());
     });
 
-    // Supervision: a worker or API thread that dies is replaced (a worker's job went back to
-    // pending as it unwound); the scheduler or the signal thread dying cannot be recovered
-    // here: `/healthz` answers 503 and the process exits non-zero, for its supervisor to
-    // restart it (start-up recovery returns what was in flight).
-    let mut failure = None;
-    loop {
-        select! {
-            recv(signal_rx) -> signal => {
-                log::info!(
-                    "shutting down on signal {:?}: no new requests; letting attempts in flight finish",
-                    signal.ok().flatten()
-                );
-                break;
-            }
-            recv(ended_rx) -> ended => {
-                let Ok(ended) = ended else { break };
-                let why = if ended.panicked { "panicked" } else { "returned" };
-                if let Some(index) = ended.name.strip_prefix("worker-").and_then(|i| i.parse::<usize>().ok()) {
-                    log::error!("{} died ({why}); starting another in its place", ended.name);
-                    let worker = worker_configs[index].clone();
-                    workers.push(spawn_watched(ended.name, &ended_tx, move || worker::main(worker)));
-                } else if ended.name.starts_with("api-") {
-                    log::error!("{} died ({why}); starting another in its place", ended.name);
-                    match spawn_api(ended.name.clone()) {
-                        Ok(thread) => api_threads.push(thread),
-                        Err(error) => {
-                            failure = Some(Error::ThreadDied { thread: ended.name, why: error.to_string() });
-                            break;
-                        }
-                    }
-                } else if ended.name == "signals" && !ended.panicked {
-                    // It delivered a signal and ended: `signal_rx` has it.
-                } else {
-                    failure = Some(Error::ThreadDied { thread: ended.name, why: why.to_string() });
-                    break;
-                }
-            }
-        }
-    }
+    let failure = supervise(
+        &signal_rx,
+        &ended_rx,
+        &ended_tx,
+        &worker_configs,
+        &mut workers,
+        &spawn_api,
+        &mut api_threads,
+    );
     if let Some(error) = &failure {
         // `/healthz` answers 503 from now on (the heartbeat is decades old), and ingest 503
         // (nothing takes commands). Attempts already running end first (their results cannot
@@ -277,6 +208,69 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Supervision until a signal: a worker or API thread that dies is replaced (a worker's job
+/// went back to pending as it unwound); the scheduler or the signal thread dying cannot be
+/// recovered here: `/healthz` answers 503 and the process exits non-zero, for its supervisor to
+/// restart it (start-up recovery returns what was in flight). Answers that failure, if any.
+fn supervise(
+    signal_rx: &Receiver<Option<i32>>,
+    ended_rx: &Receiver<Ended>,
+    ended_tx: &Sender<Ended>,
+    worker_configs: &[Worker],
+    workers: &mut Vec<thread::JoinHandle<()>>,
+    spawn_api: &dyn Fn(String) -> Result<thread::JoinHandle<()>, Error>,
+    api_threads: &mut Vec<thread::JoinHandle<()>>,
+) -> Option<Error> {
+    let mut failure = None;
+    loop {
+        select! {
+            recv(signal_rx) -> signal => {
+                log::info!(
+                    "shutting down on signal {:?}: no new requests; letting attempts in flight finish",
+                    signal.ok().flatten()
+                );
+                break;
+            }
+            recv(ended_rx) -> ended => {
+                let Ok(ended) = ended else { break };
+                let why = if ended.panicked { "panicked" } else { "returned" };
+                if let Some(index) = ended.name.strip_prefix("worker-").and_then(|i| i.parse::<usize>().ok()) {
+                    log::error!("{} died ({why}); starting another in its place", ended.name);
+                    let worker = worker_configs[index].clone();
+                    workers.push(spawn_watched(ended.name, ended_tx, move || worker::main(worker)));
+                } else if ended.name.starts_with("api-") {
+                    log::error!("{} died ({why}); starting another in its place", ended.name);
+                    match spawn_api(ended.name.clone()) {
+                        Ok(thread) => api_threads.push(thread),
+                        Err(error) => {
+                            failure = Some(Error::ThreadDied { thread: ended.name, why: error.to_string() });
+                            break;
+                        }
+                    }
+                } else if ended.name == "signals" && !ended.panicked {
+                    // It delivered a signal and ended: `signal_rx` has it.
+                } else {
+                    failure = Some(Error::ThreadDied { thread: ended.name, why: why.to_string() });
+                    break;
+                }
+            }
+        }
+    }
+    failure
+}
+
+/// A scheduler panic makes `/healthz` answer 503 at once, before anything unwinds (an ingest
+/// caller answered 503 by the unwinding must not then find the service healthy).
+fn unhealthy_on_scheduler_panic(heartbeat_ms: Arc<AtomicI64>) {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if thread::current().name() == Some("scheduler") {
+            heartbeat_ms.store(0, Ordering::Relaxed);
+        }
+        default_hook(info);
+    }));
 }
 
 /// How a watched thread ended.
@@ -349,4 +343,33 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> thread::JoinHand
         .name(name)
         .spawn(body)
         .expect("the OS can start a thread")
+}
+
+/// What `serve` prints on stdout at start: where it listens, and the admin token when it was
+/// made just now (shown this once).
+fn print_banner(
+    addr: std::net::SocketAddr,
+    new_admin_token: Option<&str>,
+    admin_token_given: bool,
+) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on http://{addr}");
+    match new_admin_token {
+        Some(token) => {
+            let _ = writeln!(stdout, "admin token: {token}");
+            let _ = writeln!(
+                stdout,
+                "(shown once; only its hash is kept in the database. Use it as: Authorization: Bearer <token>)"
+            );
+        }
+        None if !admin_token_given => {
+            let _ = writeln!(
+                stdout,
+                "admin token: the one shown at first start (or set one with --admin-token)"
+            );
+        }
+        None => {}
+    }
+    let _ = stdout.flush();
+    drop(stdout);
 }

@@ -105,6 +105,24 @@ pub(crate) struct Worker {
     pub(crate) metrics: Arc<Metrics>,
 }
 
+/// One worker in this many takes only first attempts, so retries cannot occupy every worker.
+const FIRST_ATTEMPT_WORKERS_DIVISOR: usize = 4;
+
+/// The settings of `count` workers made from `one`: a share of them takes only first attempts
+/// (see `dispatch.rs`), the rest any job.
+pub(crate) fn crew(count: usize, one: &Worker) -> Vec<Worker> {
+    (0..count)
+        .map(|index| Worker {
+            takes: if index < count / FIRST_ATTEMPT_WORKERS_DIVISOR {
+                Takes::FirstAttemptsOnly
+            } else {
+                Takes::Any
+            },
+            ..one.clone()
+        })
+        .collect()
+}
+
 /// A job a worker holds. If the worker panics (a bug, never the receiver's doing), dropping it
 /// while unwinding frees the endpoint's slot and gives the job back to the scheduler unstarted:
 /// no attempt is recorded and the endpoint's health is untouched. The thread then ends and the

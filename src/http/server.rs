@@ -39,8 +39,22 @@ const API_CONNECTIONS_PER_ADDRESS_MAX: usize = 128;
 const _: () = assert!(API_CONNECTIONS_PER_ADDRESS_MAX < API_CONNECTIONS_MAX);
 const _: () = assert!(API_BODY_PREBUFFER_BYTES_MAX <= API_BODY_BUFFERED_BYTES_MAX);
 
+/// Binds the API's address: the server and the address it got (port 0 picks one).
+pub(crate) fn listen(
+    addr: SocketAddr,
+    head_check: tiny_http::HeadCheck,
+) -> Result<(Arc<Server>, SocketAddr), Error> {
+    let listen_error = |source| Error::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((bind(listener, bound, head_check)?, bound))
+}
+
 /// The API server on `listener`, with the edge's limits and `head_check` (see `edge.rs`).
-pub(crate) fn bind(
+fn bind(
     listener: TcpListener,
     addr: SocketAddr,
     head_check: tiny_http::HeadCheck,
