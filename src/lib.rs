@@ -12,6 +12,7 @@ mod config;
 mod engine;
 mod error;
 mod http;
+mod ids;
 mod logging;
 mod model;
 mod receiver;

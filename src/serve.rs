@@ -20,8 +20,8 @@ use crate::error::Error;
 use crate::http::metrics::Metrics;
 use crate::http::server::API_THREADS;
 use crate::http::{self, edge};
+use crate::ids::{new_token, sha256_hex};
 use crate::logging;
-use crate::signing::{new_token, sha256_hex};
 use crate::store::{self, owner};
 use crate::time::now_ms;
 

@@ -100,7 +100,7 @@ fn partial_path(dest: &Path) -> PathBuf {
     name.push(format!(
         ".partial-{}-{}",
         std::process::id(),
-        crate::signing::new_id("b")
+        crate::ids::new_id("b")
     ));
     dest.with_file_name(name)
 }

@@ -7,8 +7,8 @@ use serde_json::value::RawValue;
 
 use crate::catalog;
 use crate::http::problem::{Problem, json_problem};
+use crate::ids::new_id;
 use crate::model::NewEvent;
-use crate::signing::new_id;
 use crate::time::format_rfc3339_seconds;
 
 /// Most events in one `POST /v1/events/batch`.

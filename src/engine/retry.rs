@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::ids::sha256_hex;
 use crate::model::{Decision, Outcome, Secrets, SignWith};
-use crate::signing::sha256_hex;
 
 /// What follows attempt `attempt_number` (1-based) that ended at `finished_at_ms`.
 ///

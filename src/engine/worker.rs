@@ -15,8 +15,9 @@ use crate::engine::net::{AddressPolicy, VettingConnector, VettingResolver, block
 use crate::engine::retry;
 use crate::engine::tcp::QuickAckConnector;
 use crate::http::metrics::Metrics;
+use crate::ids::sha256_hex;
 use crate::model::{AttemptResult, ErrorClass, Job, Outcome};
-use crate::signing::{clockeye_signature, sha256_hex, standard_signature};
+use crate::signing::{clockeye_signature, standard_signature};
 use crate::store::Release;
 use crate::time::{now_ms, parse_http_date};
 

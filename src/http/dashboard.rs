@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::signing::sha256_hex;
+use crate::ids::sha256_hex;
 
 /// Where the dashboard's files live in the URL space (besides `/` itself).
 pub(crate) const ASSET_PREFIX: &str = "/dashboard/";

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tiny_http::{HeadCheck, Header, Method, Request, Response};
 
-use crate::signing::sha256_hex;
+use crate::ids::sha256_hex;
 use crate::store;
 use crate::time::now_ms;
 

@@ -59,8 +59,8 @@ mod prelude {
     pub(super) use crate::engine::net::check_endpoint_url;
     pub(super) use crate::engine::scheduler::Command;
     pub(super) use crate::error::Error;
+    pub(super) use crate::ids::{new_id, new_secret, new_token, sha256_hex};
     pub(super) use crate::model::{NewEvent, StoredEvent};
-    pub(super) use crate::signing::{new_id, new_secret, new_token, sha256_hex};
     pub(super) use crate::store::{self, DeliveryFilter, DeliveryRow, EndpointRow, EventFilter};
     pub(super) use crate::time::{
         format_rfc3339_millis, format_rfc3339_seconds, now_ms, parse_rfc3339,

@@ -1,44 +1,13 @@
 //! Signatures a receiver checks: `X-ClockEye-Signature` (the seed's: hex HMAC-SHA256 of the raw
-//! body keyed by the secret string) and Standard Webhooks' `webhook-signature`. Also the secrets
-//! and random ids, all from the OS's CSPRNG. Pure functions; nothing here does I/O but getrandom.
+//! body keyed by the secret string) and Standard Webhooks' `webhook-signature`. Pure functions.
+//! (The service's secrets and ids are made in `ids.rs`.)
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Random bytes in an endpoint secret.
-pub const SECRET_BYTES: usize = 32;
-/// Random bytes in a public id (`evt_`, `dlv_`, `ep_`), written as hex.
-pub const ID_BYTES: usize = 12;
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    bytes
-}
-
-/// A new endpoint secret: `whsec_` + base64 of 32 random bytes.
-pub fn new_secret() -> String {
-    format!("whsec_{}", BASE64.encode(random_bytes::<SECRET_BYTES>()))
-}
-
-/// A new public id with the given prefix, e.g. `new_id("evt")` → `evt_5f0c…` (24 hex digits).
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex::encode(random_bytes::<ID_BYTES>()))
-}
-
-/// A new bearer token: 32 random bytes as hex behind a readable prefix.
-pub fn new_token(prefix: &str) -> String {
-    format!("{prefix}_{}", hex::encode(random_bytes::<32>()))
-}
-
-/// Lowercase hex SHA-256, for storing tokens without keeping them.
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
@@ -194,20 +163,5 @@ mod tests {
             body,
             &header
         ));
-    }
-
-    #[test]
-    fn secrets_and_ids_have_their_documented_form() {
-        let secret = new_secret();
-        let key = BASE64
-            .decode(secret.strip_prefix("whsec_").unwrap())
-            .unwrap();
-        assert_eq!(key.len(), SECRET_BYTES);
-        assert_ne!(secret, new_secret());
-        let id = new_id("evt");
-        assert!(
-            id.starts_with("evt_") && id.len() == 4 + 2 * ID_BYTES,
-            "{id}"
-        );
     }
 }

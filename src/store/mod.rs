@@ -27,10 +27,10 @@ mod prelude {
 
     pub(super) use super::read::*;
     pub(super) use crate::error::{Error, Result};
+    pub(super) use crate::ids::new_id;
     pub(super) use crate::model::{
         AttemptResult, Decision, Job, NewEvent, Secrets, SignWith, StoredEvent,
     };
-    pub(super) use crate::signing::new_id;
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::prelude::*;
-use crate::signing::sha256_hex;
+use crate::ids::sha256_hex;
 
 use super::*;
 
