@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     id                 TEXT NOT NULL UNIQUE,                                 -- public id, 'dlv_' + 24 hex
     event_seq          INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
     endpoint_seq       INTEGER NOT NULL REFERENCES endpoints (seq) ON DELETE CASCADE,
-    status             TEXT NOT NULL
+    status             TEXT NOT NULL  -- one of model.rs `DELIVERY_STATUSES` (a test compares)
         CHECK (status IN ('pending', 'delivering', 'succeeded', 'failed')),
     attempts_made      INTEGER NOT NULL DEFAULT 0 CHECK (attempts_made >= 0), -- finished attempts
     next_attempt_at_ms INTEGER,      -- when 'pending': earliest start of the next attempt; else NULL
@@ -94,8 +94,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     started_at_ms    INTEGER NOT NULL,                       -- when the attempt began
     duration_ms      INTEGER NOT NULL CHECK (duration_ms >= 0),
     status_code      INTEGER,                                -- HTTP status, NULL when none came back
+    -- one of model.rs `ErrorClass::ALL` (a test compares), NULL on success
     error_class      TEXT CHECK (error_class IN ('timeout', 'connect', 'dns', 'tls', 'redirect',
-                                                 'http_status', 'blocked_address')), -- NULL on success
+                                                 'http_status', 'blocked_address')),
     error_message    TEXT,                                   -- one line for people, NULL on success
     response_excerpt TEXT                                    -- first 4 KiB of the response body
 ) STRICT;

@@ -1,64 +1,65 @@
 //! `serve`'s flags and environment variables (`ServeArgs`, a clap definition that is part of
 //! the command line in `cli/args.rs`), their checks and defaults, and the `Config` made from
 //! them. Every value is validated once, while parsing; a bad one is one line naming the flag.
-//! (The other commands' flags are in `bench.rs`, `backup.rs` and `cli/args.rs`.)
+//! (The other commands' flags are in `cli/bench`, `cli/backup.rs` and `cli/args.rs`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::net::Cidr;
+use crate::engine::net::Cidr;
 use crate::time::{format_duration, parse_duration};
 
 /// Most sending threads `--workers` may ask for.
-pub const WORKERS_MAX: usize = 512;
+pub(crate) const WORKERS_MAX: usize = 512;
 /// Most steps `--retry-schedule` may have.
-pub const RETRY_SCHEDULE_STEPS_MAX: usize = 50;
+pub(crate) const RETRY_SCHEDULE_STEPS_MAX: usize = 50;
 /// Largest `--max-event-bytes`: 16 MiB, so a batch of events stays within memory.
-pub const EVENT_BYTES_LIMIT_MAX: usize = 16 * 1024 * 1024;
+pub(crate) const EVENT_BYTES_LIMIT_MAX: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// The effective configuration of `serve`.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub db: PathBuf,
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) db: PathBuf,
     /// Set by flag or environment; otherwise the one kept in the database is used.
-    pub admin_token: Option<String>,
-    pub workers: usize,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) workers: usize,
     /// Delays after each failed attempt; its length + 1 = attempts.
-    pub retry_schedule: Vec<Duration>,
-    pub attempt_timeout: Duration,
-    pub endpoint_concurrency: usize,
-    pub allow_http: bool,
-    pub allow_private_networks: bool,
-    pub allow_networks: Vec<Cidr>,
-    pub ca_file: Option<PathBuf>,
+    pub(crate) retry_schedule: Vec<Duration>,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) endpoint_concurrency: usize,
+    pub(crate) allow_http: bool,
+    pub(crate) allow_private_networks: bool,
+    pub(crate) allow_networks: Vec<Cidr>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file` (DER), checked when the flag was read.
-    pub extra_roots_der: Vec<Vec<u8>>,
-    pub max_event_bytes: usize,
-    pub retention: Duration,
-    pub disable_after: Duration,
-    pub log_format: LogFormat,
+    pub(crate) extra_roots_der: Vec<Vec<u8>>,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) retention: Duration,
+    pub(crate) disable_after: Duration,
+    pub(crate) log_format: LogFormat,
     /// Where people reach this service (`https://webhooks.example.com`), for the absolute URLs
     /// it answers (portal links); None: the request's `Host`.
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
 }
 
 impl Config {
     /// The attempts a delivery gets in all: one per schedule step, plus the first.
-    pub fn attempts_max(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn attempts_max(&self) -> u32 {
         self.retry_schedule.len() as u32 + 1
     }
 
     /// One line for the log: every setting, the admin token redacted. `stored_admin_token`
     /// says where the token comes from when no flag set it (kept, or generated just now).
-    pub fn describe(&self, stored_admin_token: &str) -> String {
+    pub(crate) fn describe(&self, stored_admin_token: &str) -> String {
         let schedule: Vec<String> = self
             .retry_schedule
             .iter()
@@ -113,81 +114,81 @@ impl Config {
     "  clockeye-webhooks serve --listen 0.0.0.0:7740 --db /var/lib/clockeye/webhooks.db\n",
     "  CLOCKEYE_RETRY_SCHEDULE=5s,30s clockeye-webhooks serve --allow-http --allow-network 10.0.0.0/8",
 ))]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[arg(long, short = 'l', env = "CLOCKEYE_LISTEN", value_name = "ADDR",
         default_value = "127.0.0.1:7740", value_parser = parse_listen,
         help = "address for the API; 127.0.0.1:0 picks a free port")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     #[arg(long, short = 'd', env = "CLOCKEYE_DB", value_name = "PATH",
         default_value = "./clockeye-webhooks.db", value_parser = parse_db,
         help = "the SQLite database file (WAL)")]
-    pub db: PathBuf,
+    pub(crate) db: PathBuf,
     #[arg(long, env = "CLOCKEYE_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
         value_parser = parse_admin_token,
         help = "full-access bearer token (default: generated once, kept in the database)")]
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     #[arg(long, short = 'w', env = "CLOCKEYE_WORKERS", value_name = "N", default_value = "128",
         value_parser = parse_workers,
         help = "sending threads (enough for two full windows of 64; see Flow control)")]
-    pub workers: usize,
+    pub(crate) workers: usize,
     #[arg(long, env = "CLOCKEYE_RETRY_SCHEDULE", value_name = "LIST",
         default_value = "1m,5m,30m,2h", value_parser = parse_retry_schedule,
         help = "delays after each failed attempt; length + 1 = attempts")]
-    pub retry_schedule: RetrySchedule,
+    pub(crate) retry_schedule: RetrySchedule,
     #[arg(long, env = "CLOCKEYE_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "5s",
         value_parser = parse_attempt_timeout, help = "whole attempt: connect, send, wait, read")]
-    pub attempt_timeout: Duration,
+    pub(crate) attempt_timeout: Duration,
     #[arg(long, env = "CLOCKEYE_ENDPOINT_CONCURRENCY", value_name = "N", default_value = "64",
         value_parser = parse_workers,
         help = "the largest adaptive window of attempts in flight to one endpoint (at most half of --workers)")]
-    pub endpoint_concurrency: usize,
+    pub(crate) endpoint_concurrency: usize,
     #[arg(long, env = "CLOCKEYE_ALLOW_HTTP", action = clap::ArgAction::SetTrue,
         value_parser = parse_switch,
         help = "accept http:// endpoint URLs (development only)")]
-    pub allow_http: bool,
+    pub(crate) allow_http: bool,
     #[arg(long, env = "CLOCKEYE_ALLOW_PRIVATE_NETWORKS", action = clap::ArgAction::SetTrue,
         value_parser = parse_switch,
         help = "allow loopback, private, link-local, CGNAT, metadata addresses")]
-    pub allow_private_networks: bool,
+    pub(crate) allow_private_networks: bool,
     #[arg(long = "allow-network", env = "CLOCKEYE_ALLOW_NETWORK", value_name = "CIDR",
         value_parser = parse_cidrs,
         help = "allow one private range; repeatable (or comma-separated)")]
-    pub allow_networks: Vec<Cidrs>,
+    pub(crate) allow_networks: Vec<Cidrs>,
     #[arg(long, env = "CLOCKEYE_CA_FILE", value_name = "PEM", value_parser = parse_ca_file,
         help = "extra trusted root certificates (PEM) for endpoint TLS")]
-    pub ca_file: Option<CaFile>,
+    pub(crate) ca_file: Option<CaFile>,
     #[arg(long, env = "CLOCKEYE_MAX_EVENT_BYTES", value_name = "N", default_value = "262144",
         value_parser = parse_max_event_bytes, help = "largest accepted event body")]
-    pub max_event_bytes: usize,
+    pub(crate) max_event_bytes: usize,
     #[arg(long, env = "CLOCKEYE_RETENTION", value_name = "DURATION", default_value = "30d",
         value_parser = positive_duration,
         help = "prune finished deliveries, attempts and events older than this")]
-    pub retention: Duration,
+    pub(crate) retention: Duration,
     #[arg(long, env = "CLOCKEYE_DISABLE_AFTER", value_name = "DURATION", default_value = "5d",
         value_parser = positive_duration,
         help = "disable an endpoint whose every attempt failed for this long")]
-    pub disable_after: Duration,
+    pub(crate) disable_after: Duration,
     #[arg(long, env = "CLOCKEYE_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
         value_parser = parse_log_format, help = "stderr log lines: text or json")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[arg(long, env = "CLOCKEYE_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url,
         help = "where people reach this service, for portal links' URLs (default: the request's Host)")]
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
 }
 
 /// `--retry-schedule`'s steps.
 #[derive(Debug, Clone)]
-pub struct RetrySchedule(pub Vec<Duration>);
+pub(crate) struct RetrySchedule(pub Vec<Duration>);
 
 /// One `--allow-network`'s ranges (a comma-separated list, as `CLOCKEYE_ALLOW_NETWORK` takes).
 #[derive(Debug, Clone)]
-pub struct Cidrs(pub Vec<Cidr>);
+pub(crate) struct Cidrs(pub Vec<Cidr>);
 
 /// `--ca-file`: the path, and the certificates read from it (DER) when the flag was parsed.
 #[derive(Debug, Clone)]
-pub struct CaFile {
-    pub path: PathBuf,
-    pub roots_der: Vec<Vec<u8>>,
+pub(crate) struct CaFile {
+    pub(crate) path: PathBuf,
+    pub(crate) roots_der: Vec<Vec<u8>>,
 }
 
 impl From<ServeArgs> for Config {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot open database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -36,18 +36,16 @@ pub enum Error {
     Owned { db: PathBuf, holder: String },
     #[error("the {thread} thread died ({why}); exiting so a supervisor restarts the service")]
     ThreadDied { thread: String, why: String },
-    #[error("the delivery engine is shutting down")]
-    ShuttingDown,
     #[error("the database cannot take writes now: {0}")]
     Unavailable(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// True when the database cannot take writes for now (disk full, read-only, locked too long):
     /// the API answers 503 and the client may try again.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             Error::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
                 failure.code,
@@ -58,7 +56,7 @@ impl Error {
                     | rusqlite::ErrorCode::SystemIoFailure
                     | rusqlite::ErrorCode::CannotOpen
             ),
-            Error::ShuttingDown | Error::Unavailable(_) => true,
+            Error::Unavailable(_) => true,
             _ => false,
         }
     }

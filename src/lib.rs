@@ -1,36 +1,36 @@
 //! ClockEye Webhooks: delivers ClockEye's events to customers' endpoints, signed, retried,
-//! never lost. The data flows one way:
-//! `api → ingest → store (outbox) → scheduler → workers → retry policy → store`.
-//! `main.rs` wires the threads; `cli` holds the command line's one clap definition
-//! (`cli::args`) and the integrator commands (listen, verify, send and the API client);
-//! receivers can use `verify`.
+//! never lost. The folders name the audiences and the engine's stages; a delivery flows
+//! `http → engine::ingest → engine::scheduler → engine::dispatch → engine::worker →
+//! engine::retry → store`. `serve.rs` wires the threads on one screen; `cli` holds the command
+//! line's one clap definition (`cli::args`) and the integrator commands.
+//!
+//! The library API is what receivers use: `catalog` (the event types and samples), `signing`
+//! and `verify` (the `receiver` folder). Everything else is private to the executable.
 
-pub mod api;
-pub mod attempt_request;
-pub mod backup;
-pub mod bench;
-pub mod catalog;
-pub mod cli;
-pub mod config;
-pub mod dashboard;
-pub mod dispatch;
-pub mod edge;
-pub mod error;
-pub mod faults;
-pub mod ingest;
-pub mod logging;
-pub mod metrics;
-pub mod model;
-pub mod net;
-pub mod openapi;
-pub mod owner;
-pub mod pages;
-pub mod purge;
-pub mod retry;
-pub mod scheduler;
-pub mod signing;
-pub mod store;
-pub mod tcp;
-pub mod time;
-pub mod verify;
-pub mod worker;
+mod cli;
+mod config;
+mod engine;
+mod error;
+mod http;
+mod ids;
+mod logging;
+mod model;
+mod receiver;
+mod serve;
+mod store;
+mod time;
+
+pub use receiver::{catalog, signing, verify};
+
+/// The `clockeye-webhooks` executable (src/main.rs calls only this); not part of the library API.
+#[doc(hidden)]
+pub fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+/// The clock and RFC 3339 parsing, for this crate's own integration tests (they compare the
+/// service's times); not part of the library API.
+#[doc(hidden)]
+pub mod test_support {
+    pub use crate::time::{now_ms, parse_rfc3339};
+}

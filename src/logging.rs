@@ -36,7 +36,7 @@ impl log::Log for Logger {
 }
 
 /// Installs the logger once; later calls do nothing.
-pub fn init(format: LogFormat, level: log::LevelFilter) {
+pub(crate) fn init(format: LogFormat, level: log::LevelFilter) {
     if log::set_logger(Box::leak(Box::new(Logger { format }))).is_ok() {
         log::set_max_level(level);
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 /// Why an attempt failed, as recorded and shown in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
+pub(crate) enum ErrorClass {
     Timeout,
     Connect,
     Dns,
@@ -16,7 +16,24 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
+    /// Every class, in the order of `as_str`'s table: metrics' labels and the OpenAPI enum are
+    /// made from this list, and a test holds schema.sql's CHECK to it.
+    pub(crate) const ALL: [ErrorClass; 7] = [
+        ErrorClass::Timeout,
+        ErrorClass::Connect,
+        ErrorClass::Dns,
+        ErrorClass::Tls,
+        ErrorClass::Redirect,
+        ErrorClass::HttpStatus,
+        ErrorClass::BlockedAddress,
+    ];
+
+    /// This class's place in `ALL`.
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Timeout => "timeout",
             ErrorClass::Connect => "connect",
@@ -29,32 +46,37 @@ impl ErrorClass {
     }
 }
 
+/// Every state a delivery can be in (the `status` of `deliveries`): the API's filter, the
+/// OpenAPI enums and the CLI's choices are made from this list, and a test holds schema.sql's
+/// CHECK to it.
+pub(crate) const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivering", "succeeded", "failed"];
+
 /// What one attempt came to. A receiver's 500 or a refused connection is an `Outcome`, not an `Err`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub started_at_ms: i64,
-    pub duration_ms: i64,
+pub(crate) struct Outcome {
+    pub(crate) started_at_ms: i64,
+    pub(crate) duration_ms: i64,
     /// The HTTP status, when a response came back.
-    pub status_code: Option<u16>,
+    pub(crate) status_code: Option<u16>,
     /// None exactly when the attempt succeeded (a 2xx within the timeout).
-    pub error_class: Option<ErrorClass>,
+    pub(crate) error_class: Option<ErrorClass>,
     /// One line for people; None on success.
-    pub error_message: Option<String>,
+    pub(crate) error_message: Option<String>,
     /// The start of the response body, at most `worker::RESPONSE_EXCERPT_BYTES`.
-    pub response_excerpt: Option<String>,
+    pub(crate) response_excerpt: Option<String>,
     /// `Retry-After` of a 429 or 503, as milliseconds to wait from the end of the attempt.
-    pub retry_after_ms: Option<i64>,
+    pub(crate) retry_after_ms: Option<i64>,
 }
 
 impl Outcome {
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.error_class.is_none()
     }
 }
 
 /// What follows an attempt, decided by `retry::next`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Succeeded,
     /// Back to `pending`, due at this unix ms.
     RetryAt(i64),
@@ -68,74 +90,74 @@ pub enum Decision {
 
 /// An event ready to be stored: validated, its body bytes final.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub id: String,
-    pub workspace_id: String,
-    pub event_type: String,
-    pub created_at_ms: i64,
-    pub body: Vec<u8>,
+pub(crate) struct NewEvent {
+    pub(crate) id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) event_type: String,
+    pub(crate) created_at_ms: i64,
+    pub(crate) body: Vec<u8>,
     /// `Some(endpoint seq)` for a test event: delivered to that endpoint only, whatever it
     /// subscribes to, and marked `test` in the API.
-    pub test_endpoint_seq: Option<i64>,
+    pub(crate) test_endpoint_seq: Option<i64>,
     /// What the event is about: the `subject` given at ingest, else
     /// `<type before the dot>:<data.id>`; None when neither is there. Endpoints with
     /// `ordering: "subject"` get one subject's events in order.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
 }
 
 /// An event as stored, with its deliveries, as the ingest routes answer it.
 #[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub id: String,
-    pub workspace_id: String,
-    pub event_type: String,
-    pub created_at_ms: i64,
+pub(crate) struct StoredEvent {
+    pub(crate) id: String,
+    pub(crate) workspace_id: String,
+    pub(crate) event_type: String,
+    pub(crate) created_at_ms: i64,
     /// `(delivery id, endpoint id)` per subscribed endpoint.
-    pub deliveries: Vec<(String, String)>,
+    pub(crate) deliveries: Vec<(String, String)>,
     /// False when the id was known already and nothing new was queued.
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// One attempt to make, handed from the scheduler to a worker.
 #[derive(Debug, Clone)]
-pub struct Job {
-    pub delivery_seq: i64,
-    pub delivery_id: String,
-    pub endpoint_seq: i64,
-    pub url: String,
-    pub secret: String,
+pub(crate) struct Job {
+    pub(crate) delivery_seq: i64,
+    pub(crate) delivery_id: String,
+    pub(crate) endpoint_seq: i64,
+    pub(crate) url: String,
+    pub(crate) secret: String,
     /// The secret before the last rotation, while its overlap lasts (until
     /// `previous_secret_until_ms`, checked again when the attempt starts): both sign
     /// `webhook-signature`.
-    pub previous_secret: Option<String>,
-    pub previous_secret_until_ms: i64,
+    pub(crate) previous_secret: Option<String>,
+    pub(crate) previous_secret_until_ms: i64,
     /// `X-ClockEye-Signature` is made with `previous_secret` (the one last accepted).
-    pub sign_with_previous: bool,
+    pub(crate) sign_with_previous: bool,
     /// The endpoint's extra headers.
-    pub headers: Vec<(String, String)>,
-    pub event_id: String,
-    pub event_type: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) event_id: String,
+    pub(crate) event_type: String,
     /// The exact bytes of every attempt of this event.
-    pub body: Arc<[u8]>,
+    pub(crate) body: Arc<[u8]>,
     /// 1-based, as sent in `X-ClockEye-Attempt`.
-    pub attempt_number: u32,
+    pub(crate) attempt_number: u32,
     /// The endpoint's workspace: name lookups count against its share (net.rs).
-    pub workspace_id: String,
+    pub(crate) workspace_id: String,
     /// Which step of the retry schedule this attempt is: `attempt_number` less the attempts
     /// that used no scheduled retry.
-    pub schedule_step: u32,
+    pub(crate) schedule_step: u32,
     /// A 401/403 may switch the secret: the previous attempt was not itself such a switch.
-    pub may_switch_secret: bool,
+    pub(crate) may_switch_secret: bool,
     /// Which claim of the delivery this is (`deliveries.claims`): its result is written only
     /// while no later claim holds the delivery.
-    pub claim: i64,
+    pub(crate) claim: i64,
     /// The endpoint's `rate_limit`: most attempt starts in any second, None for no limit.
-    pub rate_limit: Option<u32>,
+    pub(crate) rate_limit: Option<u32>,
 }
 
 impl Job {
     /// The previous secret if its overlap still lasts at `now_ms`.
-    pub fn live_previous_secret(&self, now_ms: i64) -> Option<&str> {
+    pub(crate) fn live_previous_secret(&self, now_ms: i64) -> Option<&str> {
         self.previous_secret
             .as_deref()
             .filter(|_| now_ms < self.previous_secret_until_ms)
@@ -144,18 +166,46 @@ impl Job {
 
 /// A finished attempt, handed from a worker back to the scheduler to record.
 #[derive(Debug, Clone)]
-pub struct AttemptResult {
-    pub delivery_seq: i64,
-    pub delivery_id: String,
-    pub endpoint_seq: i64,
-    pub attempt_number: u32,
+pub(crate) struct AttemptResult {
+    pub(crate) delivery_seq: i64,
+    pub(crate) delivery_id: String,
+    pub(crate) endpoint_seq: i64,
+    pub(crate) attempt_number: u32,
     /// The job's `claim`.
-    pub claim: i64,
-    pub outcome: Outcome,
-    /// The decision of the retry schedule. `store::record_attempt` turns it into
-    /// `SwitchSecret` when `rejected_secret_sha256` is set and a rotation overlap is live then.
-    pub decision: Decision,
+    pub(crate) claim: i64,
+    pub(crate) outcome: Outcome,
+    /// The decision of the retry schedule; the scheduler writes it as `SwitchSecret` when
+    /// `rejected_secret_sha256` is set and a rotation overlap is live then
+    /// (`retry::after_refused_signature`).
+    pub(crate) decision: Decision,
     /// When the receiver answered 401/403 and the delivery may switch secret: the SHA-256 of
     /// the secret that made `X-ClockEye-Signature` (so the other one can be chosen by value).
-    pub rejected_secret_sha256: Option<String>,
+    pub(crate) rejected_secret_sha256: Option<String>,
+}
+
+/// An endpoint's live secrets.
+#[derive(Debug, Clone)]
+pub(crate) struct Secrets {
+    pub(crate) current: String,
+    /// The previous secret while its rotation overlap lasts, with the overlap's end.
+    pub(crate) previous: Option<(String, i64)>,
+}
+
+/// Which of an endpoint's secrets signs `X-ClockEye-Signature` during a rotation overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignWith {
+    Current,
+    Previous,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_class_sits_at_its_index() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::ALL[class.index()], class);
+        }
+    }
 }

@@ -52,19 +52,19 @@ fn split_ms(ms: i64) -> (i64, i64, i64, i64, i64, i64, i64) {
 }
 
 /// `2024-01-15T10:30:00Z`: the form of an event's `created_at`.
-pub fn format_rfc3339_seconds(ms: i64) -> String {
+pub(crate) fn format_rfc3339_seconds(ms: i64) -> String {
     let (y, mo, d, h, mi, s, _) = split_ms(ms);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// `2024-01-15T10:30:00.123Z`: the form of every other time in the API.
-pub fn format_rfc3339_millis(ms: i64) -> String {
+pub(crate) fn format_rfc3339_millis(ms: i64) -> String {
     let (y, mo, d, h, mi, s, milli) = split_ms(ms);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
 /// `Thu, 01 Jan 1970 00:00:00 GMT` parsing, for `Retry-After`; None when malformed.
-pub fn parse_http_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -88,7 +88,7 @@ pub fn parse_http_date(text: &str) -> Option<i64> {
 }
 
 /// Strict `YYYY-MM-DD`; returns the day's start in unix ms.
-pub fn parse_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -165,11 +165,11 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 /// The longest duration anything accepts, flags and API fields alike: `3650d` (ten years).
 /// Every duration is at most this, so adding one to a time in unix ms cannot overflow; the
 /// helpers below saturate anyway, so a duration built in code cannot either.
-pub const DURATION_MAX: Duration = Duration::from_secs(3650 * 86_400);
+pub(crate) const DURATION_MAX: Duration = Duration::from_secs(3650 * 86_400);
 
 /// `250ms`, `5s`, `1m`, `2h`, `3d` (and `0s`), at most [`DURATION_MAX`]. The error names the
 /// accepted forms, or the maximum.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("\"{text}\" is not a duration (examples: 250ms, 5s, 1m, 2h, 3d)");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
@@ -200,22 +200,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration in whole milliseconds as a time offset; saturates instead of wrapping.
-pub fn duration_ms(duration: Duration) -> i64 {
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The time `duration` after `at_ms`; saturates instead of wrapping.
-pub fn after_ms(at_ms: i64, duration: Duration) -> i64 {
+pub(crate) fn after_ms(at_ms: i64, duration: Duration) -> i64 {
     at_ms.saturating_add(duration_ms(duration))
 }
 
 /// The time `duration` before `at_ms`; saturates instead of wrapping.
-pub fn before_ms(at_ms: i64, duration: Duration) -> i64 {
+pub(crate) fn before_ms(at_ms: i64, duration: Duration) -> i64 {
     at_ms.saturating_sub(duration_ms(duration))
 }
 
 /// The shortest text `parse_duration` reads back as `duration`.
-pub fn format_duration(duration: Duration) -> String {
+pub(crate) fn format_duration(duration: Duration) -> String {
     let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     for (unit, size) in [
         ("d", 86_400_000),

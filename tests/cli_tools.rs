@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clockeye_webhooks::signing::{clockeye_signature, standard_signature};
-use clockeye_webhooks::time::now_ms;
+use clockeye_webhooks::test_support::now_ms;
 use serde_json::{Value, json};
 use util::cli::{Lines, Run, run};
 use util::{Receiver, Reply, Service, local_flags};

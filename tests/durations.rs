@@ -87,7 +87,7 @@ fn the_maximum_works_without_overflow() {
         Some("ws_accepting"),
     );
 
-    let before_ms = clockeye_webhooks::time::now_ms();
+    let before_ms = clockeye_webhooks::test_support::now_ms();
     let refused = service.send_sample("time_entry.created", json!({"workspace_id": "ws_refusing"}));
     let delivery = eventually("the 429 to be recorded", WAIT, || {
         let delivery_id = refused["deliveries"][0]["id"].as_str().unwrap();
@@ -99,9 +99,10 @@ fn the_maximum_works_without_overflow() {
         }
     });
     // Retry-After is honoured within [3650d, 7300d]: the next attempt is ten years or more away.
-    let next_ms =
-        clockeye_webhooks::time::parse_rfc3339(delivery["next_attempt_at"].as_str().unwrap())
-            .unwrap();
+    let next_ms = clockeye_webhooks::test_support::parse_rfc3339(
+        delivery["next_attempt_at"].as_str().unwrap(),
+    )
+    .unwrap();
     let ten_years_ms = 3650 * 86_400_000;
     assert!(
         next_ms >= before_ms + ten_years_ms && next_ms <= before_ms + 2 * ten_years_ms + 60_000,

@@ -25,7 +25,7 @@ const SCHEDULE: &str = "200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,20
 fn seed_history(db: &std::path::Path, endpoint_id: &str) {
     let conn = Connection::open(db).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    let now = clockeye_webhooks::time::now_ms();
+    let now = clockeye_webhooks::test_support::now_ms();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     let endpoint_seq: i64 = conn
         .query_row(

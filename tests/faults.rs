@@ -180,5 +180,5 @@ fn a_misbehaving_receiver_leaves_no_delivery_stuck_and_the_schedule_holds() {
 
 fn started_ms(attempt: &Value) -> i64 {
     let text = attempt["started_at"].as_str().unwrap();
-    clockeye_webhooks::time::parse_rfc3339(text).unwrap()
+    clockeye_webhooks::test_support::parse_rfc3339(text).unwrap()
 }

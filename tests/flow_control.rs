@@ -181,7 +181,7 @@ fn a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second() {
                 delivery["id"].as_str().unwrap()
             ));
             let attempt = &full["attempts"][0];
-            clockeye_webhooks::time::parse_rfc3339(attempt["started_at"].as_str().unwrap())
+            clockeye_webhooks::test_support::parse_rfc3339(attempt["started_at"].as_str().unwrap())
                 .unwrap_or_else(|| panic!("bad started_at in {attempt}"))
         })
         .collect();

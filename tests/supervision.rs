@@ -147,7 +147,7 @@ fn an_expired_lease_goes_back_to_pending_while_the_service_runs() {
     let lease = Duration::from_millis(1500);
     let conn = rusqlite::Connection::open(&service.db).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let now_ms = clockeye_webhooks::time::now_ms();
+    let now_ms = clockeye_webhooks::test_support::now_ms();
     let claimed = conn
         .execute(
             "UPDATE deliveries SET status = 'delivering', next_attempt_at_ms = NULL,

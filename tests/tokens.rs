@@ -233,8 +233,9 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token() {
     assert_eq!(session["workspace_id"], "acme");
     assert_eq!(session["description"], "portal session");
     let expires_at =
-        clockeye_webhooks::time::parse_rfc3339(session["expires_at"].as_str().unwrap()).unwrap();
-    let hours = (expires_at - clockeye_webhooks::time::now_ms()) as f64 / 3_600_000.0;
+        clockeye_webhooks::test_support::parse_rfc3339(session["expires_at"].as_str().unwrap())
+            .unwrap();
+    let hours = (expires_at - clockeye_webhooks::test_support::now_ms()) as f64 / 3_600_000.0;
     assert!((11.9..=12.0).contains(&hours), "{session}");
     let (_, me) = as_token(&service, &token, "GET", "/v1/me", None);
     assert_eq!(me, json!({"role": "workspace", "workspace_id": "acme"}));
@@ -266,9 +267,10 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token() {
         &json!({"expires_in": "1s"}),
     );
     let short_expiry =
-        clockeye_webhooks::time::parse_rfc3339(short["expires_at"].as_str().unwrap()).unwrap();
+        clockeye_webhooks::test_support::parse_rfc3339(short["expires_at"].as_str().unwrap())
+            .unwrap();
     util::eventually("the code to expire", Duration::from_secs(5), || {
-        (clockeye_webhooks::time::now_ms() > short_expiry)
+        (clockeye_webhooks::test_support::now_ms() > short_expiry)
             .then_some(())
             .ok_or_else(String::new)
     });

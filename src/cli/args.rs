@@ -1,13 +1,14 @@
 //! The whole command line as one clap definition: `Cli` (the global flags `--server`,
 //! `--token`, `--json`) and `Command`, one variant per command. `serve`'s flags live in
-//! `config.rs`, `bench`'s in `bench.rs`, `backup`'s in `backup.rs`; the integrator commands'
+//! `config.rs`, `bench`'s in `bench/mod.rs`, `backup`'s in `backup.rs`; the integrator commands'
 //! are here. Help text, environment variables, completions (`completions.rs`) and the one-line
 //! usage errors (`error_line`) all come from this one definition.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::{backup, bench, config};
+use crate::cli::{backup, bench};
+use crate::config;
 
 /// Help of the endpoint flow-control flags (SPEC "Flow control").
 const RATE_LIMIT_HELP: &str = "most deliveries started per second, 1-10000 (none: no limit)";
@@ -49,17 +50,17 @@ for receivers and operators (each has --help with examples; those that call the 
     propagate_version = true,
     args_override_self = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub(crate) client: ClientArgs,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// The flags of every command that talks to the server; given before or after the command.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Client flags (for the commands that call the API)")]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     #[arg(
         long,
         global = true,
@@ -67,7 +68,7 @@ pub struct ClientArgs {
         value_name = "URL",
         help = "the service's API (default http://127.0.0.1:7740)"
     )]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     #[arg(
         long,
         short = 't',
@@ -77,18 +78,18 @@ pub struct ClientArgs {
         value_name = "TOKEN",
         help = "bearer token: the admin token or a workspace token"
     )]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     #[arg(
         long,
         short = 'j',
         global = true,
         help = "print the API's JSON instead of a table (listen: one JSON object per webhook)"
     )]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// run the API and the delivery engine
     Serve(config::ServeArgs),
     /// measure the real service on this machine
@@ -130,7 +131,7 @@ pub enum Command {
     "  clockeye-webhooks endpoints add http://127.0.0.1:7741/ --events '*'   # then send events",
     exit_status!()
 ))]
-pub struct Listen {
+pub(crate) struct Listen {
     #[arg(
         long,
         help = "add a temporary endpoint pointing at this listener (its secret verifies), removed when listen stops; the service must allow http:// and 127.0.0.1 (serve --allow-http --allow-network 127.0.0.0/8)"
@@ -157,7 +158,7 @@ pub struct Listen {
         value_name = "PORT",
         help = "port on 127.0.0.1 (default 7741; 0 picks a free one)"
     )]
-    pub port: Option<String>,
+    pub(crate) port: Option<String>,
     #[arg(
         long,
         env = "CLOCKEYE_SECRET",
@@ -165,19 +166,19 @@ pub struct Listen {
         value_name = "SECRET",
         help = "the endpoint's secret, to verify signatures"
     )]
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     #[arg(
         long,
         value_name = "URL",
         help = "send each webhook on to this URL as given (same body bytes and headers) and relay its answer"
     )]
-    pub forward_to: Option<String>,
+    pub(crate) forward_to: Option<String>,
     #[arg(
         long,
         value_name = "CODE",
         help = "answer this status when not forwarding (default 200), e.g. 500 to watch retries"
     )]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -187,12 +188,12 @@ pub struct Listen {
     "  clockeye-webhooks verify --secret whsec_… --signature 'v1,K5oZ…=' --id evt_… --timestamp 1705314600 - < body.json\n",
     "\nexit status: 0 done (valid), 1 invalid (the reason is printed), 2 usage error"
 ))]
-pub struct Verify {
+pub(crate) struct Verify {
     #[arg(
         value_name = "BODY_FILE|-",
         help = "the body as received (default: stdin)"
     )]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     #[arg(
         long,
         env = "CLOCKEYE_SECRET",
@@ -200,37 +201,37 @@ pub struct Verify {
         value_name = "SECRET",
         help = "the endpoint's secret"
     )]
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     #[arg(
         long,
         value_name = "VALUE",
         help = "an X-ClockEye-Signature (sha256=<hex>) or webhook-signature (v1,<base64> …) value"
     )]
-    pub signature: Option<String>,
+    pub(crate) signature: Option<String>,
     #[arg(
         long,
         value_name = "UNIX_SECONDS",
         help = "webhook-timestamp (needed for a webhook-signature)"
     )]
-    pub timestamp: Option<String>,
+    pub(crate) timestamp: Option<String>,
     #[arg(
         long,
         value_name = "ID",
         help = "webhook-id (needed for a webhook-signature)"
     )]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[arg(
         long,
         value_name = "SECRET",
         help = "the endpoint's previous secret, to tell whether it signed this"
     )]
-    pub previous_secret: Option<String>,
+    pub(crate) previous_secret: Option<String>,
     #[arg(
         long,
         value_name = "DURATION",
         help = "how far webhook-timestamp may be from now (default 5m)"
     )]
-    pub tolerance: Option<String>,
+    pub(crate) tolerance: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -241,33 +242,33 @@ pub struct Verify {
     "  clockeye-webhooks send project.created --data @project.json --workspace acme",
     exit_status!()
 ))]
-pub struct SendEvent {
+pub(crate) struct SendEvent {
     #[arg(value_name = "TYPE", help = "the event type, e.g. time_entry.created")]
-    pub event_type: String,
+    pub(crate) event_type: String,
     #[arg(
         long,
         short = 'd',
         value_name = "JSON|@FILE|@-",
         help = "the event's data: JSON text, a file, or stdin"
     )]
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     #[arg(
         long,
         short = 'w',
         value_name = "WORKSPACE",
         help = "the workspace (default: the token's, or default)"
     )]
-    pub workspace: Option<String>,
+    pub(crate) workspace: Option<String>,
     #[arg(
         long,
         value_name = "ID",
         help = "the event id, for idempotency (default: the server picks one)"
     )]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Endpoints {
+pub(crate) enum Endpoints {
     /// list endpoints, newest first
     #[command(after_help = concat!(
         "examples:\n",
@@ -430,7 +431,7 @@ pub enum Endpoints {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Deliveries {
+pub(crate) enum Deliveries {
     /// list deliveries, newest first
     #[command(after_help = concat!(
         "examples:\n",
@@ -443,7 +444,7 @@ pub enum Deliveries {
         endpoint: Option<String>,
         #[arg(long, value_name = "ID", help = "only this event's")]
         event: Option<String>,
-        #[arg(long, value_name = "STATUS", value_parser = ["pending", "delivering", "succeeded", "failed"], help = "only deliveries in this state")]
+        #[arg(long, value_name = "STATUS", value_parser = crate::model::DELIVERY_STATUSES, help = "only deliveries in this state")]
         status: Option<String>,
         #[arg(
             long,
@@ -560,21 +561,21 @@ pub struct PortalLink {
     "  clockeye-webhooks recover ep_3f… --since 2024-01-15T00:00:00Z --until 2024-01-16T00:00:00Z",
     exit_status!()
 ))]
-pub struct Recover {
+pub(crate) struct Recover {
     #[arg(value_name = "ENDPOINT")]
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     #[arg(
         long,
         value_name = "TIME",
         help = "start: RFC 3339 (2024-01-15T10:00:00Z) or a duration ago (2h)"
     )]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     #[arg(
         long,
         value_name = "TIME",
         help = "end (default now): RFC 3339 or a duration ago"
     )]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -585,13 +586,13 @@ pub struct Recover {
     "  clockeye-webhooks completions fish > ~/.config/fish/completions/clockeye-webhooks.fish",
     exit_status!()
 ))]
-pub struct Completions {
+pub(crate) struct Completions {
     #[arg(value_name = "SHELL")]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
@@ -599,7 +600,7 @@ pub enum Shell {
 
 /// The clap command: the derive's, with the help layout every command shares and the top
 /// help's list of commands.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     let command = with_help_template(Cli::command(), "clockeye-webhooks");
     let top = format!(
         "{TOP_HELP}{}\nflags (before or after the command):\n{{options}}\n",
@@ -685,7 +686,7 @@ fn usage_args(command: &clap::Command) -> String {
 
 /// How parsing ended when it did not give a command to run.
 #[derive(Debug)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Help or the version was asked for (or nothing at all): print this on stdout, exit 0.
     Print(String),
     /// A usage error: this one line on stderr, exit 2.
@@ -693,7 +694,7 @@ pub enum Stop {
 }
 
 /// Parses the process's arguments (`args` includes the program name).
-pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Stop> {
+pub(crate) fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Stop> {
     let mut command = command();
     let matches = match command.try_get_matches_from_mut(args) {
         Ok(matches) => matches,
@@ -772,7 +773,7 @@ fn context(error: &clap::Error, kind: ContextKind) -> Option<String> {
 
 /// A clap error as the one line SPEC asks for, naming the flag or value: e.g.
 /// `--retry-schedule: "5x" is not a duration (…)`, `unknown flag --frob (see …)`.
-pub fn error_line(error: &clap::Error, words: &str) -> String {
+pub(crate) fn error_line(error: &clap::Error, words: &str) -> String {
     let see = if words.is_empty() || words == "help" {
         "see clockeye-webhooks --help".to_string()
     } else {

@@ -10,7 +10,7 @@ use crate::catalog;
 
 const PROGRAM: &str = "clockeye-webhooks";
 
-pub fn main(shell: Shell) -> Outcome {
+pub(crate) fn main(shell: Shell) -> Outcome {
     let mut command = with_event_types(args::command());
     let mut script = Vec::new();
     match shell {

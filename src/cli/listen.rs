@@ -17,7 +17,7 @@ use crate::time::{format_rfc3339_millis, now_ms};
 use crate::verify::{Check, Scheme, TOLERANCE_DEFAULT, diagnose};
 
 /// The port `listen` takes when none is given (the service's API is on 7740).
-pub const PORT_DEFAULT: u16 = 7741;
+pub(crate) const PORT_DEFAULT: u16 = 7741;
 /// Threads answering requests; a slow forward target holds one each.
 const THREADS: usize = 4;
 /// The whole forwarded request: connect, send, wait, read.
@@ -47,7 +47,7 @@ struct Settings {
     agent: ureq::Agent,
 }
 
-pub fn main(parsed: &Parsed) -> Outcome {
+pub(crate) fn main(parsed: &Parsed) -> Outcome {
     if !parsed.positionals.is_empty() {
         return Err(usage("listen takes no arguments, only flags"));
     }
@@ -123,7 +123,7 @@ pub fn main(parsed: &Parsed) -> Outcome {
             .http_status_as_error(false)
             .proxy(None)
             // The public web's roots, as the service's own attempts use.
-            .tls_config(crate::worker::tls_config(&[]))
+            .tls_config(crate::engine::worker::tls_config(&[]))
             .build()
             .into(),
     });

@@ -1,9 +1,13 @@
 //! The integrator commands: `listen`, `verify`, `send`, `endpoints …`, `deliveries …`,
-//! `recover`, `workspaces tokens …`, `portal-link`, `completions`. The whole command line is one clap definition (`args.rs`); `run`
-//! hands each parsed command to its module. Exit codes: 0 done (or valid), 1 failed (or
+//! `recover`, `workspaces tokens …`, `portal-link`, `completions`, and the operator's `backup`
+//! and `bench`; `main` parses the whole command line (one clap definition, `args.rs`) and runs
+//! `serve` (`crate::serve`) or the command; `run` hands each integrator command to its module.
+//! Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
-pub mod args;
+pub(crate) mod args;
+pub(crate) mod backup;
+pub(crate) mod bench;
 mod completions;
 mod listen;
 mod remote;
@@ -13,11 +17,13 @@ mod workspaces;
 
 use std::process::ExitCode;
 
-use args::{ClientArgs, Command, Deliveries, Endpoints, Tokens, Workspaces};
+use args::{ClientArgs, Command, Deliveries, Endpoints, Stop, Tokens, Workspaces};
+
+use crate::config::Config;
 
 /// How a command did not succeed.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command line is wrong: exit 2.
     Usage(String),
     /// The command ran and failed (or found the signature invalid): exit 1.
@@ -27,7 +33,7 @@ pub enum Failure {
     Stop(String),
 }
 
-pub type Outcome = Result<(), Failure>;
+pub(crate) type Outcome = Result<(), Failure>;
 
 fn usage(message: impl Into<String>) -> Failure {
     Failure::Usage(message.into())
@@ -37,8 +43,60 @@ fn failed(message: impl Into<String>) -> Failure {
     Failure::Failed(message.into())
 }
 
-/// Runs one integrator command (`serve`, `bench` and `backup` are run by `main.rs`).
-pub fn main(command: Command, client: ClientArgs) -> ExitCode {
+/// The whole command line: parses it and runs the command; the exit code follows SPEC.
+pub(crate) fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = match args::parse(&args) {
+        Ok(parsed) => parsed,
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Stop::Usage(line)) => {
+            eprintln!("clockeye-webhooks: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(command) = parsed.command else {
+        unreachable!("parse answers Stop::Print when no command is given")
+    };
+    match command {
+        Command::Serve(args) => match crate::serve::serve(Config::from(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("clockeye-webhooks: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(options) => match bench::main(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(line) => {
+                eprintln!("clockeye-webhooks bench: {line}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Backup(options) => match backup::run(&options) {
+            Ok(summary) => {
+                println!(
+                    "backup written to {}: {} bytes, {} events, {} deliveries pending",
+                    options.dest.display(),
+                    summary.bytes,
+                    summary.events,
+                    summary.deliveries_pending
+                );
+                ExitCode::SUCCESS
+            }
+            Err(line) => {
+                eprintln!("clockeye-webhooks backup: {line}");
+                ExitCode::FAILURE
+            }
+        },
+        command => client_main(command, parsed.client),
+    }
+}
+
+/// Runs one integrator command (`serve`, `bench` and `backup` are run by `main` above).
+fn client_main(command: Command, client: ClientArgs) -> ExitCode {
     // Like other command-line tools, end quietly when a reader such as `head` closes the pipe
     // (Rust's runtime ignores SIGPIPE, and a failed print would panic).
     #[cfg(unix)]
@@ -221,7 +279,7 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 .client(client),
         ),
         Command::Serve(_) | Command::Bench(_) | Command::Backup(_) | Command::Version => {
-            unreachable!("main.rs runs serve, bench, backup and version")
+            unreachable!("`main` runs serve, bench, backup and version")
         }
     }
 }
@@ -234,8 +292,8 @@ fn non_empty(value: Option<String>) -> Option<String> {
 /// A command's arguments as its module reads them: positional arguments and flag values by
 /// flag name. Made from the typed clap structs in `run`, so the modules need no clap.
 #[derive(Debug, Default)]
-pub struct Parsed {
-    pub positionals: Vec<String>,
+pub(crate) struct Parsed {
+    pub(crate) positionals: Vec<String>,
     values: Vec<(&'static str, String)>,
 }
 
@@ -276,7 +334,7 @@ impl Parsed {
     }
 
     /// The last value given for a flag.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
             .rev()
@@ -285,7 +343,7 @@ impl Parsed {
     }
 
     /// Every value given for a repeatable flag.
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.values
             .iter()
             .filter(|(flag, _)| *flag == name)
@@ -293,19 +351,19 @@ impl Parsed {
             .collect()
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// A flag's value, else an environment variable's.
-    pub fn get_or_env(&self, name: &str, env: &str) -> Option<String> {
+    pub(crate) fn get_or_env(&self, name: &str, env: &str) -> Option<String> {
         self.get(name)
             .map(str::to_string)
             .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
     }
 
     /// A flag that must be given.
-    pub fn required(&self, name: &str, command: &str) -> Result<&str, Failure> {
+    pub(crate) fn required(&self, name: &str, command: &str) -> Result<&str, Failure> {
         self.get(name).ok_or_else(|| {
             usage(format!(
                 "{command} needs --{name} (see clockeye-webhooks {command} --help)"

@@ -9,9 +9,9 @@ use crate::time::{format_duration, now_ms, parse_duration};
 use crate::verify::{Check, Diagnosis, Scheme, Signature, TOLERANCE_DEFAULT, diagnose};
 
 /// Largest body read: the largest event the service can be configured to send, and some.
-pub const BODY_BYTES_MAX: usize = EVENT_BYTES_LIMIT_MAX + 64 * 1024;
+pub(crate) const BODY_BYTES_MAX: usize = EVENT_BYTES_LIMIT_MAX + 64 * 1024;
 
-pub fn main(parsed: &Parsed) -> Outcome {
+pub(crate) fn main(parsed: &Parsed) -> Outcome {
     let secret = parsed
         .get_or_env("secret", "CLOCKEYE_SECRET")
         .ok_or_else(|| {

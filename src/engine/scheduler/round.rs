@@ -1,0 +1,241 @@
+//! A round's writes, in one transaction and in this order: attempt results (with the secret
+//! switch, `retry::after_refused_signature`, and endpoint health), released jobs, lease
+//! renewals and expired leases, ingest commands (each in a savepoint), then claims. Also the
+//! retention prune and the last write at shutdown. Time comes in as arguments: `Now::read` in
+//! `mod.rs` is the scheduler's one clock read.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::decide::{self, Ask};
+use super::{IngestReply, LEASE_RELEASE_BATCH_MAX, PRUNE_BATCH_MAX};
+use crate::engine::dispatch::Dispatcher;
+use crate::engine::retry;
+use crate::error::{Error, Result};
+use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
+use crate::store::{self, Release};
+
+/// What a committed round answers: each ingest command's answer, the claimed jobs, when the
+/// next delivery is due, and the endpoints disabled in this round with why.
+pub(crate) struct RoundOutput {
+    pub(crate) answers: Vec<Result<Vec<StoredEvent>>>,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) next_due_ms: Option<i64>,
+    pub(crate) disabled: Vec<(i64, String)>,
+}
+
+/// One transaction: attempt results, released jobs, lease renewals and expired leases, then
+/// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
+/// command's answer, the claimed jobs, and when the next delivery is due.
+pub(crate) fn write_round(
+    conn: &mut Connection,
+    ingests: &[(Vec<NewEvent>, IngestReply)],
+    results: &[AttemptResult],
+    released: &[Release],
+    claims: &Claims,
+    now: i64,
+) -> Result<RoundOutput> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut disabled = Vec::new();
+    // Endpoints whose health row this round already marked healthy: a run of successes needs
+    // one update, not one per attempt.
+    let mut healthy: Vec<i64> = Vec::new();
+    for result in results {
+        record_attempt(&tx, result, now)?;
+        if !decide::health_write_needed(
+            &mut healthy,
+            result.endpoint_seq,
+            result.outcome.succeeded(),
+        ) {
+            continue;
+        }
+        if let Some(reason) =
+            store::record_endpoint_health(&tx, result, now, claims.disable_after_ms)?
+        {
+            disabled.push((result.endpoint_seq, reason));
+        }
+    }
+    for release in released {
+        store::release_delivery(&tx, release, now)?;
+    }
+    // Renewed before expired leases are released, so a claim held here is never released by
+    // a lease that ran out while the database refused writes.
+    for (delivery_seq, claim) in claims.renew {
+        if !store::renew_lease(&tx, *delivery_seq, *claim, claims.lease_expires_at_ms)? {
+            log::debug!("delivery_seq={delivery_seq}: lease lost; its result will not be written");
+        }
+    }
+    let expired = store::release_expired_leases(&tx, now, LEASE_RELEASE_BATCH_MAX)?;
+    if expired > 0 {
+        log::warn!("{expired} deliveries whose lease ran out went back to pending");
+    }
+    let mut answers = Vec::with_capacity(ingests.len());
+    for (events, _) in ingests {
+        let savepoint = tx.savepoint()?;
+        let stored: Result<Vec<StoredEvent>> = events
+            .iter()
+            .map(|event| store::insert_event(&savepoint, event, now))
+            .collect();
+        match stored {
+            Ok(stored) => {
+                savepoint.commit()?;
+                answers.push(Ok(stored));
+            }
+            Err(error) => {
+                drop(savepoint); // rolls back this command only
+                if error.is_unavailable() {
+                    return Err(error);
+                }
+                answers.push(Err(error));
+            }
+        }
+    }
+    let (jobs, next_due_ms) = claim(&tx, claims, now)?;
+    tx.commit()?;
+    Ok(RoundOutput {
+        answers,
+        jobs,
+        next_due_ms,
+        disabled,
+    })
+}
+
+/// How much a round may claim.
+pub(crate) struct Claims<'a> {
+    /// Most jobs over all endpoints (0: claim nothing, e.g. while shutting down).
+    pub(crate) limit: usize,
+    pub(crate) dispatcher: &'a Dispatcher,
+    /// Jobs claimed ahead per place in an endpoint's window.
+    pub(crate) claimed_per_slot: usize,
+    /// `--disable-after`, in ms.
+    pub(crate) disable_after_ms: i64,
+    /// The lease of what this round claims or renews.
+    pub(crate) lease_expires_at_ms: i64,
+    /// Held claims (delivery seq, claim) whose lease this round renews.
+    pub(crate) renew: &'a [(i64, i64)],
+}
+
+/// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
+/// them with when the next claimable delivery is due (None: nothing pending that may be
+/// claimed; an endpoint at its limit is looked at again when one of its attempts ends).
+pub(crate) fn claim(
+    conn: &Connection,
+    claims: &Claims,
+    now: i64,
+) -> Result<(Vec<Job>, Option<i64>)> {
+    let mut jobs = Vec::new();
+    let mut next_due_ms: Option<i64> = None;
+    if claims.limit == 0 {
+        return Ok((jobs, next_due_ms));
+    }
+    let mut endpoints = store::pending_endpoints(conn)?;
+    decide::claim_order(&mut endpoints, |endpoint_seq| {
+        claims.dispatcher.outstanding(endpoint_seq)
+    });
+    for (endpoint_seq, due_ms) in endpoints {
+        let asked = match decide::ask(
+            due_ms,
+            now,
+            || {
+                claims
+                    .dispatcher
+                    .claim_room(endpoint_seq, claims.claimed_per_slot)
+            },
+            claims.limit - jobs.len(),
+        ) {
+            Ask::NotDue(due_ms) => {
+                next_due_ms = decide::earliest(next_due_ms, due_ms);
+                continue;
+            }
+            Ask::Full => continue,
+            Ask::BudgetSpent => {
+                next_due_ms = Some(now);
+                break;
+            }
+            Ask::Take(asked) => asked,
+        };
+        let claimed = store::claim_due(conn, endpoint_seq, now, asked, claims.lease_expires_at_ms)?;
+        let filled = claimed.len() == asked;
+        jobs.extend(claimed);
+        // What this endpoint still has pending is due later (if its room did not run out first).
+        if !filled && let Some(later_ms) = store::next_due_for_endpoint(conn, endpoint_seq)? {
+            next_due_ms = decide::earliest(next_due_ms, later_ms);
+        }
+    }
+    Ok((jobs, next_due_ms))
+}
+
+/// At shutdown, one last try to keep results whose commit failed; they are otherwise
+/// redelivered after restart, which is allowed (at least once) but wasteful.
+pub(crate) fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult], now_ms: i64) {
+    let dispatcher = Dispatcher::new(1);
+    let claims = Claims {
+        limit: 0,
+        dispatcher: &dispatcher,
+        claimed_per_slot: 0,
+        disable_after_ms: i64::MAX,
+        lease_expires_at_ms: 0,
+        renew: &[],
+    };
+    if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms) {
+        log::warn!(
+            "shutdown: could not record {} attempt results: {error}",
+            results.len()
+        );
+    }
+}
+
+/// Writes a result: the retry policy's decision, or the secret switch when a refused signature
+/// meets a live rotation overlap (`retry::after_refused_signature`); the endpoint's signing
+/// choice changes only if the attempt was written.
+fn record_attempt(tx: &Connection, result: &AttemptResult, now: i64) -> Result<()> {
+    let mut decision = result.decision;
+    let mut sign_with = None;
+    if let Some(rejected) = &result.rejected_secret_sha256 {
+        // An endpoint deleted meanwhile has no secrets; its delivery is gone too.
+        if let Some(secrets) = store::endpoint_secrets(tx, result.endpoint_seq, now)? {
+            let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
+            (decision, sign_with) =
+                retry::after_refused_signature(decision, rejected, &secrets, finished_at_ms);
+        }
+    }
+    if store::record_attempt(tx, result, decision, now)?
+        && let Some(sign_with) = sign_with
+    {
+        store::set_signing_secret(tx, result.endpoint_seq, sign_with)?;
+    }
+    Ok(())
+}
+/// One retention batch in its own transaction, and rotation overlaps that have ended; returns
+/// how many events went (0 on error, which is logged: pruning waits for the next turn; an
+/// ended overlap's secret is unused already, as claims compare its expiry with the clock).
+pub(crate) fn prune(conn: &mut Connection, retention: Duration, now_ms: i64) -> usize {
+    let cutoff_ms = decide::prune_cutoff_ms(retention, now_ms);
+    let pruned = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::from)
+        .and_then(|tx| {
+            let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
+            store::retire_previous_secrets(&tx, now_ms)?;
+            store::prune_expired_access(&tx, now_ms)?;
+            tx.commit()?;
+            Ok(pruned)
+        });
+    match pruned {
+        Ok(pruned) => pruned,
+        Err(error) => {
+            log::warn!("retention: pruning failed, will try again: {error}");
+            0
+        }
+    }
+}
+
+/// A job taken back before any worker started it: `pending` again, due now.
+pub(crate) fn release_now(job: &Job, now_ms: i64) -> Release {
+    Release {
+        delivery_seq: job.delivery_seq,
+        claim: job.claim,
+        due_ms: now_ms,
+    }
+}
