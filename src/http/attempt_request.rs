@@ -69,7 +69,10 @@ pub fn rebuild(conn: &Connection, delivery: &DeliveryRow, number: &str) -> Resul
     let mut headers = vec![
         ("Host".to_string(), host_header(&endpoint.url)),
         ("Content-Type".to_string(), "application/json".to_string()),
-        ("User-Agent".to_string(), crate::engine::worker::user_agent()),
+        (
+            "User-Agent".to_string(),
+            crate::engine::worker::user_agent(),
+        ),
         ("X-ClockEye-Signature".to_string(), clockeye),
         ("X-ClockEye-Event".to_string(), delivery.event_type.clone()),
         ("X-ClockEye-Event-Id".to_string(), event.id.clone()),

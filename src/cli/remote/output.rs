@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(in crate::cli) fn print_value(json: bool, value: &Value, text: impl FnOnce() -> String) -> Outcome {
+pub(in crate::cli) fn print_value(
+    json: bool,
+    value: &Value,
+    text: impl FnOnce() -> String,
+) -> Outcome {
     if json {
         println!("{}", pretty(value));
     } else {
