@@ -45,6 +45,9 @@ pub(crate) struct Config {
     pub(crate) retention: Duration,
     pub(crate) disable_after: Duration,
     pub(crate) log_format: LogFormat,
+    /// Where people reach this service (`https://webhooks.example.com`), for the absolute URLs
+    /// it answers (portal links); None: the request's `Host`.
+    pub(crate) public_url: Option<String>,
 }
 
 impl Config {
@@ -54,8 +57,9 @@ impl Config {
         self.retry_schedule.len() as u32 + 1
     }
 
-    /// One line for the log: every setting, the admin token redacted.
-    pub(crate) fn describe(&self) -> String {
+    /// One line for the log: every setting, the admin token redacted. `stored_admin_token`
+    /// says where the token comes from when no flag set it (kept, or generated just now).
+    pub(crate) fn describe(&self, stored_admin_token: &str) -> String {
         let schedule: Vec<String> = self
             .retry_schedule
             .iter()
@@ -65,13 +69,14 @@ impl Config {
         format!(
             "listen={} db={} admin_token={} workers={} retry_schedule={} attempt_timeout={} \
              endpoint_concurrency={} allow_http={} allow_private_networks={} allow_network={} \
-             ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?}",
+             ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?} \
+             public_url={}",
             self.listen,
             self.db.display(),
             if self.admin_token.is_some() {
                 "[set]"
             } else {
-                "[from database]"
+                stored_admin_token
             },
             self.workers,
             schedule.join(","),
@@ -92,6 +97,7 @@ impl Config {
             format_duration(self.retention),
             format_duration(self.disable_after),
             self.log_format,
+            self.public_url.as_deref().unwrap_or("none"),
         )
     }
 }
@@ -165,6 +171,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CLOCKEYE_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
         value_parser = parse_log_format, help = "stderr log lines: text or json")]
     pub(crate) log_format: LogFormat,
+    #[arg(long, env = "CLOCKEYE_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url,
+        help = "where people reach this service, for portal links' URLs (default: the request's Host)")]
+    pub(crate) public_url: Option<String>,
 }
 
 /// `--retry-schedule`'s steps.
@@ -205,6 +214,7 @@ impl From<ServeArgs> for Config {
             retention: args.retention,
             disable_after: args.disable_after,
             log_format: args.log_format,
+            public_url: args.public_url,
         }
     }
 }
@@ -284,6 +294,22 @@ fn parse_ca_file(value: &str) -> Result<CaFile, String> {
         roots_der: read_certificates(value)?,
         path: PathBuf::from(value),
     })
+}
+
+/// `--public-url`: an http(s) origin, maybe with a path prefix; kept without a trailing `/`.
+fn parse_public_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => {
+            Ok(trimmed.to_string())
+        }
+        _ => Err(format!(
+            "\"{value}\" is not an http(s) URL (example: https://webhooks.example.com)"
+        )),
+    }
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {

@@ -138,6 +138,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         heartbeat_ms: heartbeat_ms.clone(),
         metrics,
         dispatcher: dispatcher.clone(),
+        public_url: config.public_url.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();
@@ -160,7 +161,11 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     );
     log::info!(
         "started: {} recovered_deliveries={recovered}",
-        config.describe()
+        config.describe(if new_admin_token.is_some() {
+            "[generated now, shown once on stdout]"
+        } else {
+            "[from database]"
+        })
     );
 
     let (signal_tx, signal_rx) = bounded(1);
@@ -227,9 +232,14 @@ fn supervise(
     loop {
         select! {
             recv(signal_rx) -> signal => {
+                let name = match signal.ok().flatten() {
+                    Some(signal_hook::consts::SIGTERM) => "SIGTERM".to_string(),
+                    Some(signal_hook::consts::SIGINT) => "SIGINT".to_string(),
+                    Some(other) => format!("signal {other}"),
+                    None => "the signal thread ending".to_string(),
+                };
                 log::info!(
-                    "shutting down on signal {:?}: no new requests; letting attempts in flight finish",
-                    signal.ok().flatten()
+                    "shutting down on {name}: no new requests; letting attempts in flight finish"
                 );
                 break;
             }

@@ -347,6 +347,10 @@ fn every_command_has_help_with_examples() {
         "deliveries show",
         "deliveries retry",
         "recover",
+        "workspaces tokens create",
+        "workspaces tokens list",
+        "workspaces tokens revoke",
+        "portal-link",
         "completions",
     ] {
         assert!(top.stdout.contains(command), "{command} missing: {top:?}");

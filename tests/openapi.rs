@@ -248,6 +248,12 @@ fn every_documented_route_answers_as_documented() {
         None,
     );
     api.call(
+        "GET",
+        "/v1/deliveries/{id}/attempts/{number}/request",
+        &format!("/v1/deliveries/{delivery_id}/attempts/1/request"),
+        None,
+    );
+    api.call(
         "POST",
         "/v1/deliveries/{id}/retry",
         &format!("/v1/deliveries/{delivery_id}/retry"),

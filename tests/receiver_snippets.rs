@@ -1,6 +1,7 @@
-//! The receivers README.md shows (Node, Python, Go) are the files in `tests/receivers/`, and each
-//! runs as a real process: it verifies every delivery of the real service, and rejects a request
-//! signed with another secret or not signed at all.
+//! The receivers README.md shows (Node, Express, Python, Go) are the files in `tests/receivers/`,
+//! and each runs as a real process: it verifies every delivery of the real service, a 200 KiB
+//! event included (Express's default body limit of 100 kB would refuse it with 413), and rejects
+//! a request signed with another secret or not signed at all.
 
 mod util;
 
@@ -25,6 +26,7 @@ fn the_readme_shows_each_receiver_file_exactly() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for (name, fence) in [
         ("receiver.mjs", "```js\n"),
+        ("receiver-express.mjs", "```js\n"),
         ("receiver.py", "```python\n"),
         ("receiver.go", "```go\n"),
     ] {
@@ -49,6 +51,14 @@ fn installed(program: &str) -> bool {
 /// the receiver is the child process; `go run` would leave it behind when killed).
 fn languages(dir: &Path) -> Vec<&'static str> {
     let mut languages = vec!["node", "python"];
+    // Express comes from npm: tests/receivers/package-lock.json, installed by .ci/run.
+    if Path::new(RECEIVERS).join("node_modules/express").is_dir() {
+        languages.push("express");
+    } else if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("express is not installed; .ci/run runs npm ci in tests/receivers");
+    } else {
+        eprintln!("SKIPPED the Express receiver: run npm ci in tests/receivers (.ci/run does)");
+    }
     if installed("go") {
         let build = Command::new("go")
             .arg("build")
@@ -73,6 +83,11 @@ fn receiver_command(language: &str, dir: &Path, secret: &str) -> Command {
         "node" => {
             let mut node = Command::new("node");
             node.arg(Path::new(RECEIVERS).join("receiver.mjs"));
+            node
+        }
+        "express" => {
+            let mut node = Command::new("node");
+            node.arg(Path::new(RECEIVERS).join("receiver-express.mjs"));
             node
         }
         "python" => {
@@ -113,6 +128,15 @@ fn each_receiver_verifies_real_deliveries_and_rejects_bad_signatures() {
     ] {
         accepted.push(service.send_sample(event_type, json!({})));
     }
+    // Events are up to 256 KiB: one of 200 KiB must get through every receiver.
+    let mut large = clockeye_webhooks::catalog::sample("time_entry.created").unwrap();
+    large["description"] = json!("x".repeat(200 * 1024));
+    let (status, answer) = service.post(
+        "/v1/events",
+        &json!({"type": "time_entry.created", "data": large}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    accepted.push(answer);
     for (language, process, _, _) in &receivers {
         for event in &accepted {
             let id = event["id"].as_str().unwrap();

@@ -221,7 +221,7 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token() {
     assert_eq!(status, 201, "{link}");
     let code = link["code"].as_str().unwrap().to_string();
     assert!(code.starts_with("cew_pl_"), "{link}");
-    assert_eq!(link["url"], format!("/#code={code}"));
+    assert_eq!(link["url"], format!("{}/#code={code}", service.base));
     let exchange = |code: &str| {
         let body = json!({ "code": code }).to_string();
         service.request("POST", "/v1/portal/session", None, Some(body.as_bytes()))

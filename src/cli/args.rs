@@ -110,6 +110,11 @@ pub(crate) enum Command {
     Deliveries(Deliveries),
     /// re-send an endpoint's failed deliveries created in a time window
     Recover(Recover),
+    /// commands for a workspace's tokens: create, list, revoke (admin token)
+    #[command(subcommand)]
+    Workspaces(Workspaces),
+    /// a single-use link that opens the dashboard signed in as a workspace (admin token)
+    PortalLink(PortalLink),
     /// print a shell completion script
     Completions(Completions),
     /// print the version
@@ -122,10 +127,31 @@ pub(crate) enum Command {
     "examples:\n",
     "  clockeye-webhooks listen --secret whsec_…\n",
     "  clockeye-webhooks listen --port 0 --secret \"$SECRET\" --forward-to http://localhost:3000/webhooks\n",
+    "  clockeye-webhooks listen --register --token \"$TOKEN\"   # a temporary endpoint for this listener\n",
     "  clockeye-webhooks endpoints add http://127.0.0.1:7741/ --events '*'   # then send events",
     exit_status!()
 ))]
 pub(crate) struct Listen {
+    #[arg(
+        long,
+        help = "add a temporary endpoint pointing at this listener (its secret verifies), removed when listen stops; the service must allow http:// and 127.0.0.1 (serve --allow-http --allow-network 127.0.0.0/8)"
+    )]
+    pub register: bool,
+    #[arg(
+        long,
+        value_name = "TYPES",
+        requires = "register",
+        help = "with --register: the event types, comma-separated (default: all)"
+    )]
+    pub events: Option<String>,
+    #[arg(
+        long,
+        short = 'w',
+        value_name = "WORKSPACE",
+        requires = "register",
+        help = "with --register: the endpoint's workspace (admin token; default: the token's own)"
+    )]
+    pub workspace: Option<String>,
     #[arg(
         long,
         short = 'p',
@@ -444,10 +470,21 @@ pub(crate) enum Deliveries {
         ids: bool,
     },
     /// one delivery with its attempts
-    #[command(after_help = concat!("examples:\n  clockeye-webhooks deliveries show dlv_7c…", exit_status!()))]
+    #[command(after_help = concat!(
+        "examples:\n",
+        "  clockeye-webhooks deliveries show dlv_7c…\n",
+        "  clockeye-webhooks deliveries show dlv_7c… --request 2   # the headers and body attempt 2 sent",
+        exit_status!()
+    ))]
     Show {
         #[arg(value_name = "ID")]
         id: String,
+        #[arg(
+            long,
+            value_name = "N",
+            help = "print what attempt N sent instead: its headers (no secret; extra headers' values masked) and body"
+        )]
+        request: Option<String>,
     },
     /// send deliveries again now (ids as arguments, or - to read them from stdin); progress on stderr
     #[command(after_help = concat!(
@@ -460,6 +497,61 @@ pub(crate) enum Deliveries {
         #[arg(value_name = "ID...|-")]
         ids: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Workspaces {
+    /// commands for a workspace's tokens: create, list, revoke
+    #[command(subcommand)]
+    Tokens(Tokens),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Tokens {
+    /// a new token for a workspace; shown once
+    #[command(after_help = concat!(
+        "examples:\n",
+        "  clockeye-webhooks workspaces tokens create acme --description \"Acme's integration\"",
+        exit_status!()
+    ))]
+    Create {
+        #[arg(value_name = "WORKSPACE")]
+        workspace: String,
+        #[arg(long, short = 'd', value_name = "TEXT", help = "what the token is for")]
+        description: Option<String>,
+    },
+    /// a workspace's tokens (never the tokens themselves)
+    #[command(after_help = concat!("examples:\n  clockeye-webhooks workspaces tokens list acme", exit_status!()))]
+    List {
+        #[arg(value_name = "WORKSPACE")]
+        workspace: String,
+    },
+    /// revoke tokens of a workspace; whoever uses one is refused at their next request
+    #[command(after_help = concat!("examples:\n  clockeye-webhooks workspaces tokens revoke acme tok_3f…", exit_status!()))]
+    Revoke {
+        #[arg(value_name = "WORKSPACE")]
+        workspace: String,
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = concat!(
+    "examples:\n",
+    "  clockeye-webhooks portal-link acme\n",
+    "  clockeye-webhooks portal-link acme --expires-in 15m",
+    exit_status!()
+))]
+pub struct PortalLink {
+    #[arg(value_name = "WORKSPACE")]
+    pub workspace: String,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        help = "the link works once, within this time (default 1h, at most 24h)"
+    )]
+    pub expires_in: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -540,7 +632,20 @@ fn summary(command: &clap::Command) -> String {
         }
         if sub.has_subcommands() {
             for leaf in sub.get_subcommands() {
-                lines.push((format!("{} {}", sub.get_name(), usage_args(leaf)), leaf));
+                // Two levels at most: `workspaces tokens create WORKSPACE`.
+                if leaf.has_subcommands() {
+                    for deeper in leaf.get_subcommands() {
+                        let words = format!(
+                            "{} {} {}",
+                            sub.get_name(),
+                            leaf.get_name(),
+                            usage_args(deeper)
+                        );
+                        lines.push((words, deeper));
+                    }
+                } else {
+                    lines.push((format!("{} {}", sub.get_name(), usage_args(leaf)), leaf));
+                }
             }
         } else {
             lines.push((usage_args(sub), sub));
@@ -599,7 +704,7 @@ pub(crate) fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Stop> {
         // The global flags are accepted everywhere by clap; only some commands use them.
         let uses: &[&str] = match name {
             "serve" | "bench" | "backup" | "verify" | "completions" | "version" => &[],
-            "listen" => &["json"],
+            "listen" => &["server", "token", "json"],
             _ => &["server", "token", "json"],
         };
         for flag in ["server", "token", "json"] {

@@ -1,6 +1,8 @@
 //! `listen`: a local receiver on 127.0.0.1 for people building one. Prints a line per webhook
 //! (type, event id, attempt, whether the signature verified) and answers, or forwards the request
-//! (same body bytes and headers) and relays the answer. Runs until interrupted.
+//! (same body bytes and headers) and relays the answer. Runs until interrupted. With
+//! `--register` it first adds a temporary endpoint pointing at itself (as `stripe listen` does),
+//! verifies with that endpoint's secret, and removes the endpoint when interrupted.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -80,8 +82,38 @@ pub(crate) fn main(parsed: &Parsed) -> Outcome {
             "--status and --forward-to do not go together: a forwarded webhook gets the target's answer",
         ));
     }
+    if parsed.has("register") && parsed.has("secret") {
+        return Err(usage(
+            "--register and --secret do not go together: the registered endpoint's own secret is used",
+        ));
+    }
+    let addr = format!("127.0.0.1:{port}");
+    let listener = TcpListener::bind(&addr).map_err(|e| {
+        failed(format!(
+            "cannot listen on {addr}: {e} (pick another port with --port, or 0 for any free one)"
+        ))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?;
+    // The signals are caught before the endpoint exists, so a Ctrl-C at any moment after it
+    // was added still removes it.
+    let registered = if parsed.has("register") {
+        let signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])
+        .map_err(|e| failed(format!("cannot watch for Ctrl-C: {e}")))?;
+        Some((register(parsed, bound.port())?, signals))
+    } else {
+        None
+    };
+    let secret = match &registered {
+        Some((registered, _)) => Some(registered.secret.clone()),
+        None => parsed.get_or_env("secret", "CLOCKEYE_SECRET"),
+    };
     let settings = Arc::new(Settings {
-        secret: parsed.get_or_env("secret", "CLOCKEYE_SECRET"),
+        secret,
         forward_to,
         status,
         json: parsed.has("json"),
@@ -96,15 +128,6 @@ pub(crate) fn main(parsed: &Parsed) -> Outcome {
             .into(),
     });
 
-    let addr = format!("127.0.0.1:{port}");
-    let listener = TcpListener::bind(&addr).map_err(|e| {
-        failed(format!(
-            "cannot listen on {addr}: {e} (pick another port with --port, or 0 for any free one)"
-        ))
-    })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?;
     let server = Arc::new(
         tiny_http::Server::from_listener(listener, None)
             .map_err(|e| failed(format!("cannot listen on {addr}: {e}")))?,
@@ -113,7 +136,13 @@ pub(crate) fn main(parsed: &Parsed) -> Outcome {
     if let Some(url) = &settings.forward_to {
         eprintln!("forwarding each webhook to {url}");
     }
-    if settings.secret.is_none() {
+    if let Some((registered, signals)) = registered {
+        eprintln!(
+            "registered endpoint {} for http://{bound}/ (its secret verifies each webhook); it is removed when listen stops",
+            registered.id
+        );
+        remove_on_signal(registered, signals)?;
+    } else if settings.secret.is_none() {
         eprintln!("no --secret: signatures are not checked");
     }
     let mut threads = Vec::new();
@@ -187,6 +216,9 @@ fn handle(mut request: tiny_http::Request, settings: &Settings) {
             "status": answer.status,
             "forwarded": settings.forward_to.is_some() && answer.problem.is_none(),
             "error": answer.problem,
+            "headers": headers.iter().map(|(name, value)| json!([name, value])).collect::<Vec<_>>(),
+            // The body as received; JSON events are UTF-8 (anything else is shown lossily).
+            "body": String::from_utf8_lossy(&body),
         });
         println!("{line}");
     } else {
@@ -326,4 +358,88 @@ fn forward(
         },
         Err(error) => Answer::refused(502, &format!("forward failed: {url}: {error}")),
     }
+}
+
+/// The temporary endpoint of `listen --register`.
+struct Registered {
+    client: super::remote::Client,
+    id: String,
+    secret: String,
+}
+
+/// Adds an endpoint for `http://127.0.0.1:PORT/` (all event types unless `--events`).
+fn register(parsed: &Parsed, port: u16) -> Result<Registered, super::Failure> {
+    let client = super::remote::Client::new(parsed)?;
+    let url = format!("http://127.0.0.1:{port}/");
+    let events: Vec<&str> = match parsed.get("events") {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect(),
+        None => vec!["*"],
+    };
+    if events.is_empty() {
+        return Err(usage(
+            "--events: name at least one event type, or leave it out for all",
+        ));
+    }
+    let mut body = json!({
+        "url": url,
+        "events": events,
+        "description": "clockeye-webhooks listen (temporary: removed when it stops)",
+    });
+    if let Some(workspace) = parsed.get("workspace") {
+        body["workspace_id"] = workspace.into();
+    }
+    let endpoint = client
+        .call("POST", "/v1/endpoints", Some(&body))
+        .map_err(|failure| match failure {
+            super::Failure::Failed(message) if message.contains("field: url") => failed(format!(
+                "{message}; --register needs a development server that delivers to this machine: \
+             clockeye-webhooks serve --allow-http --allow-network 127.0.0.0/8"
+            )),
+            other => other,
+        })?;
+    match (endpoint["id"].as_str(), endpoint["secret"].as_str()) {
+        (Some(id), Some(secret)) => Ok(Registered {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            client,
+        }),
+        _ => Err(failed(format!(
+            "the server answered no endpoint id and secret: {endpoint}"
+        ))),
+    }
+}
+
+/// On SIGINT or SIGTERM: removes the registered endpoint, then ends the process (exit 0, or 1
+/// when the endpoint could not be removed, saying which to remove by hand).
+fn remove_on_signal(
+    registered: Registered,
+    mut signals: signal_hook::iterator::Signals,
+) -> Outcome {
+    std::thread::Builder::new()
+        .name("listen-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
+            }
+            let path = format!("/v1/endpoints/{}", super::remote::segment(&registered.id));
+            match registered.client.call("DELETE", &path, None) {
+                Ok(_) => {
+                    eprintln!("removed endpoint {}", registered.id);
+                    std::process::exit(0);
+                }
+                Err(super::Failure::Failed(message) | super::Failure::Stop(message) | super::Failure::Usage(message)) => {
+                    eprintln!(
+                        "clockeye-webhooks: could not remove endpoint {}: {message} (remove it with: clockeye-webhooks endpoints remove {})",
+                        registered.id, registered.id
+                    );
+                    std::process::exit(1);
+                }
+            }
+        })
+        .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
+    Ok(())
 }

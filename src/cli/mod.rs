@@ -1,7 +1,8 @@
 //! The integrator commands: `listen`, `verify`, `send`, `endpoints …`, `deliveries …`,
-//! `recover`, `completions`, and the operator's `backup` and `bench`; `main` parses the whole
-//! command line (one clap definition, `args.rs`) and runs `serve` (`crate::serve`) or the
-//! command; `run` hands each integrator command to its module. Exit codes: 0 done (or valid), 1 failed (or
+//! `recover`, `workspaces tokens …`, `portal-link`, `completions`, and the operator's `backup`
+//! and `bench`; `main` parses the whole command line (one clap definition, `args.rs`) and runs
+//! `serve` (`crate::serve`) or the command; `run` hands each integrator command to its module.
+//! Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
 pub(crate) mod args;
@@ -10,11 +11,13 @@ pub(crate) mod bench;
 mod completions;
 mod listen;
 mod remote;
+mod request;
 mod verify;
+mod workspaces;
 
 use std::process::ExitCode;
 
-use args::{ClientArgs, Command, Deliveries, Endpoints, Stop};
+use args::{ClientArgs, Command, Deliveries, Endpoints, Stop, Tokens, Workspaces};
 
 use crate::config::Config;
 
@@ -118,7 +121,6 @@ fn client_main(command: Command, client: ClientArgs) -> ExitCode {
 }
 
 fn run(command: Command, client: ClientArgs) -> Outcome {
-    let json = client.json;
     let remote = |name: &str, parsed: Parsed| remote::main(name, &parsed.client(client.clone()));
     match command {
         Command::Listen(listen) => listen::main(
@@ -127,7 +129,10 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 .value("secret", non_empty(listen.secret))
                 .value("forward-to", listen.forward_to)
                 .value("status", listen.status)
-                .switch("json", json),
+                .switch("register", listen.register)
+                .value("events", listen.events)
+                .value("workspace", listen.workspace)
+                .client(client.clone()),
         ),
         Command::Verify(verify) => verify::main(
             &Parsed::new(verify.body.into_iter().collect())
@@ -236,7 +241,10 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                     .switch("all", all)
                     .switch("ids", ids),
             ),
-            Deliveries::Show { id } => remote("deliveries show", Parsed::new(vec![id])),
+            Deliveries::Show { id, request } => remote(
+                "deliveries show",
+                Parsed::new(vec![id]).value("request", request),
+            ),
             Deliveries::Retry { ids } => remote("deliveries retry", Parsed::new(ids)),
         },
         Command::Recover(recover) => remote(
@@ -244,6 +252,31 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
             Parsed::new(vec![recover.endpoint])
                 .value("since", recover.since)
                 .value("until", recover.until),
+        ),
+        Command::Workspaces(Workspaces::Tokens(tokens)) => match tokens {
+            Tokens::Create {
+                workspace,
+                description,
+            } => workspaces::main(
+                "workspaces tokens create",
+                &Parsed::new(vec![workspace])
+                    .value("description", description)
+                    .client(client),
+            ),
+            Tokens::List { workspace } => workspaces::main(
+                "workspaces tokens list",
+                &Parsed::new(vec![workspace]).client(client),
+            ),
+            Tokens::Revoke { workspace, ids } => workspaces::main(
+                "workspaces tokens revoke",
+                &Parsed::new([vec![workspace], ids].concat()).client(client),
+            ),
+        },
+        Command::PortalLink(link) => workspaces::main(
+            "portal-link",
+            &Parsed::new(vec![link.workspace])
+                .value("expires-in", link.expires_in)
+                .client(client),
         ),
         Command::Serve(_) | Command::Bench(_) | Command::Backup(_) | Command::Version => {
             unreachable!("`main` runs serve, bench, backup and version")

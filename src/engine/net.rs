@@ -530,6 +530,17 @@ pub(crate) fn check_endpoint_url(
     if url.len() > 2048 {
         return Err("url is longer than 2048 characters".into());
     }
+    if url.trim().is_empty() {
+        return Err(
+            "url is required: an https:// address such as https://example.com/webhooks".into(),
+        );
+    }
+    // `example.com/hooks`: a host and path without a scheme.
+    if !url.contains("://") && !url.contains(char::is_whitespace) {
+        return Err(format!(
+            "\"{url}\" has no scheme: add https:// in front (https://{url})"
+        ));
+    }
     let uri: Uri = url
         .parse()
         .map_err(|_| format!("\"{url}\" is not a valid URL"))?;
@@ -537,6 +548,7 @@ pub(crate) fn check_endpoint_url(
         Some("https") => {}
         Some("http") if allow_http => {}
         Some("http") => return Err("url must use https:// (http:// needs --allow-http)".into()),
+        _ if allow_http => return Err("url must start with https:// or http://".into()),
         _ => return Err("url must start with https://".into()),
     }
     let authority = uri
@@ -698,6 +710,11 @@ mod tests {
             ("https://[::ffff:0:7f00:1]/", "not public"),
             ("https://100.64.0.1/", "not public"),
             ("not a url", "not a valid URL"),
+            (
+                "example.com/hooks",
+                "add https:// in front (https://example.com/hooks)",
+            ),
+            ("", "url is required"),
         ];
         for (url, expected) in refused {
             let error = check_endpoint_url(url, false, &strict, "ws").unwrap_err();

@@ -33,10 +33,37 @@ impl Api {
             endpoint_id: query.get("endpoint_id"),
             event_id: query.get("event_id"),
             status,
+            event_type: query.get("type"),
+            since_ms: query_time(query, "since")?,
+            until_ms: query_time(query, "until")?,
         };
         let rows = store::deliveries(&self.conn, &filter, before, limit + 1).map_err(internal)?;
         Ok((200, page(rows, limit, |r| r.seq, delivery_json)))
     }
+}
+
+/// An RFC 3339 time in the query (`?since=`), as unix milliseconds.
+fn query_time(query: &Query, name: &str) -> Result<Option<i64>, Problem> {
+    match query.get(name) {
+        None | Some("") => Ok(None),
+        Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
+            Problem::new(
+                400,
+                "invalid_query",
+                format!("{name} must be an RFC 3339 time such as 2024-01-15T10:30:00Z"),
+            )
+            .at(name)
+        }),
+    }
+}
+
+/// `GET /v1/deliveries/{id}/attempts/{number}/request`: what that attempt sent (rebuilt).
+pub(crate) fn attempt_request(api: &Api, access: &Access, call: &mut Call<'_>) -> Answer {
+    let delivery = api.find_delivery(access, call.param("id"))?;
+    Ok((
+        200,
+        super::attempt_request::rebuild(&api.conn, &delivery, call.param("number"))?,
+    ))
 }
 
 /// `GET /v1/deliveries`.

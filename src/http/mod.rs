@@ -5,6 +5,7 @@
 //! the resource's file (`events`, `endpoints`, `endpoint_actions`, `deliveries`, `workspaces`,
 //! `system`), which answers JSON through `views.rs` or a `Problem` (`problem.rs`).
 
+pub(crate) mod attempt_request;
 pub(crate) mod auth;
 pub(crate) mod dashboard;
 pub(crate) mod deliveries;
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// Where the endpoints' windows live (shown in endpoints and `/metrics`).
     pub(crate) dispatcher: Arc<Dispatcher>,
+    /// `--public-url`: the start of the absolute URLs the API answers (portal links).
+    pub(crate) public_url: Option<String>,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.

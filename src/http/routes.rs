@@ -164,6 +164,12 @@ pub(crate) static ROUTES: &[Route] = &[
         doc: ops::get_deliveries_id,
     },
     Route {
+        method: "GET",
+        path: "/v1/deliveries/{id}/attempts/{number}/request",
+        handler: Token(deliveries::attempt_request),
+        doc: ops::get_deliveries_id_attempts_number_request,
+    },
+    Route {
         method: "POST",
         path: "/v1/deliveries/{id}/retry",
         handler: Token(deliveries::retry),

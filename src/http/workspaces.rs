@@ -69,7 +69,7 @@ impl Api {
     /// `POST /v1/workspaces/{ws}/portal-links {expires_in?}`: a single-use code, short-lived,
     /// that the dashboard exchanges for a portal session. The link carries the code, never a
     /// token: a browser's history keeps it, but once used or expired it opens nothing.
-    pub(crate) fn create_portal_link(&self, workspace: &str, body: &str) -> Answer {
+    pub(crate) fn create_portal_link(&self, workspace: &str, body: &str, base: &str) -> Answer {
         let workspace =
             ingest::check_id(Some(&Value::from(workspace)), "workspace_id")?.expect("given");
         let input = parse_optional_object(body)?;
@@ -126,7 +126,7 @@ impl Api {
                 "code": code,
                 "workspace_id": workspace,
                 "expires_at": format_rfc3339_millis(expires_at_ms),
-                "url": format!("/#code={code}"),
+                "url": format!("{base}/#code={code}"),
             }),
         ))
     }
@@ -195,8 +195,32 @@ pub(crate) fn delete_token(api: &Api, call: &mut Call<'_>) -> Answer {
 
 /// `POST /v1/workspaces/{workspace}/portal-links` (admin).
 pub(crate) fn create_portal_link(api: &Api, call: &mut Call<'_>) -> Answer {
+    let base = public_base(api, call.request);
     let body = call.body(REQUEST_BYTES_MAX)?;
-    api.create_portal_link(call.param("workspace"), &body)
+    api.create_portal_link(call.param("workspace"), &body, &base)
+}
+
+/// The start of an absolute URL to this service: `--public-url`, else `http://` + the
+/// request's `Host` (a proxy that ends TLS should be named with `--public-url`).
+fn public_base(api: &Api, request: &Request) -> String {
+    if let Some(url) = &api.shared.public_url {
+        return url.clone();
+    }
+    let host = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .map(|h| h.value.as_str().trim().to_string())
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        });
+    match host {
+        Some(host) => format!("http://{host}"),
+        None => String::new(),
+    }
 }
 
 /// `POST /v1/portal/session` (no token).

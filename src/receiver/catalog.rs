@@ -28,6 +28,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// `an integer …`, `an RFC 3339 …`, `a date …`: the description after "must be".
+    pub fn with_article(self) -> String {
+        let text = self.describe();
+        let vowel = text.starts_with(['a', 'e', 'i', 'o', 'u']) || text.starts_with("RFC");
+        format!("{} {text}", if vowel { "an" } else { "a" })
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Kind::Text => "string",
@@ -203,8 +210,8 @@ pub fn validate(event_type: &EventType, data: &Value) -> Result<(), FieldProblem
         if !fits(*kind, value) {
             return Err(FieldProblem {
                 message: format!(
-                    "{field} must be a {}, got {}",
-                    kind.describe(),
+                    "{field} must be {}, got {}",
+                    kind.with_article(),
                     shorten(value)
                 ),
                 field,

@@ -379,6 +379,11 @@ pub(crate) struct DeliveryFilter<'a> {
     pub(crate) endpoint_id: Option<&'a str>,
     pub(crate) event_id: Option<&'a str>,
     pub(crate) status: Option<&'a str>,
+    /// Only deliveries of events of this type.
+    pub(crate) event_type: Option<&'a str>,
+    /// Only deliveries created at or after / before these times (unix ms).
+    pub(crate) since_ms: Option<i64>,
+    pub(crate) until_ms: Option<i64>,
 }
 
 pub(crate) fn deliveries(
@@ -416,6 +421,9 @@ pub(crate) fn deliveries_query(
         filter.event_id.map(String::from),
     );
     sql.add("d.status = ?", filter.status.map(String::from));
+    sql.add("ev.type = ?", filter.event_type.map(String::from));
+    sql.add("d.created_at_ms >= ?", filter.since_ms);
+    sql.add("d.created_at_ms < ?", filter.until_ms);
     sql.add("d.seq < ?", Some(before_seq));
     sql.finish(DELIVERY_SELECT, "ORDER BY d.seq DESC", limit)
 }

@@ -41,6 +41,7 @@ fn every_workspace_list_uses_an_index() {
                     endpoint_id,
                     event_id,
                     status,
+                    ..DeliveryFilter::default()
                 };
                 let (sql, values) = deliveries_query(&filter, i64::MAX, 51);
                 plans.push((sql.clone(), query_plan(&conn, &sql, &values)));

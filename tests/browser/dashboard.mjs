@@ -6,7 +6,6 @@
 //   WORKSPACE_ID      a workspace, WORKSPACE_TOKEN a token of it and WORKSPACE_TOKEN_ID its id
 //   OTHER_ENDPOINT_ID an endpoint of another workspace (the workspace token must not see it),
 //                     and OTHER_ENDPOINT_URL its URL
-//   SCREENSHOTS_DIR   optional: write the README's screenshots there (UPDATE_SCREENSHOTS=1)
 //   CHROMIUM          optional: the browser (default /usr/bin/chromium)
 // Any page error or console error fails the run, except the browser's own line for an API call
 // answered 4xx, which the steps below provoke on purpose and check is shown in words.
@@ -30,10 +29,11 @@ const WORKSPACE_TOKEN = env('WORKSPACE_TOKEN');
 const WORKSPACE_TOKEN_ID = env('WORKSPACE_TOKEN_ID');
 const OTHER_ENDPOINT_ID = env('OTHER_ENDPOINT_ID');
 const OTHER_ENDPOINT_URL = env('OTHER_ENDPOINT_URL');
-const SCREENSHOTS = process.env.SCREENSHOTS_DIR || null;
 /** Longest any one wait may take; deliveries to loopback take milliseconds. */
 const WAIT_MS = 15000;
 const XSS = '<img src=x onerror="window.__xss=1">Payroll <b>sync</b>';
+/** An extra header's value: a credential, which must never be shown once saved. */
+const BASIC = 'Basic cGF5cm9sbDpzM2NyZXQ=';
 
 const problems = [];
 /** A console error a step provokes on purpose (a pattern), or null. */
@@ -63,11 +63,6 @@ async function step(name, action) {
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
-}
-
-async function shot(page, name, options) {
-  if (!SCREENSHOTS) return;
-  await page.screenshot(Object.assign({ path: join(SCREENSHOTS, name), animations: 'disabled' }, options || {}));
 }
 
 /** The page fits its width: nothing scrolls sideways. */
@@ -103,7 +98,6 @@ try {
   await step('a wrong token is refused in words next to the token field', async () => {
     await page.goto(`${BASE}/`);
     await page.locator('#sign-in').waitFor();
-    await shot(page, 'dashboard-sign-in.png');
     await page.fill('#token', 'not-the-token-0000000000');
     await page.click('#sign-in button[type=submit]');
     await page.locator('#error-token', { hasText: 'not valid' }).waitFor();
@@ -145,7 +139,12 @@ try {
     await page.fill('#description', XSS);
     await page.check('#event-user\\.invited');
     await page.fill('#workspace_id', WORKSPACE_ID);
-    await shot(page, 'dashboard-add-endpoint.png', { fullPage: true });
+    // An extra header: a value without a name is refused in words first.
+    await page.click('#add-header');
+    await page.fill('#header-rows .header-value', BASIC);
+    await page.click('#endpoint-form button[type=submit]');
+    await page.locator('#error-headers', { hasText: 'needs a name' }).waitFor();
+    await page.fill('#header-rows .header-name', 'Authorization');
     await page.click('#endpoint-form button[type=submit]');
     await page.locator('#new-secret').waitFor();
     secret = await page.textContent('#new-secret');
@@ -154,6 +153,8 @@ try {
     const stored = (await apiCall('GET', `/v1/endpoints/${endpointId}`, ADMIN_TOKEN)).body;
     check(JSON.stringify(stored.events) === '["time_entry.created","user.invited"]', `events ${JSON.stringify(stored.events)}`);
     check(stored.workspace_id === WORKSPACE_ID, `workspace ${stored.workspace_id}`);
+    check(JSON.stringify(Object.keys(stored.headers)) === '["Authorization"]', `headers ${JSON.stringify(stored.headers)}`);
+    check(!(await page.textContent('main')).includes(BASIC), 'the header value is not shown');
   });
 
   await step('a description with markup is shown as text, not run', async () => {
@@ -194,6 +195,26 @@ try {
     await failed.locator('.attempt', { hasText: 'HTTP 500' }).first().waitFor();
     check(await failed.locator('.attempt').count() === 2, 'both scheduled attempts are listed');
     check(await failed.locator('.excerpt').first().textContent() === '<h1>database is down</h1>', 'the response excerpt, as text');
+    // The request as sent: the headers the receiver got (secrets never), the body bytes.
+    await failed.locator('.attempt').first().locator('button.show-request').click();
+    const request = failed.locator('.attempt').first().locator('.request');
+    await request.waitFor();
+    const headers = Object.fromEntries(await request.locator('.headers-table tr').evaluateAll((rows) => rows.map((row) => [row.cells[0].textContent, row.cells[1].textContent])));
+    check(headers['X-ClockEye-Attempt'] === '1', `X-ClockEye-Attempt: ${headers['X-ClockEye-Attempt']}`);
+    check(/^sha256=[0-9a-f]{64}$/.test(headers['X-ClockEye-Signature']), `X-ClockEye-Signature: ${headers['X-ClockEye-Signature']}`);
+    check(/^v1,/.test(headers['webhook-signature']), `webhook-signature: ${headers['webhook-signature']}`);
+    check(headers['X-ClockEye-Delivery'] === failedId, 'the delivery id');
+    check(headers.Authorization === '[masked]', `the extra header is masked: ${headers.Authorization}`);
+    const started = new Date(await failed.locator('.attempt').first().locator('time').getAttribute('datetime')).getTime();
+    check(headers['webhook-timestamp'] === String(Math.floor(started / 1000)), 'the timestamp is the attempt\'s start second');
+    const sentBody = await request.locator('.body-sent').textContent();
+    check(sentBody.startsWith('{"id":"') && sentBody.includes('"description":"fail-me"'), `the body as sent: ${sentBody}`);
+    check(headers['Content-Length'] === String(Buffer.byteLength(sentBody)), 'its length in bytes');
+    check(!(await request.textContent()).includes('whsec_') && !(await page.textContent('main')).includes(BASIC), 'no secret in the request shown');
+    // Times are relative, with the absolute time and its zone on hover.
+    const title = await failed.locator('.attempt time').first().getAttribute('title');
+    check(/ago|just now/.test(await failed.locator('.attempt time').first().textContent()), 'a relative time');
+    check(/[A-Z]{2,}|GMT|[+-]\d/.test(title), `the hover text has a zone: ${title}`);
     // Shown only failed ones: while it goes out again the list's filter no longer holds it,
     // and the row still follows it to its end.
     await page.selectOption('#delivery-status', 'failed');
@@ -210,7 +231,6 @@ try {
     await page.locator('#chart svg rect.bar-failed').first().waitFor();
     await page.locator('#chart-summary', { hasText: '1 failed' }).waitFor();
     await fitsWidth(page, 'the endpoint page on a desktop');
-    await shot(page, 'dashboard-endpoint.png', { fullPage: true });
   });
 
   await step('the secret is revealed on request and rotated', async () => {
@@ -230,9 +250,30 @@ try {
     await page.locator('#previous-secret').waitFor();
     check(await page.textContent('#secret') === overlapping, 'the new secret signs');
     check(await page.textContent('#previous-secret') === secret, 'and the previous one still does');
-    // A leaked secret: rotate again without overlap.
+    // The heading says until when the old one signs, without a reload.
+    check(await page.locator('#previous-secret-until time').isVisible(), 'the heading shows until when the old secret signs');
+    // A receiver that still checks the old secret refuses the first attempt: the next goes at
+    // once with the other secret, and the attempt says so in words.
+    const refused = await apiCall('POST', '/v1/events', ADMIN_TOKEN, {
+      type: 'time_entry.created', workspace_id: WORKSPACE_ID,
+      data: { id: 'te_rot', user_id: 'usr_1', project_id: 'prj_1', start_time: '2024-01-15T09:00:00Z', duration: 60, description: 'rotate-me' },
+    });
+    check(refused.status === 202, `sending an event: ${refused.status}`);
+    const switched = refused.body.deliveries[0].id;
+    await page.click('#deliveries-section button:text("Refresh")');
+    const row = page.locator(`details.delivery[data-delivery-id="${switched}"][data-status="succeeded"]`);
+    await row.waitFor();
+    await row.locator('summary').click();
+    await row.locator('.attempt', { hasText: 'HTTP 401' }).locator('.explain', { hasText: 'went at once signed with the other one' }).waitFor();
+    await row.locator('.attempt', { hasText: 'HTTP 200' }).waitFor();
+    // A leaked secret: rotating without overlap asks first, as it cannot be undone.
     await page.selectOption('#overlap', '0s');
     await page.click('#rotate-secret');
+    await page.locator('#confirm[open]', { hasText: 'cannot be undone' }).waitFor();
+    await page.click('#confirm-cancel');
+    check(await page.textContent('#rotated-secret') === overlapping, 'cancel rotates nothing');
+    await page.click('#rotate-secret');
+    await page.click('#confirm-ok');
     await page.waitForFunction((old) => document.querySelector('#rotated-secret')?.textContent !== old, overlapping);
     const rotated = await page.textContent('#rotated-secret');
     check(rotated.startsWith('whsec_') && rotated !== overlapping, 'another new secret');
@@ -241,6 +282,7 @@ try {
     await page.locator('#secret').waitFor();
     check(await page.textContent('#secret') === rotated, 'revealing now shows the new secret');
     check(await page.locator('#previous-secret').count() === 0, 'no overlap after a 0s rotation');
+    check(await page.locator('#previous-secret-until').isHidden(), 'the heading no longer names an old secret');
   });
 
   await step('recover failed deliveries answers in words', async () => {
@@ -268,8 +310,11 @@ try {
     await card.waitFor();
     await card.locator('.success-rate', { hasText: '% of ' }).waitFor();
     check(await card.locator('.description').textContent() === XSS, 'the description as text');
-    await card.locator('.badge-disabled').waitFor();
-    await shot(page, 'dashboard-endpoints.png', { fullPage: true });
+    await card.locator('.badge-disabled', { hasText: 'Disabled' }).waitFor();
+    await card.locator('.why', { hasText: 'disabled through the API' }).waitFor();
+    await card.locator('.spark svg rect.bar-succeeded').first().waitFor();
+    check((await card.locator('.flow').textContent()).startsWith('window '), 'the adaptive window is shown');
+    await fitsWidth(page, 'the endpoints table on a desktop');
   });
 
   await step('the admin narrows the list to one workspace', async () => {
@@ -292,15 +337,92 @@ try {
     check(await page.isChecked('#event-time_entry\\.created') && await page.isChecked('#event-user\\.invited'), 'its two types are checked');
     check(!(await page.isChecked('#event-project\\.created')), 'other types are not');
     check(await page.inputValue('#description') === XSS, 'its description is in the field');
+    check(await page.inputValue('#header-rows .header-name') === 'Authorization', 'the extra header is listed by name');
+    check(await page.inputValue('#header-rows .header-value') === '', 'its value is not shown');
     await page.fill('#description', 'Payroll sync');
+    await page.fill('#rate_limit', '25');
+    await page.check('#ordering');
     await page.click('#endpoint-form button[type=submit]');
     await page.locator('#endpoint-description', { hasText: 'Payroll sync' }).waitFor();
     await page.locator('.flash', { hasText: 'Saved' }).waitFor();
+    const stored = (await apiCall('GET', `/v1/endpoints/${endpointId}`, ADMIN_TOKEN)).body;
+    check(JSON.stringify(Object.keys(stored.headers)) === '["Authorization"]', 'an edit that leaves the headers alone keeps them');
+    check(stored.rate_limit === 25 && stored.ordering === 'subject', `rate limit and ordering saved: ${stored.rate_limit} ${stored.ordering}`);
+    await page.locator('#endpoint-rate-limit', { hasText: '25 per second' }).waitFor();
+    // Changing one header needs the others' values again: they are never shown.
+    await page.click('#edit-endpoint');
+    await page.click('#add-header');
+    await page.fill('#header-rows .header-row:nth-child(2) .header-name', 'X-Team');
+    await page.fill('#header-rows .header-row:nth-child(2) .header-value', 'payroll');
+    await page.click('#endpoint-form button[type=submit]');
+    await page.locator('#error-headers', { hasText: 'Enter the value of Authorization again' }).waitFor();
+    await page.fill('#header-rows .header-row:nth-child(1) .header-value', BASIC);
+    await page.click('#endpoint-form button[type=submit]');
+    await page.locator('.flash', { hasText: 'Saved' }).waitFor();
+    const headers = (await apiCall('GET', `/v1/endpoints/${endpointId}`, ADMIN_TOKEN)).body.headers;
+    check(JSON.stringify(Object.keys(headers).sort()) === '["Authorization","X-Team"]', `both headers: ${JSON.stringify(headers)}`);
+  });
+
+  await step('deliveries across endpoints: filters by status, endpoint, type and time, and search by id', async () => {
+    await page.click('a[data-nav="deliveries"]');
+    await page.locator('#deliveries-filter').waitFor();
+    await page.locator('details.delivery').first().waitFor();
+    await page.selectOption('#filter-status', 'failed');
+    await page.locator('#deliveries-what', { hasText: 'Failed deliveries' }).waitFor();
+    await page.locator('details.delivery[data-status="failed"]').first().waitFor();
+    check(await page.locator('details.delivery:not([data-status="failed"])').count() === 0, 'only failed ones');
+    const failedId = await page.locator('details.delivery').first().getAttribute('data-delivery-id');
+    // Another endpoint has none of them.
+    await page.selectOption('#filter-endpoint', OTHER_ENDPOINT_ID);
+    await page.locator('main .note', { hasText: 'No deliveries' }).waitFor();
+    await page.selectOption('#filter-endpoint', endpointId);
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
+    await page.selectOption('#filter-type', 'user.invited');
+    await page.locator('main .note', { hasText: 'No deliveries' }).waitFor();
+    await page.selectOption('#filter-type', 'time_entry.created');
+    await page.selectOption('#filter-period', '1');
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
+    await page.fill('#filter-workspace-deliveries', 'globex');
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator('#deliveries-what', { hasText: 'in workspace globex' }).waitFor();
+    await page.locator('main .note', { hasText: 'No deliveries' }).waitFor();
+    await page.fill('#filter-workspace-deliveries', WORKSPACE_ID);
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
+    await fitsWidth(page, 'the deliveries view on a desktop');
+    // By id: a delivery opens with its attempts; an event's id lists its deliveries.
+    await page.fill('#delivery-search', failedId);
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"][open] .attempt`).first().waitFor();
+    const eventId = (await apiCall('GET', `/v1/deliveries/${failedId}`, ADMIN_TOKEN)).body.event_id;
+    await page.fill('#delivery-search', eventId);
+    await page.selectOption('#filter-status', '');
+    await page.locator('#deliveries-what', { hasText: `of event ${eventId}` }).waitFor();
+    await page.locator(`details.delivery[data-delivery-id="${failedId}"]`).waitFor();
+    await page.fill('#delivery-search', 'dlv_nothing');
+    await page.click('#deliveries-filter button[type=submit]');
+    await page.locator('#error-search', { hasText: 'No delivery dlv_nothing' }).waitFor();
   });
 
   await step('an event shows its deliveries', async () => {
     await page.click('a[data-nav="events"]');
     await page.locator('#events li').first().waitFor();
+    // Each event with its outcome, and a search by id.
+    await page.locator('#events li .badge-succeeded', { hasText: '1 succeeded' }).first().waitFor();
+    await page.locator('#events li .badge-failed, #events li .badge-pending').first().waitFor();
+    const someId = await page.locator('#events li').nth(1).getAttribute('data-event-id');
+    await page.fill('#event-search', someId);
+    await page.click('#events-filter button[type=submit]');
+    await page.waitForFunction((id) => [...document.querySelectorAll('#events li')].map((li) => li.dataset.eventId).join() === id, someId);
+    await page.fill('#event-search', 'evt_nothing');
+    await page.click('#events-filter button[type=submit]');
+    await page.locator('main .note', { hasText: 'No event evt_nothing' }).waitFor();
+    await page.fill('#event-search', '');
+    await page.fill('#event-workspace', 'globex');
+    await page.click('#events-filter button[type=submit]');
+    await page.locator('main .note', { hasText: 'No events' }).waitFor();
+    await page.fill('#event-workspace', '');
+    await page.click('#events-filter button[type=submit]');
     await page.locator('#events li', { hasText: 'user.invited' }).first().locator('a').click();
     await page.locator('#event .badge-test').waitFor();
     await page.locator('details.delivery[data-status="succeeded"]').first().waitFor();
@@ -353,6 +475,9 @@ try {
     await page.click('#portal-form button[type=submit]');
     await page.locator('#portal-link').waitFor();
     portalLink = await page.textContent('#portal-link');
+    // The API answers the absolute URL itself (from the request's Host, or --public-url).
+    const made = await apiCall('POST', `/v1/workspaces/${WORKSPACE_ID}/portal-links`, ADMIN_TOKEN, {});
+    check(made.body.url.startsWith(`${BASE}/#code=cew_pl_`), `an absolute URL: ${made.body.url}`);
     check(new RegExp(`^${BASE}/#code=cew_pl_[A-Za-z0-9_-]+$`).test(portalLink), `a link with a code in its fragment: ${portalLink}`);
     check(!portalLink.includes('cew_ws_'), 'no token in the link');
     await page.locator('#portal-expiry', { hasText: 'works once' }).locator('time').waitFor();
@@ -409,7 +534,6 @@ try {
     check(await mobile.locator(`li[data-endpoint-id="${OTHER_ENDPOINT_ID}"]`).count() === 0, 'another workspace\'s endpoint is not listed');
     check(!(await mobile.textContent('#endpoints')).includes(OTHER_ENDPOINT_URL), 'nor its URL');
     await fitsWidth(mobile, 'the endpoints list at 375 px');
-    await shot(mobile, 'dashboard-mobile-endpoints.png', { fullPage: true });
     await mobile.goto(`${BASE}/#/endpoints/${OTHER_ENDPOINT_ID}`);
     await mobile.locator('h1', { hasText: 'Not found' }).waitFor();
     check(!(await mobile.textContent('main')).includes(OTHER_ENDPOINT_URL), 'the other endpoint is not shown');
@@ -424,8 +548,13 @@ try {
     await mobile.locator('#endpoint-form').waitFor();
     check(await mobile.locator('#workspace_id').count() === 0, 'no workspace field for a workspace token');
     await fitsWidth(mobile, 'the add form at 375 px');
-    await mobile.fill('#url', `${RECEIVER_URL}/acme-projects/${'long-path-segment-'.repeat(12)}end`);
     await mobile.check('#event-project\\.created');
+    // A customer reads no operator's advice (command-line flags) in an error.
+    await mobile.fill('#url', 'http://10.1.2.3/hooks');
+    await mobile.click('#endpoint-form button[type=submit]');
+    await mobile.locator('#error-url', { hasText: 'not public' }).waitFor();
+    check(!(await mobile.textContent('#error-url')).includes('--allow'), `no flag in: ${await mobile.textContent('#error-url')}`);
+    await mobile.fill('#url', `${RECEIVER_URL}/acme-projects/${'long-path-segment-'.repeat(12)}end`);
     await mobile.click('#endpoint-form button[type=submit]');
     await mobile.locator('#new-secret').waitFor();
     const id = decodeURIComponent(new URL(mobile.url()).hash.split('/')[2]);
@@ -451,7 +580,18 @@ try {
     await mobile.locator('details.delivery summary').first().click();
     await mobile.locator('.attempt').first().waitFor();
     await fitsWidth(mobile, 'an open delivery at 375 px');
-    await shot(mobile, 'dashboard-mobile-endpoint.png', { fullPage: true });
+    await mobile.locator('.attempt button.show-request').first().click();
+    await mobile.locator('.attempt .request .headers-table').first().waitFor();
+    await fitsWidth(mobile, 'a request as sent at 375 px');
+  });
+
+  await step('the deliveries and events views are readable at 375 px', async () => {
+    await mobile.click('a[data-nav="deliveries"]');
+    await mobile.locator('details.delivery').first().waitFor();
+    await fitsWidth(mobile, 'the deliveries view at 375 px');
+    await mobile.click('a[data-nav="events"]');
+    await mobile.locator('#events li .badge').first().waitFor();
+    await fitsWidth(mobile, 'the events view at 375 px');
   });
 
   await step('a service that does not answer at first offers to try again, and to sign out', async () => {
@@ -464,7 +604,7 @@ try {
     tolerated = null;
     await mobile.click('#try-again');
     await mobile.locator('#who-text', { hasText: `Workspace ${WORKSPACE_ID}` }).waitFor();
-    await mobile.locator('details.delivery').first().waitFor();
+    await mobile.locator('#events li').first().waitFor();
   });
 
   await step('signing out forgets the token', async () => {
@@ -479,7 +619,7 @@ try {
     // Only the fragment changes, so the page is not loaded again.
     const made = await apiCall('POST', `/v1/workspaces/${WORKSPACE_ID}/portal-links`, ADMIN_TOKEN, {});
     check(made.status === 201, `making a portal link: ${made.status}`);
-    await mobile.goto(`${BASE}${made.body.url}`);
+    await mobile.goto(made.body.url);
     await mobile.locator('#endpoints').waitFor();
     check(!mobile.url().includes('code'), `the URL still carries the code: ${mobile.url()}`);
   });
@@ -506,7 +646,8 @@ try {
     const revoked = await apiCall('DELETE', `/v1/workspaces/${WORKSPACE_ID}/tokens/${WORKSPACE_TOKEN_ID}`, ADMIN_TOKEN);
     check(revoked.status === 204, `revoking the token: ${revoked.status}`);
     await mobile.click('a[data-nav="endpoints"]');
-    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts' }).waitFor();
+    await mobile.locator('#sign-in [data-error-for="_form"]', { hasText: 'no longer accepts this session' }).waitFor();
+    check((await mobile.textContent('#sign-in')).includes('Open a new link from ClockEye'), 'a customer is told to open a new link');
     check(await mobile.evaluate(() => sessionStorage.length) === 0, 'the revoked token is forgotten');
   });
   await phone.close();

@@ -86,17 +86,19 @@ pub(super) fn delivery_text(delivery: &Value) -> String {
     let rows: Vec<Vec<String>> = attempts
         .iter()
         .map(|a| {
-            let excerpt: String = text_of(&a["response_excerpt"])
-                .chars()
-                .take(60)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            let excerpt = one_line(&text_of(&a["response_excerpt"]), 60);
+            // The error class and its text (`connect: connection refused`), not the class alone.
+            let error = match (a["error_class"].as_str(), a["error"].as_str()) {
+                (Some(class), Some(error)) => one_line(&format!("{class}: {error}"), 60),
+                (Some(class), None) => class.to_string(),
+                _ => String::new(),
+            };
             vec![
                 text_of(&a["number"]),
                 text_of(&a["started_at"]),
                 format!("{} ms", text_of(&a["duration_ms"])),
                 text_of(&a["status_code"]),
-                text_of(&a["error_class"]),
+                error,
                 excerpt,
             ]
         })

@@ -280,10 +280,25 @@ pub(super) fn attempt_line(attempt: &Value) -> String {
         (None, Some(class)) => format!("failed: {class} ({})", text_of(&attempt["error"])),
         (None, None) => "unknown".to_string(),
     };
-    format!(
+    let mut line = format!(
         "attempt {} at {}: {result} in {} ms",
         text_of(&attempt["number"]),
         text_of(&attempt["started_at"]),
         text_of(&attempt["duration_ms"]),
-    )
+    );
+    // What the receiver said back, when it failed: often the reason in its own words.
+    if attempt["status_code"]
+        .as_u64()
+        .is_some_and(|s| !(200..300).contains(&s))
+        && let Some(excerpt) = attempt["response_excerpt"].as_str()
+    {
+        line.push_str(&format!(
+            "; response: {}",
+            one_line(excerpt, RESPONSE_SHOWN_CHARS)
+        ));
+    }
+    line
 }
+
+/// How much of a response excerpt a line shows.
+const RESPONSE_SHOWN_CHARS: usize = 200;

@@ -15,6 +15,7 @@ mod send;
 use deliveries::*;
 use endpoints::*;
 use output::*;
+pub(super) use output::{bulk, print_value, segment, table, text_of};
 use send::*;
 
 use super::{Failure, Outcome, Parsed, failed, usage};
@@ -42,7 +43,7 @@ const DATA_BYTES_MAX: u64 = crate::config::EVENT_BYTES_LIMIT_MAX as u64;
 
 pub(super) struct Client {
     agent: ureq::Agent,
-    server: String,
+    pub(in crate::cli) server: String,
     token: String,
 }
 
@@ -210,6 +211,9 @@ pub(crate) fn main(name: &str, parsed: &Parsed) -> Outcome {
         "deliveries list" => deliveries_list(&client, parsed, json),
         "deliveries show" => {
             let id = one_id(parsed, "deliveries show", "ID")?;
+            if let Some(number) = parsed.get("request") {
+                return super::request::show(&client, &id, number, json);
+            }
             let delivery = client.call("GET", &format!("/v1/deliveries/{}", segment(&id)), None)?;
             print_value(json, &delivery, || delivery_text(&delivery))
         }

@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(super) fn print_value(json: bool, value: &Value, text: impl FnOnce() -> String) -> Outcome {
+pub(in crate::cli) fn print_value(
+    json: bool,
+    value: &Value,
+    text: impl FnOnce() -> String,
+) -> Outcome {
     if json {
         println!("{}", pretty(value));
     } else {
@@ -51,7 +55,7 @@ pub(super) fn ids(parsed: &Parsed, command: &str) -> Result<Vec<String>, Failure
 }
 
 /// Percent-encodes one path segment or query value.
-pub(super) fn segment(text: &str) -> String {
+pub(in crate::cli) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -112,7 +116,7 @@ impl Progress {
 
 /// Runs `call` for each id with progress (when more than one); prints a table of outcomes, or
 /// a JSON array. Fails (exit 1) when any one failed, after trying all.
-pub(super) fn bulk(
+pub(in crate::cli) fn bulk(
     ids: &[String],
     verb: &'static str,
     json: bool,
@@ -193,7 +197,7 @@ pub(super) fn bulk(
 }
 
 /// Columns aligned by characters; the last column is not padded.
-pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(in crate::cli) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -223,7 +227,7 @@ pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// A value as one table cell. Text from others (descriptions, reasons, URLs) is shown with
 /// its control characters as `?`, so it cannot move the cursor, recolour the terminal or
 /// break the table.
-pub(super) fn text_of(value: &Value) -> String {
+pub(in crate::cli) fn text_of(value: &Value) -> String {
     match value {
         Value::Null => "-".to_string(),
         Value::String(text) if text.is_empty() => "-".to_string(),
@@ -237,6 +241,19 @@ pub(super) fn text_of(value: &Value) -> String {
 }
 
 /// `since`/`until` as RFC 3339, from RFC 3339 or a duration ago (`2h`).
+/// `text` on one line (control characters as spaces), cut to `max` characters with `…`.
+pub(super) fn one_line(text: &str, max: usize) -> String {
+    let mut line: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        line.push('…');
+    }
+    line
+}
+
 pub(super) fn time_arg(flag: &str, text: &str) -> Result<String, Failure> {
     if parse_rfc3339(text).is_some() {
         return Ok(text.to_string());
@@ -287,8 +304,13 @@ pub(super) fn list_pages(
             if want.is_none() && after.is_some() {
                 eprintln!("stopped at {LIST_ROWS_MAX} {what}; narrow the listing with its filters");
             } else if after.is_some() {
+                let shown = match (rows.len(), what) {
+                    (1, "deliveries") => "delivery",
+                    (1, what) => what.strip_suffix('s').unwrap_or(what),
+                    (_, what) => what,
+                };
                 eprintln!(
-                    "{} {what} shown; there are more (--limit N or --all)",
+                    "{} {shown} shown; there are more (--limit N or --all)",
                     rows.len()
                 );
             }

@@ -101,16 +101,43 @@ function $(selector, root) {
   return (root || document).querySelector(selector);
 }
 
+/** An absolute time with its zone (`2 Dec 2026, 14:05:09 UTC`): the hover text of every time. */
 function formatTime(iso) {
   if (!iso) return '—';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
 }
 
-function timeEl(iso) {
-  return el('time', { datetime: iso || null, title: iso || null, text: formatTime(iso) });
+/** `just now`, `5 min ago`, `in 30 s`, `3 h ago`, `2 days ago`; past a week, the date. */
+function relativeTime(iso, now) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return iso || '—';
+  const seconds = Math.round((date.getTime() - (now || Date.now())) / 1000);
+  const size = Math.abs(seconds);
+  const phrase = (n, unit) => (seconds < 0 ? `${n} ${unit} ago` : `in ${n} ${unit}`);
+  if (size < 5) return seconds <= 0 ? 'just now' : 'in a few seconds';
+  if (size < 60) return phrase(size, 's');
+  if (size < 3600) return phrase(Math.round(size / 60), 'min');
+  if (size < 86400) return phrase(Math.round(size / 3600), 'h');
+  if (size < 7 * 86400) {
+    const days = Math.round(size / 86400);
+    return phrase(days, days === 1 ? 'day' : 'days');
+  }
+  return date.toLocaleDateString(undefined, { dateStyle: 'medium' });
 }
+
+/** A time shown relative to now, the absolute time and zone on hover; kept fresh (below). */
+function timeEl(iso) {
+  return el('time', { datetime: iso || null, title: iso ? formatTime(iso) : null, class: iso ? 'relative' : null, text: relativeTime(iso) });
+}
+
+/** Relative times go stale: every shown one is written again twice a minute. */
+const RELATIVE_REFRESH_MS = 30000;
+setInterval(() => {
+  const now = Date.now();
+  for (const node of document.querySelectorAll('time.relative')) node.textContent = relativeTime(node.dateTime, now);
+}, RELATIVE_REFRESH_MS);
 
 function percent(rate) {
   return rate === null || rate === undefined ? '—' : `${Math.round(rate * 1000) / 10}%`;
@@ -184,7 +211,10 @@ async function api(method, path, body, anonymous) {
     const message = problem.message || `The service answered ${response.status}.`;
     const error = new ApiError(response.status, problem.code || `http_${response.status}`, message, problem.field);
     if (response.status === 401 && path !== '/v1/me' && !anonymous) {
-      signOut('The service no longer accepts your token; sign in again.');
+      // A customer came with a portal link: a new link, not a token, signs them in again.
+      signOut(state.me && state.me.role === 'workspace'
+        ? 'The service no longer accepts this session (it was ended or has expired). Open a new link from ClockEye to sign in again.'
+        : 'The service no longer accepts your token; sign in again.');
     }
     throw error;
   }
@@ -210,8 +240,20 @@ async function eventTypes() {
 /** Words for an error that has no field to stand next to. */
 function words(error) {
   if (!(error instanceof ApiError)) return `Something went wrong: ${error.message}`;
-  if (error.status === 403) return `Not allowed: ${error.message}`;
-  return error.message;
+  if (error.status === 403) return `Not allowed: ${tenantText(error.message)}`;
+  return tenantText(error.message);
+}
+
+/**
+ * A customer in the portal (a workspace token) cannot change how the service runs: the hints
+ * meant for its operator (command-line flags, the admin token) are left out of what they read.
+ */
+function tenantText(text) {
+  if (!text || !state.me || state.me.role === 'admin') return text;
+  return text
+    .replace(/ ?\(allow it with --allow-network or --allow-private-networks\)/g, '')
+    .replace(/ ?\(http:\/\/ needs --allow-http\)/g, '')
+    .replace(/only the admin token may [^;.]*/g, 'only ClockEye can do this');
 }
 
 /**
@@ -358,12 +400,13 @@ async function route() {
   showChrome();
   const parts = (location.hash.replace(/^#\/?/, '') || '').split('/').filter(Boolean).map(decodePart);
   const [section, id, action] = parts;
-  markNav(section === 'events' ? 'events' : section === 'portal' ? 'portal' : 'endpoints');
+  markNav(['events', 'portal', 'deliveries'].includes(section) ? section : 'endpoints');
   try {
     if (!section || (section === 'endpoints' && !id)) await endpointsPage();
     else if (section === 'endpoints' && id === 'new') await endpointFormPage(null);
     else if (section === 'endpoints' && action === 'edit') await endpointFormPage(id);
     else if (section === 'endpoints') await endpointPage(id);
+    else if (section === 'deliveries') await deliveriesPage();
     else if (section === 'events' && !id) await eventsPage();
     else if (section === 'events') await eventPage(id, action);
     else if (section === 'portal' && state.me.role === 'admin') await portalPage();
@@ -431,7 +474,7 @@ function showSignIn(message, kind) {
   });
   const form = clearOnInput(el('form', { class: 'card narrow', id: 'sign-in', novalidate: true },
     el('h1', { text: 'Sign in' }),
-    el('p', { text: 'Use the admin token, or the workspace token that ClockEye gave you. A portal link signs you in by itself.' }),
+    el('p', { text: 'Came with a link to your webhook settings? It signs you in by itself; once used or expired, ask for a new one. Otherwise paste a token.' }),
     el('label', { for: 'token', text: 'Token' }),
     input,
     fieldError('token'),
@@ -485,7 +528,10 @@ async function endpointsPage() {
       el('button', { type: 'submit', class: 'secondary small', text: 'Show' })),
     fieldError('workspace_id'),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }))) : null;
-  const list = el('ul', { class: 'cards', id: 'endpoints' });
+  const list = el('ul', { class: 'endpoint-table', id: 'endpoints', 'aria-label': 'Endpoints' });
+  const head = el('li', { class: 'endpoint-row head', 'aria-hidden': 'true' },
+    el('span', { text: 'Endpoint' }), el('span', { text: 'Health' }), el('span', { text: 'Success, 24 h' }),
+    el('span', { text: 'Per hour, 24 h' }), el('span', { text: 'Flow' }));
   const more = el('button', { type: 'button', class: 'secondary', text: 'Show more', hidden: true });
   const message = note();
   page.main.append(filter || '', list, message, more);
@@ -494,6 +540,7 @@ async function endpointsPage() {
     const workspace = admin ? state.workspaceFilter : null;
     const answer = await api('GET', `/v1/endpoints${query({ workspace_id: workspace, limit: PAGE_SIZE, after: next })}`);
     if (!alive(page)) return;
+    if (answer.data.length && !list.children.length) list.append(head);
     for (const endpoint of answer.data) list.append(endpointCard(endpoint, admin));
     next = answer.next;
     more.hidden = !next;
@@ -521,42 +568,97 @@ async function endpointsPage() {
   await load();
 }
 
+/**
+ * An endpoint's health in colour and words: disabled (and why), failing since when, some
+ * failures, healthy, or no deliveries yet. `stats` (the last 24 hours) may not be known yet.
+ */
+function health(endpoint, stats) {
+  if (!endpoint.enabled) return { kind: 'disabled', text: 'Disabled', why: endpoint.disabled_reason || 'disabled by hand' };
+  if (endpoint.failing_since) return { kind: 'failed', text: `Failing since ${relativeTime(endpoint.failing_since)}`, title: formatTime(endpoint.failing_since), why: 'every attempt since then failed' };
+  if (!stats) return { kind: 'off', text: 'Enabled' };
+  const finished = stats.totals.succeeded + stats.totals.failed;
+  if (!finished) return { kind: 'off', text: 'No deliveries yet', why: 'nothing finished in the last 24 hours' };
+  if (stats.success_rate < HEALTHY_RATE) return { kind: 'pending', text: 'Some failures', why: `${percent(1 - stats.success_rate)} failed in the last 24 hours` };
+  return { kind: 'succeeded', text: 'Healthy' };
+}
+/** Below this success rate over 24 hours an endpoint that still gets through shows "Some failures". */
+const HEALTHY_RATE = 0.95;
+
+function healthBadge(endpoint, stats, id) {
+  const shown = health(endpoint, stats);
+  const node = badge(shown.kind, shown.text);
+  if (id) node.id = id;
+  if (shown.title) node.title = shown.title;
+  return node;
+}
+
+/** Kept for the endpoint page's heading: the same words as the list. */
 function statusBadge(endpoint) {
-  return endpoint.enabled ? badge('enabled', 'Enabled') : badge('disabled', 'Disabled');
+  return healthBadge(endpoint, null);
 }
 
+/** What an endpoint's flow control is now: its adaptive window, rate limit and ordering. */
+function flowText(endpoint) {
+  const parts = [`window ${endpoint.window}`];
+  parts.push(endpoint.rate_limit != null ? `≤ ${endpoint.rate_limit}/s` : 'no rate limit');
+  if (endpoint.ordering === 'subject') parts.push('ordered by subject');
+  return parts.join(' · ');
+}
+
+/** One row of the endpoints table: URL, health, success rate, a small per-hour chart, flow. */
 function endpointCard(endpoint, admin) {
-  const health = el('dl', { class: 'facts' }, el('dt', { text: 'Health' }), el('dd', { text: 'loading…' }));
-  const card = el('li', { class: 'card endpoint', 'data-endpoint-id': endpoint.id },
-    el('div', { class: 'row between' },
+  endpointUrls.set(endpoint.id, endpoint.url);
+  const healthCell = el('div', { class: 'cell health' }, healthBadge(endpoint, null));
+  const rate = el('div', { class: 'cell success-rate', text: '…' });
+  const spark = el('div', { class: 'cell spark' });
+  const row = el('li', { class: 'endpoint-row', 'data-endpoint-id': endpoint.id },
+    el('div', { class: 'cell main' },
       el('h2', { class: 'url' }, link(endpointHref(endpoint.id), endpoint.url)),
-      statusBadge(endpoint)),
-    endpoint.description ? el('p', { class: 'description', text: endpoint.description }) : null,
-    endpoint.enabled ? null : el('p', { class: 'note error', text: `Disabled: ${endpoint.disabled_reason || 'no reason recorded'}` }),
-    el('p', { class: 'chips' }, endpoint.events.map((name) => el('code', { class: 'chip', text: name === '*' ? 'all event types' : name }))),
-    health,
-    admin ? el('p', { class: 'muted', text: `Workspace ${endpoint.workspace_id}` }) : null,
+      endpoint.description ? el('p', { class: 'description', text: endpoint.description }) : null,
+      el('p', { class: 'muted small' },
+        endpoint.events.includes('*') ? 'all event types' : endpoint.events.join(', '),
+        admin ? ` · workspace ${endpoint.workspace_id}` : null)),
+    healthCell, rate, spark,
+    el('div', { class: 'cell flow muted', text: flowText(endpoint) }),
   );
+  const why = (shown) => (shown.why ? el('p', { class: 'muted small why', text: shown.why }) : null);
+  healthCell.append(why(health(endpoint, null)) || '');
   api('GET', `/v1/endpoints/${encodeURIComponent(endpoint.id)}/stats?hours=24`).then((stats) => {
-    health.replaceChildren(...healthFacts(endpoint, stats));
+    const shown = health(endpoint, stats);
+    healthCell.replaceChildren(healthBadge(endpoint, stats), why(shown) || '');
+    if (stats.last_success_at) healthCell.append(el('p', { class: 'muted small' }, 'last success ', timeEl(stats.last_success_at)));
+    const finished = stats.totals.succeeded + stats.totals.failed;
+    rate.textContent = finished ? `${percent(stats.success_rate)} of ${finished}` : '—';
+    rate.classList.toggle('error', finished > 0 && stats.success_rate < HEALTHY_RATE);
+    spark.replaceChildren(sparkline(stats));
   }, (error) => {
-    health.replaceChildren(el('dt', { text: 'Health' }), el('dd', { class: 'error', text: words(error) }));
+    rate.textContent = '';
+    healthCell.append(el('p', { class: 'error small', text: words(error) }));
   });
-  return card;
+  return row;
 }
 
-function healthFacts(endpoint, stats) {
-  const totals = stats.totals;
-  const finished = totals.succeeded + totals.failed;
-  const facts = [
-    el('dt', { text: 'Last success' }), el('dd', {}, stats.last_success_at ? timeEl(stats.last_success_at) : 'never'),
-    el('dt', { text: `Success rate, ${stats.hours} h` }),
-    el('dd', { class: 'success-rate', text: finished ? `${percent(stats.success_rate)} of ${finished}` : 'no finished deliveries' }),
-  ];
-  if (endpoint.failing_since) {
-    facts.push(el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since)));
-  }
-  return facts;
+/** The last 24 hours as 24 small stacked bars (succeeded under failed), 96 × 24 px. */
+function sparkline(stats) {
+  const w = 96;
+  const h = 24;
+  const buckets = stats.hourly.slice(-24);
+  const max = Math.max(1, ...buckets.map((b) => b.succeeded + b.failed + b.pending));
+  const slot = w / Math.max(1, buckets.length);
+  const t = stats.totals;
+  const root = svg('svg', { viewBox: `0 0 ${w} ${h}`, width: w, height: h, class: 'sparkline', role: 'img',
+    'aria-label': `last 24 hours: ${t.succeeded} succeeded, ${t.failed} failed` });
+  buckets.forEach((bucket, index) => {
+    let y = h;
+    for (const name of ['succeeded', 'failed', 'pending']) {
+      if (!bucket[name]) continue;
+      const height = Math.max(1, (bucket[name] / max) * h);
+      y -= height;
+      root.append(svg('rect', { x: (index * slot + 0.5).toFixed(1), y: y.toFixed(1), width: Math.max(1, slot - 1).toFixed(1), height: height.toFixed(1), class: `bar bar-${name}` }));
+    }
+  });
+  root.append(svg('line', { x1: 0, y1: h - 0.5, x2: w, y2: h - 0.5, class: 'axis' }));
+  return root;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,6 +680,7 @@ async function endpointFormPage(id) {
   const syncAll = () => {
     for (const box of boxes) box.disabled = all.checked;
   };
+  const headersEditor = headerRows(endpoint ? Object.keys(endpoint.headers || {}) : []);
   all.addEventListener('change', syncAll);
   syncAll();
   const form = clearOnInput(el('form', { class: 'card', id: 'endpoint-form', novalidate: true },
@@ -616,9 +719,8 @@ async function endpointFormPage(id) {
       el('span', {}, el('strong', { text: 'Keep the order of events about the same object' }),
         el('small', { text: 'an event waits until the earlier ones about its object (e.g. time_entry:te_1) succeeded or failed' }))),
     fieldError('ordering'),
-    endpoint && Object.keys(endpoint.headers || {}).length
-      ? el('p', { class: 'muted', text: `Extra headers (${Object.keys(endpoint.headers).join(', ')}) are kept; change them through the API.` })
-      : null,
+    headersEditor.element,
+    fieldError('headers'),
     el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
     el('div', { class: 'row' },
       el('button', { type: 'submit', text: endpoint ? 'Save' : 'Add endpoint' }),
@@ -641,6 +743,12 @@ async function endpointFormPage(id) {
     if (form.elements.workspace_id && form.elements.workspace_id.value.trim()) {
       body.workspace_id = form.elements.workspace_id.value.trim();
     }
+    const headers = headersEditor.value();
+    if (headers.error) {
+      showFormError(form, new ApiError(0, 'missing', headers.error, 'headers'));
+      return;
+    }
+    if (headers.changed) body.headers = headers.headers;
     try {
       const saved = await busy(form.querySelector('button[type=submit]'), () => endpoint
         ? api('PATCH', `/v1/endpoints/${encodeURIComponent(endpoint.id)}`, body)
@@ -656,6 +764,60 @@ async function endpointFormPage(id) {
     }
   });
   page.main.append(form);
+}
+
+/**
+ * The extra headers of an endpoint (e.g. `Authorization: Basic …`), as rows of name and value.
+ * Saved values are never shown again (they often hold credentials): a kept header's value field
+ * is empty, and the headers are sent only when something changed, so an untouched edit keeps
+ * them. Once one changes, every header is sent anew and each needs its value.
+ */
+function headerRows(savedNames) {
+  const rows = el('div', { class: 'header-rows', id: 'header-rows' });
+  let changed = false;
+  const add = (name, saved) => {
+    const nameInput = el('input', { type: 'text', class: 'header-name', 'aria-label': 'Header name', placeholder: 'Authorization', autocomplete: 'off', spellcheck: 'false', value: name || '' });
+    const valueInput = el('input', { type: 'password', class: 'header-value', 'aria-label': 'Header value', autocomplete: 'off', spellcheck: 'false', placeholder: saved ? 'saved (not shown); type to replace' : 'value' });
+    const remove = el('button', { type: 'button', class: 'secondary small', text: 'Remove', 'aria-label': `Remove header ${name || ''}`.trim() });
+    const row = el('div', { class: 'header-row' }, nameInput, valueInput, remove);
+    row.dataset.saved = saved ? 'yes' : '';
+    nameInput.addEventListener('input', () => { changed = true; });
+    valueInput.addEventListener('input', () => { changed = true; });
+    remove.addEventListener('click', () => {
+      changed = true;
+      row.remove();
+    });
+    rows.append(row);
+    return row;
+  };
+  for (const name of savedNames) add(name, true);
+  const addButton = el('button', { type: 'button', class: 'secondary small', id: 'add-header', text: 'Add header' });
+  addButton.addEventListener('click', () => {
+    changed = true;
+    add('', false).querySelector('input').focus();
+  });
+  const element = el('fieldset', { class: 'headers', 'aria-describedby': 'error-headers' },
+    el('legend', { text: 'Extra headers (optional)' }),
+    el('p', { class: 'muted small', text: 'Sent with every delivery, e.g. Authorization for a receiver behind basic auth. Values are kept secret: once saved they are not shown again.' }),
+    rows, addButton);
+  const value = () => {
+    if (!changed) return { changed: false };
+    const headers = {};
+    for (const row of rows.querySelectorAll('.header-row')) {
+      const name = row.querySelector('.header-name').value.trim();
+      const text = row.querySelector('.header-value').value;
+      if (!name && !text) continue;
+      if (!name) return { error: 'A header needs a name.' };
+      if (!text) {
+        return { error: row.dataset.saved
+          ? `Enter the value of ${name} again: saved values are not shown, and the headers are saved together.`
+          : `Enter a value for ${name}.` };
+      }
+      headers[name] = text;
+    }
+    return { changed: true, headers };
+  };
+  return { element, value };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,9 +875,9 @@ async function endpointPage(id) {
       Object.keys(endpoint.headers || {}).length
         ? [el('dt', { text: 'Extra headers' }), el('dd', { class: 'chips' }, Object.keys(endpoint.headers).map((name) => el('code', { class: 'chip', text: name })))]
         : null,
-      endpoint.previous_secret_expires_at
-        ? [el('dt', { text: 'Old secret signs until' }), el('dd', {}, timeEl(endpoint.previous_secret_expires_at))]
-        : null,
+      el('dt', { id: 'previous-secret-label', text: 'Old secret signs until', hidden: !endpoint.previous_secret_expires_at }),
+      el('dd', { id: 'previous-secret-until', hidden: !endpoint.previous_secret_expires_at },
+        endpoint.previous_secret_expires_at ? timeEl(endpoint.previous_secret_expires_at) : ''),
       endpoint.failing_since ? [el('dt', { text: 'Failing since' }), el('dd', { class: 'error' }, timeEl(endpoint.failing_since))] : null,
       el('dt', { text: 'Window' }), el('dd', { id: 'endpoint-window', text: `${endpoint.window} attempts at once (adapts to how the receiver copes)` }),
       el('dt', { text: 'Rate limit' }), el('dd', { id: 'endpoint-rate-limit', text: endpoint.rate_limit != null ? `${endpoint.rate_limit} per second` : 'none' }),
@@ -755,7 +917,10 @@ async function endpointPage(id) {
     link(`${endpointHref(endpoint.id)}/edit`, 'Edit', { class: 'button secondary', id: 'edit-endpoint' }), toggle, remove), actionNote);
 
   page.main.append(head, secretSection(endpoint, path), testSection(endpoint, path, page));
-  const chart = chartSection(path, page);
+  // The heading's badge says the endpoint's health once its last 24 hours are known.
+  const chart = chartSection(path, page, (stats) => {
+    if (stats.hours === 24) $('#endpoint-status').replaceChildren(healthBadge(endpoint, stats));
+  });
   page.main.append(chart.section);
   const deliveries = deliveryList({ endpoint_id: endpoint.id }, page, { onChange: chart.reload });
   page.main.append(
@@ -802,8 +967,21 @@ function secretSection(endpoint, path) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearFormErrors(form);
+    // Stopping the old secret at once cannot be undone: a receiver not yet given the new one
+    // fails every delivery until it is.
+    if (overlap.value === '0s' && !(await confirmDialog(
+      'Stop the old secret now? Receivers that still check it will refuse every delivery (401) until they have the new secret. This cannot be undone.',
+      'Rotate and stop the old secret'))) return;
     try {
       const answer = await busy(rotate, () => api('POST', `${path}/rotate-secret`, { overlap: overlap.value }));
+      // The heading's "old secret signs until" follows at once, without a reload.
+      const label = $('#previous-secret-label');
+      const untilNode = $('#previous-secret-until');
+      if (label && untilNode) {
+        label.hidden = !answer.previous_secret_expires_at;
+        untilNode.hidden = !answer.previous_secret_expires_at;
+        untilNode.replaceChildren(answer.previous_secret_expires_at ? timeEl(answer.previous_secret_expires_at) : '');
+      }
       shown.replaceChildren();
       reveal.textContent = 'Reveal secret';
       const until = answer.previous_secret_expires_at
@@ -913,7 +1091,7 @@ function recoverSection(path, deliveries) {
 // ---------------------------------------------------------------------------------------------
 // The chart: deliveries per hour by outcome, as inline SVG
 
-function chartSection(path, page) {
+function chartSection(path, page, onStats) {
   const hours = el('select', { id: 'chart-hours', 'aria-label': 'Period' },
     el('option', { value: '24', text: 'last 24 hours', selected: true }),
     el('option', { value: '72', text: 'last 3 days' }),
@@ -927,9 +1105,10 @@ function chartSection(path, page) {
       const stats = await api('GET', `${path}/stats?hours=${hours.value}`);
       if (!alive(page)) return;
       figure.replaceChildren(chart(stats, figure.clientWidth || 600), legend());
+      if (onStats) onStats(stats);
       const t = stats.totals;
       summary.textContent = `${t.succeeded} succeeded, ${t.failed} failed, ${t.pending + t.delivering} pending; `
-        + `success rate ${percent(stats.success_rate)}; last success ${stats.last_success_at ? formatTime(stats.last_success_at) : 'never'}.`;
+        + `success rate ${percent(stats.success_rate)}; last success ${stats.last_success_at ? `${relativeTime(stats.last_success_at)} (${formatTime(stats.last_success_at)})` : 'never'}.`;
     } catch (error) {
       if (alive(page)) say(summary, words(error), 'error');
     }
@@ -1018,6 +1197,7 @@ function deliveryList(filter, page, options) {
   let polling = false;
   let lastSignature = '';
 
+  if (options && options.status) status.value = options.status;
   const fetchPage = (after) => api('GET', `/v1/deliveries${query(Object.assign({}, filter, { status: status.value, limit: PAGE_SIZE, after }))}`);
 
   const render = (deliveries, where) => {
@@ -1143,7 +1323,7 @@ function deliveryList(filter, page, options) {
   }));
   reset(false);
   const element = el('div', {},
-    el('div', { class: 'row wrap' }, el('label', { for: 'delivery-status', class: 'inline', text: 'Show' }), status, refreshButton),
+    el('div', { class: 'row wrap' }, options && options.hideStatus ? null : [el('label', { for: 'delivery-status', class: 'inline', text: 'Show' }), status], refreshButton),
     list, message, more);
   return { element, refresh };
 }
@@ -1160,8 +1340,8 @@ function deliveryRow(delivery, filter, page, refreshList, onChange) {
       badgeSlot,
       el('code', { class: 'event-type', text: delivery.event_type }),
       delivery.test ? badge('test', 'test') : null,
-      // An event's deliveries go to several endpoints: say which.
-      filter.event_id ? el('code', { class: 'muted', text: delivery.endpoint_id }) : null,
+      // Deliveries of several endpoints: say which.
+      filter.endpoint_id ? null : el('span', { class: 'muted endpoint-name', title: delivery.endpoint_id, text: endpointName(delivery.endpoint_id) }),
       el('span', { class: 'muted' }, timeEl(delivery.created_at)),
       attemptsSlot,
       nextSlot),
@@ -1176,7 +1356,8 @@ function deliveryRow(delivery, filter, page, refreshList, onChange) {
     details.dataset.status = fresh.status;
     badgeSlot.replaceChildren(badge(fresh.status));
     attemptsSlot.textContent = `${fresh.attempts_made} ${fresh.attempts_made === 1 ? 'attempt' : 'attempts'}`;
-    nextSlot.textContent = fresh.status === 'pending' && fresh.next_attempt_at ? `next ${formatTime(fresh.next_attempt_at)}` : '';
+    nextSlot.textContent = fresh.status === 'pending' && fresh.next_attempt_at ? `next attempt ${relativeTime(fresh.next_attempt_at)}` : '';
+    nextSlot.title = fresh.next_attempt_at ? formatTime(fresh.next_attempt_at) : '';
     if (queued && (fresh.status === 'succeeded' || fresh.status === 'failed')) {
       queued = false;
       if (fresh.status === 'succeeded') say(retryNote, 'Retried: it succeeded.', 'ok');
@@ -1244,41 +1425,215 @@ function deliveryFacts(delivery, filter) {
       el('dt', { text: 'Event' }), el('dd', {}, filter.event_id
         ? el('code', { text: delivery.event_id })
         : link(eventHref(delivery.event_id, delivery.workspace_id), delivery.event_id, { title: 'This event and all its deliveries' })),
-      filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), delivery.endpoint_id))],
+      filter.endpoint_id ? null : [el('dt', { text: 'Endpoint' }), el('dd', {}, link(endpointHref(delivery.endpoint_id), endpointName(delivery.endpoint_id), { title: delivery.endpoint_id }))],
     ),
     attempts.length
-      ? el('ol', { class: 'attempts' }, attempts.map((attempt) => attemptItem(attempt)))
+      ? el('ol', { class: 'attempts' }, attempts.map((attempt, index) => attemptItem(attempt, attempts[index + 1], delivery)))
       : el('p', { class: 'muted', text: 'No attempt yet.' }));
 }
 
-function attemptItem(attempt) {
+/** How long after a 401/403 the next attempt may start and still be the at-once secret switch. */
+const SWITCH_GAP_MS = 2000;
+
+/** Words for an error class that came before or instead of an HTTP status. */
+const ERROR_CLASS_WORDS = {
+  timeout: 'timed out',
+  connect: 'could not connect',
+  dns: 'name not found',
+  tls: 'TLS failed',
+  redirect: 'redirect (not followed)',
+  blocked_address: 'address not allowed',
+};
+
+/**
+ * One attempt: when, outcome, how long; why it failed in words; and, on demand, the request as
+ * sent (headers without secrets, body bytes) and the response.
+ */
+function attemptItem(attempt, following, delivery) {
   const ok = attempt.status_code >= 200 && attempt.status_code < 300 && !attempt.error_class;
-  // The error class in words: `http_status` is just the status; the others (timeout, connect,
-  // dns, tls, redirect, blocked_address) name what went wrong before or instead of a status.
   const outcome = !attempt.error_class || attempt.error_class === 'http_status'
     ? `HTTP ${attempt.status_code}`
-    : `${attempt.error_class.replace('_', ' ')}${attempt.status_code ? ` (HTTP ${attempt.status_code})` : ''}`;
-  return el('li', { class: 'attempt' },
+    : `${ERROR_CLASS_WORDS[attempt.error_class] || attempt.error_class.replace('_', ' ')}${attempt.status_code ? ` (HTTP ${attempt.status_code})` : ''}`;
+  const explanation = attemptExplanation(attempt, following);
+  const requestBox = el('div', { class: 'request-box' });
+  const show = el('button', { type: 'button', class: 'link show-request', text: 'Show the request sent' });
+  show.addEventListener('click', () => busy(show, async () => {
+    if (requestBox.childElementCount) {
+      requestBox.replaceChildren();
+      show.textContent = 'Show the request sent';
+      return;
+    }
+    try {
+      const sent = await api('GET', `/v1/deliveries/${encodeURIComponent(delivery.id)}/attempts/${attempt.number}/request`);
+      requestBox.replaceChildren(requestView(sent));
+      show.textContent = 'Hide the request';
+    } catch (error) {
+      requestBox.replaceChildren(el('p', { class: 'note error', text: words(error) }));
+    }
+  }));
+  let response;
+  if (attempt.status_code == null) {
+    response = el('p', { class: 'muted response-none', text: 'No response: the request got no HTTP answer (see the error above).' });
+  } else if (attempt.response_excerpt) {
+    response = [el('p', { class: 'muted small', text: `Response: HTTP ${attempt.status_code}, body (first bytes):` }),
+      el('pre', { class: 'excerpt', text: attempt.response_excerpt })];
+  } else {
+    response = el('p', { class: 'muted', text: `Response: HTTP ${attempt.status_code} with an empty body.` });
+  }
+  return el('li', { class: 'attempt', 'data-attempt': attempt.number },
     el('div', { class: 'row wrap' },
       el('strong', { text: `Attempt ${attempt.number}` }),
       badge(ok ? 'succeeded' : 'failed', outcome),
       el('span', { class: 'muted' }, timeEl(attempt.started_at)),
       el('span', { class: 'muted', text: `${attempt.duration_ms} ms` })),
-    attempt.error ? el('p', { class: 'error', text: attempt.error }) : null,
-    attempt.response_excerpt
-      ? el('pre', { class: 'excerpt', text: attempt.response_excerpt })
-      : el('p', { class: 'muted', text: 'Empty response body.' }));
+    attempt.error ? el('p', { class: 'error attempt-error', text: tenantText(attempt.error) }) : null,
+    explanation ? el('p', { class: 'explain', text: explanation }) : null,
+    response,
+    show, requestBox);
+}
+
+/** Why an attempt went as it did, when the outcome alone does not say it. */
+function attemptExplanation(attempt, following) {
+  const status = attempt.status_code;
+  if (status === 401 || status === 403) {
+    const end = new Date(attempt.started_at).getTime() + attempt.duration_ms;
+    const next = following ? new Date(following.started_at).getTime() : null;
+    if (next !== null && next - end < SWITCH_GAP_MS) {
+      return `The receiver refused the signature (${status}). While a rotated secret's overlap lasts both secrets are live, so the next attempt went at once signed with the other one; that used no scheduled retry.`;
+    }
+    return `The receiver refused the request (${status}): check that it verifies with this endpoint's current secret.`;
+  }
+  if (status === 413) return 'The receiver found the body too large (413): events are up to 256 KiB; raise its body limit (Express: express.raw({ limit: \'512kb\' })).';
+  if (status === 410) return 'The receiver answered 410 Gone: the delivery failed at once and the endpoint was disabled.';
+  if (status === 429 || status === 503) return `The receiver was overloaded or down (${status}). Had it sent Retry-After, the next attempt would wait as long as it asked (at least the scheduled delay, at most twice it).`;
+  return null;
+}
+
+/** The request an attempt sent: method and URL, headers (no secret), the body bytes. */
+function requestView(sent) {
+  return el('div', { class: 'request' },
+    el('p', { class: 'muted small' }, el('code', { text: `${sent.method} ${sent.url}` })),
+    el('table', { class: 'headers-table' },
+      el('tbody', {}, sent.headers.map((header) => el('tr', {},
+        el('th', { scope: 'row' }, el('code', { text: header.name })),
+        el('td', {}, el('code', { text: header.value })))))),
+    el('p', { class: 'muted small', text: `Body, ${sent.body_bytes} bytes exactly as sent (every attempt sends the same bytes):` }),
+    el('pre', { class: 'excerpt body-sent', text: sent.body }),
+    el('p', { class: 'muted small', text: `Signatures: ${sent.signatures}. Extra headers' values are masked; the secret is never shown.` }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries across endpoints: "everything that failed in the last hour"
+
+/** Endpoint URLs by id, learnt from the lists shown, to name an endpoint in a delivery row. */
+const endpointUrls = new Map();
+
+function endpointName(id) {
+  const url = endpointUrls.get(id);
+  if (!url) return id;
+  try {
+    const parsed = new URL(url);
+    return parsed.host + parsed.pathname;
+  } catch (error) {
+    return url;
+  }
+}
+
+const PERIODS = [['1', 'last hour'], ['24', 'last 24 hours'], ['168', 'last 7 days'], ['', 'any time']];
+
+async function deliveriesPage() {
+  const page = newPage();
+  const admin = state.me.role === 'admin';
+  const [types, endpoints] = await Promise.all([
+    eventTypes(),
+    api('GET', `/v1/endpoints${query({ limit: 500 })}`),
+  ]);
+  if (!alive(page)) return;
+  for (const endpoint of endpoints.data) endpointUrls.set(endpoint.id, endpoint.url);
+  const search = el('input', { type: 'search', id: 'delivery-search', name: 'search', autocomplete: 'off', spellcheck: 'false', placeholder: 'evt_… or dlv_…', 'aria-describedby': 'error-search' });
+  const endpointSelect = el('select', { id: 'filter-endpoint', name: 'endpoint_id', 'aria-label': 'Endpoint' },
+    el('option', { value: '', text: 'all endpoints' }),
+    endpoints.data.map((endpoint) => el('option', { value: endpoint.id, text: admin ? `${endpointName(endpoint.id)} (${endpoint.workspace_id})` : endpointName(endpoint.id) })));
+  const typeSelect = el('select', { id: 'filter-type', name: 'type', 'aria-label': 'Event type' },
+    el('option', { value: '', text: 'all event types' }), types.map((type) => el('option', { value: type.type, text: type.type })));
+  const period = el('select', { id: 'filter-period', name: 'period', 'aria-label': 'Period' },
+    PERIODS.map(([value, text]) => el('option', { value, text, selected: value === '24' })));
+  const workspace = admin ? el('input', { type: 'text', id: 'filter-workspace-deliveries', name: 'workspace_id', autocomplete: 'off', placeholder: 'all workspaces' }) : null;
+  const status = el('select', { id: 'filter-status', name: 'status', 'aria-label': 'Status' },
+    el('option', { value: '', text: 'all statuses' }), STATUSES.map((name) => el('option', { value: name, text: name })));
+  const form = clearOnInput(el('form', { class: 'card filters', id: 'deliveries-filter', novalidate: true },
+    el('div', { class: 'row between wrap' }, el('h1', { text: 'Deliveries' })),
+    el('div', { class: 'filter-grid' },
+      el('div', {}, el('label', { for: 'delivery-search', text: 'Event or delivery id' }), search, fieldError('search')),
+      el('div', {}, el('label', { for: 'filter-status', text: 'Status' }), status),
+      el('div', {}, el('label', { for: 'filter-endpoint', text: 'Endpoint' }), endpointSelect),
+      el('div', {}, el('label', { for: 'filter-type', text: 'Event type' }), typeSelect),
+      el('div', {}, el('label', { for: 'filter-period', text: 'Created' }), period),
+      admin ? el('div', {}, el('label', { for: 'filter-workspace-deliveries', text: 'Workspace' }), workspace, fieldError('workspace_id')) : null),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' }),
+    el('div', { class: 'row wrap' }, el('button', { type: 'submit', text: 'Show' }))));
+  const results = el('section', { class: 'card', id: 'deliveries-section' });
+  page.main.append(form, results);
+  const show = async () => {
+    clearFormErrors(form);
+    const id = search.value.trim();
+    if (id.startsWith('dlv_')) {
+      // One delivery by its id: shown open, with its attempts.
+      try {
+        const delivery = await api('GET', `/v1/deliveries/${encodeURIComponent(id)}`);
+        if (!alive(page)) return;
+        const row = deliveryRow(delivery, {}, page, () => {}, () => {});
+        row.details.open = true;
+        results.replaceChildren(el('h2', { text: `Delivery ${id}` }), el('div', { class: 'deliveries', id: 'deliveries' }, row.details));
+      } catch (error) {
+        if (error.status === 404) showFormError(form, new ApiError(404, 'not_found', `No delivery ${id}.`, 'search'));
+        else showFormError(form, error);
+      }
+      return;
+    }
+    const filter = {
+      workspace_id: workspace ? workspace.value.trim() || null : null,
+      endpoint_id: endpointSelect.value || null,
+      type: typeSelect.value || null,
+      event_id: id || null,
+      since: period.value ? new Date(Date.now() - Number(period.value) * 3600 * 1000).toISOString() : null,
+    };
+    const list = deliveryList(filter, page, { status: status.value, hideStatus: true });
+    const what = [status.value || 'all', 'deliveries', filter.endpoint_id ? `to ${endpointName(filter.endpoint_id)}` : null,
+      filter.type ? `of ${filter.type}` : null, id ? `of event ${id}` : null,
+      filter.workspace_id ? `in workspace ${filter.workspace_id}` : null,
+      period.value ? `created in the ${PERIODS.find(([v]) => v === period.value)[1]}` : null].filter(Boolean).join(' ');
+    results.replaceChildren(el('h2', { id: 'deliveries-what', text: what[0].toUpperCase() + what.slice(1) }), list.element);
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    busy(form.querySelector('button[type=submit]'), show);
+  });
+  for (const select of [status, endpointSelect, typeSelect, period]) select.addEventListener('change', () => show());
+  await show();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Events
 
+/** How many deliveries are read to show the events' outcomes (one page of the API). */
+const OUTCOME_DELIVERIES_MAX = 500;
+
 async function eventsPage() {
   const page = newPage();
+  const admin = state.me.role === 'admin';
   const types = await eventTypes();
   if (!alive(page)) return;
-  const filter = el('select', { id: 'event-type-filter', 'aria-label': 'Event type' },
+  const filter = el('select', { id: 'event-type-filter', name: 'type', 'aria-label': 'Event type' },
     el('option', { value: '', text: 'all types' }), types.map((type) => el('option', { value: type.type, text: type.type })));
+  const search = el('input', { type: 'search', id: 'event-search', name: 'id', autocomplete: 'off', spellcheck: 'false', placeholder: 'evt_…', 'aria-label': 'Event id' });
+  const workspace = admin ? el('input', { type: 'text', id: 'event-workspace', name: 'workspace_id', autocomplete: 'off', placeholder: 'all workspaces', 'aria-label': 'Workspace' }) : null;
+  const form = clearOnInput(el('form', { class: 'filter-grid events-filter', id: 'events-filter', novalidate: true },
+    el('div', {}, el('label', { for: 'event-search', text: 'Event id' }), search, fieldError('id')),
+    el('div', {}, el('label', { for: 'event-type-filter', text: 'Type' }), filter),
+    admin ? el('div', {}, el('label', { for: 'event-workspace', text: 'Workspace' }), workspace, fieldError('workspace_id')) : null,
+    el('div', { class: 'filter-submit' }, el('button', { type: 'submit', class: 'secondary', text: 'Show' })),
+    el('p', { class: 'note error', 'data-error-for': '_form', role: 'alert' })));
   const list = el('ul', { class: 'rows', id: 'events' });
   const message = note();
   const more = el('button', { type: 'button', class: 'secondary', text: 'Show older', hidden: true });
@@ -1288,26 +1643,75 @@ async function eventsPage() {
       list.replaceChildren();
       next = null;
     }
-    const answer = await api('GET', `/v1/events${query({ type: filter.value, limit: PAGE_SIZE, after: next })}`);
+    const id = search.value.trim();
+    if (id) {
+      // One id: its event (in each workspace that has it, for the admin).
+      const answer = await api('GET', `/v1/events/${encodeURIComponent(id)}${query({ workspace_id: workspace ? workspace.value.trim() : null })}`)
+        .catch((error) => {
+          if (error.status === 404) return null;
+          throw error;
+        });
+      if (!alive(page)) return;
+      if (answer) list.append(eventRow(answer, outcomeOf(answer.deliveries || []), admin));
+      more.hidden = true;
+      say(message, answer ? '' : `No event ${id}.`);
+      return;
+    }
+    const answer = await api('GET', `/v1/events${query({ type: filter.value, workspace_id: workspace ? workspace.value.trim() : null, limit: PAGE_SIZE, after: next })}`);
+    if (!alive(page)) return;
+    // Each event's outcome, from one read of the deliveries made since the oldest event shown.
+    const outcomes = new Map();
+    if (answer.data.length) {
+      const oldest = answer.data[answer.data.length - 1].created_at;
+      const deliveries = await api('GET', `/v1/deliveries${query({ since: oldest, type: filter.value, workspace_id: workspace ? workspace.value.trim() : null, limit: OUTCOME_DELIVERIES_MAX })}`)
+        .catch(() => ({ data: [], next: null }));
+      for (const delivery of deliveries.data) {
+        const key = `${delivery.workspace_id}/${delivery.event_id}`;
+        if (!outcomes.has(key)) outcomes.set(key, []);
+        outcomes.get(key).push(delivery);
+      }
+      outcomes.complete = !deliveries.next;
+    }
     if (!alive(page)) return;
     for (const event of answer.data) {
-      list.append(el('li', {},
-        link(eventHref(event.id, event.workspace_id), event.type, { class: 'event-type' }),
-        event.test ? badge('test', 'test') : null,
-        el('span', { class: 'muted' }, timeEl(event.created_at)),
-        el('code', { class: 'muted', text: event.id }),
-        state.me.role === 'admin' ? el('span', { class: 'muted', text: event.workspace_id }) : null));
+      const mine = outcomes.get(`${event.workspace_id}/${event.id}`);
+      list.append(eventRow(event, mine ? outcomeOf(mine) : outcomes.complete ? outcomeOf([]) : null, admin));
     }
     next = answer.next;
     more.hidden = !next;
     say(message, list.children.length ? '' : filter.value ? 'No events match.' : 'No events yet.');
   };
-  const run = (reset) => load(reset).catch((error) => say(message, words(error), 'error'));
+  const run = (reset) => load(reset).catch((error) => showFormError(form, error));
   filter.addEventListener('change', () => run(true));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearFormErrors(form);
+    busy(form.querySelector('button[type=submit]'), () => run(true));
+  });
   more.addEventListener('click', () => busy(more, () => run(false)));
   page.main.append(el('section', { class: 'card' },
-    el('div', { class: 'row between wrap' }, el('h1', { text: 'Events' }), filter), list, message, more));
+    el('h1', { text: 'Events' }), form, list, message, more));
   await load(true);
+}
+
+/** An event's deliveries summed up: a badge kind and words (`2 succeeded · 1 failed`). */
+function outcomeOf(deliveries) {
+  if (!deliveries.length) return { kind: 'off', text: 'no endpoint' };
+  const counts = {};
+  for (const delivery of deliveries) counts[delivery.status] = (counts[delivery.status] || 0) + 1;
+  const text = STATUSES.filter((name) => counts[name]).map((name) => `${counts[name]} ${name}`).join(' · ');
+  const kind = counts.failed ? 'failed' : counts.pending || counts.delivering ? 'pending' : 'succeeded';
+  return { kind, text };
+}
+
+function eventRow(event, outcome, admin) {
+  return el('li', { 'data-event-id': event.id },
+    link(eventHref(event.id, event.workspace_id), event.type, { class: 'event-type' }),
+    event.test ? badge('test', 'test') : null,
+    outcome ? badge(outcome.kind, outcome.text) : el('span', { class: 'muted', text: 'outcome: see the event' }),
+    el('span', { class: 'muted' }, timeEl(event.created_at)),
+    el('code', { class: 'muted', text: event.id }),
+    admin ? el('span', { class: 'muted', text: event.workspace_id }) : null);
 }
 
 async function eventPage(id, workspaceId) {
@@ -1324,6 +1728,7 @@ async function eventPage(id, workspaceId) {
         el('dt', { text: 'Created' }), el('dd', {}, timeEl(event.created_at)),
         state.me.role === 'admin' ? [el('dt', { text: 'Workspace' }), el('dd', { text: event.workspace_id })] : null),
       el('h2', { text: 'Data' }),
+      el('p', { class: 'muted small', text: 'Laid out for reading. The body bytes exactly as sent, with the headers, are under each attempt: "Show the request sent".' }),
       el('pre', { class: 'excerpt', text: JSON.stringify(event.data, null, 2) })),
     el('section', { class: 'card' }, el('h2', { text: 'Deliveries of this event' }), deliveries.element),
   );

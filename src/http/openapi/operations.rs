@@ -45,6 +45,9 @@ fn deliveries_query() -> Vec<Value> {
             json!({"type": "string", "enum": DELIVERY_STATUSES}),
         ),
         query("workspace_id", "only this workspace's", client_id()),
+        query("type", "only of this event type", string()),
+        query("since", "created at or after (RFC 3339)", time()),
+        query("until", "created before (RFC 3339)", time()),
     ]);
     deliveries_query
 }
@@ -335,6 +338,15 @@ pub(crate) fn get_deliveries_id() -> Doc {
         body: None,
         query: vec![],
         responses: vec![("200", answer("the delivery", Some("DeliveryWithAttempts")))],
+    }
+}
+
+pub(crate) fn get_deliveries_id_attempts_number_request() -> Doc {
+    Doc {
+        summary: "What one attempt sent: headers rebuilt (no secret; extra header values masked) and the body bytes",
+        body: None,
+        query: vec![],
+        responses: vec![("200", answer("the request", Some("AttemptRequest")))],
     }
 }
 
