@@ -204,7 +204,14 @@ pub(crate) fn claim_due(
         .prepare_cached(&sql)?
         .query_map(params![endpoint_seq, now_ms, limit as i64], |row| {
             let headers: String = row.get(6)?;
-            let body: Vec<u8> = row.get(9)?;
+            // Straight from SQLite's buffer into the job's Arc: one copy, not two.
+            let body = row.get_ref(9)?.as_blob().map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    9,
+                    rusqlite::types::Type::Blob,
+                    error.into(),
+                )
+            })?;
             let attempt_number = row.get::<_, u32>(2)? + 1;
             let free_attempts: u32 = row.get(12)?;
             let free_attempt_number: Option<u32> = row.get(13)?;
