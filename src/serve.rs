@@ -78,17 +78,24 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         allow_private_networks: config.allow_private_networks,
         allow_networks: config.allow_networks.clone(),
     });
-    let agent = worker::agent(
-        config.attempt_timeout,
-        config.workers,
-        policy.clone(),
-        worker::tls_config(&config.extra_roots_der),
-    );
+    let tls = worker::tls_config(&config.extra_roots_der);
+    let pool_count = config.workers.div_ceil(worker::WORKERS_PER_POOL);
+    let pools: Vec<_> = (0..pool_count)
+        .map(|_| {
+            worker::agent(
+                config.attempt_timeout,
+                worker::WORKERS_PER_POOL.min(config.workers),
+                pool_count,
+                policy.clone(),
+                tls.clone(),
+            )
+        })
+        .collect();
     let metrics = Arc::new(Metrics::default());
     let worker_configs = worker::crew(
         config.workers,
         &Worker {
-            agent,
+            agent: pools[0].clone(),
             dispatcher: dispatcher.clone(),
             takes: Takes::Any,
             results: results_tx.clone(),
@@ -96,6 +103,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
             retry_schedule: Arc::new(config.retry_schedule.clone()),
             metrics: metrics.clone(),
         },
+        &pools,
     );
     let mut workers: Vec<_> = worker_configs
         .iter()

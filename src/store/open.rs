@@ -109,6 +109,14 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(open_error)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    // Plans do not depend on bound values (SQLite's query planner stability guarantee), so a
+    // cached statement is not prepared anew when a parameter changes: a profile found the
+    // scheduler re-preparing its claim and ingest statements every round.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(open_error)?;
     // WAL lets API readers run beside the one writer; FULL makes a commit survive power loss.
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
