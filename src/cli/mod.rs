@@ -10,6 +10,7 @@ pub(crate) mod backup;
 pub(crate) mod bench;
 mod completions;
 mod listen;
+mod parse;
 mod remote;
 mod request;
 mod verify;
