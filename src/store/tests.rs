@@ -174,13 +174,7 @@ fn a_version_4_database_is_migrated() {
 fn a_deleted_endpoint_is_purged_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open(&dir.path().join("purge.db")).unwrap();
-    conn.execute_batch(
-        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
-         VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
-         INSERT INTO events (id, workspace_id, type, created_at_ms, body)
-         VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');",
-    )
-    .unwrap();
+    one_endpoint_and_event(&conn);
     for n in 0..5 {
         conn.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
@@ -218,13 +212,7 @@ fn a_deleted_endpoint_is_purged_in_batches() {
 fn recover_goes_on_from_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open(&dir.path().join("recover.db")).unwrap();
-    conn.execute_batch(
-        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
-         VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
-         INSERT INTO events (id, workspace_id, type, created_at_ms, body)
-         VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');",
-    )
-    .unwrap();
+    one_endpoint_and_event(&conn);
     for n in 0..5 {
         conn.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
@@ -259,12 +247,9 @@ fn recover_goes_on_from_its_cursor() {
 fn attempts_lists_the_last_ones() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open(&dir.path().join("attempts.db")).unwrap();
+    one_endpoint_and_event(&conn);
     conn.execute_batch(
-        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
-         VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
-         INSERT INTO events (id, workspace_id, type, created_at_ms, body)
-         VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');
-         INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
+        "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
          VALUES ('dlv_1', 1, 1, 'failed', 7, 1, 1);",
     )
     .unwrap();
@@ -368,12 +353,9 @@ fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
 fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_claim() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open(&dir.path().join("lease.db")).unwrap();
+    one_endpoint_and_event(&conn);
     conn.execute_batch(
-        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
-         VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
-         INSERT INTO events (id, workspace_id, type, created_at_ms, body)
-         VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');
-         INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
+        "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
          VALUES ('dlv_1', 1, 1, 'pending', 1, 1, 1);",
     )
     .unwrap();
@@ -460,4 +442,15 @@ fn schema_checks_list_exactly_the_error_classes_and_statuses_of_the_code() {
         ErrorClass::ALL.map(ErrorClass::as_str)
     );
     assert_eq!(schema_check_list("status"), DELIVERY_STATUSES);
+}
+
+/// Endpoint `ep_1` (seq 1, workspace `default`, every type) and event `evt_1` (seq 1).
+fn one_endpoint_and_event(conn: &Connection) {
+    conn.execute_batch(
+        "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
+         VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);
+         INSERT INTO events (id, workspace_id, type, created_at_ms, body)
+         VALUES ('evt_1', 'default', 'user.activated', 1, x'7b7d');",
+    )
+    .unwrap();
 }
