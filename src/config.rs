@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::net::Cidr;
+use crate::store::DbTarget;
 use crate::time::{format_duration, parse_duration};
 
 /// Most sending threads `--workers` may ask for.
@@ -27,7 +28,7 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
-    pub(crate) db: PathBuf,
+    pub(crate) db: DbTarget,
     /// Set by flag or environment; otherwise the one kept in the database is used.
     pub(crate) admin_token: Option<String>,
     pub(crate) workers: usize,
@@ -72,7 +73,7 @@ impl Config {
              ca_file={} max_event_bytes={} retention={} disable_after={} log_format={:?} \
              public_url={}",
             self.listen,
-            self.db.display(),
+            self.db.describe(),
             if self.admin_token.is_some() {
                 "[set]"
             } else {
@@ -119,10 +120,10 @@ pub(crate) struct ServeArgs {
         default_value = "127.0.0.1:7740", value_parser = parse_listen,
         help = "address for the API; 127.0.0.1:0 picks a free port")]
     pub(crate) listen: SocketAddr,
-    #[arg(long, short = 'd', env = "CLOCKEYE_DB", value_name = "PATH",
+    #[arg(long, short = 'd', env = "CLOCKEYE_DB", value_name = "PATH|URL",
         default_value = "./clockeye-webhooks.db", value_parser = parse_db,
-        help = "the SQLite database file (WAL)")]
-    pub(crate) db: PathBuf,
+        help = "the SQLite database file (WAL), or postgres://user:pass@host:port/db for several instances on one Postgres database")]
+    pub(crate) db: DbTarget,
     #[arg(long, env = "CLOCKEYE_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN",
         value_parser = parse_admin_token,
         help = "full-access bearer token (default: generated once, kept in the database)")]
@@ -225,19 +226,17 @@ fn parse_listen(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("\"{value}\" is not an address (example: 127.0.0.1:7740)"))
 }
 
-fn parse_db(value: &str) -> Result<PathBuf, String> {
+fn parse_db(value: &str) -> Result<DbTarget, String> {
     if value.is_empty() {
-        return Err("needs a file path".into());
+        return Err("needs a file path or a postgres:// URL".into());
     }
-    // The URL is not echoed: it may carry a password.
-    let lower = value.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Err(
-            "a Postgres URL is not supported by this build yet (docs/postgres-plan.md); give a SQLite file path"
-                .into(),
-        );
+    let target = DbTarget::parse(value);
+    if let DbTarget::Postgres(url) = &target {
+        // The URL is not echoed: it may carry a password.
+        url.parse::<postgres::Config>()
+            .map_err(|error| format!("is not a Postgres URL ({error})"))?;
     }
-    Ok(PathBuf::from(value))
+    Ok(target)
 }
 
 fn parse_admin_token(value: &str) -> Result<String, String> {
@@ -404,9 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_url_is_refused_without_echoing_it() {
-        let error = parse_db("postgres://user:secret@127.0.0.1:5432/hooks").unwrap_err();
-        assert!(error.contains("not supported"), "{error}");
+    fn a_postgres_url_is_postgres_and_a_bad_one_is_refused_without_echoing_it() {
+        assert_eq!(
+            parse_db("postgres://user:secret@127.0.0.1:5432/hooks").unwrap(),
+            DbTarget::Postgres("postgres://user:secret@127.0.0.1:5432/hooks".into())
+        );
+        assert_eq!(
+            parse_db("hooks.db").unwrap(),
+            DbTarget::Sqlite("hooks.db".into())
+        );
+        let error = parse_db("postgres://user:secret@127.0.0.1:notaport/hooks").unwrap_err();
+        assert!(error.contains("not a Postgres URL"), "{error}");
         assert!(!error.contains("secret"), "{error}");
     }
 

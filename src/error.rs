@@ -38,6 +38,18 @@ pub(crate) enum Error {
     ThreadDied { thread: String, why: String },
     #[error("the database cannot take writes now: {0}")]
     Unavailable(String),
+    #[error("database error: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A Postgres error in one line: its message and SQLSTATE, never the connection's URL.
+fn postgres_message(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
@@ -57,6 +69,34 @@ impl Error {
                     | rusqlite::ErrorCode::CannotOpen
             ),
             Error::Unavailable(_) => true,
+            Error::Postgres(error) => {
+                if error.is_closed() {
+                    return true;
+                }
+                let Some(code) = error.code() else {
+                    // Not from the server: the connection broke (I/O, protocol).
+                    return error.as_db_error().is_none();
+                };
+                let code = code.code();
+                // 08: connection; 53: disk full, out of memory, too many connections;
+                // 57P0x: shutting down; 25006: read-only transaction; 55P03: lock timeout.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P0")
+                    || code == "25006"
+                    || code == "55P03"
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a Postgres transaction lost a race with another instance's (deadlock,
+    /// serialization) and may simply be run again.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Error::Postgres(error) => error
+                .code()
+                .is_some_and(|code| matches!(code.code(), "40P01" | "40001")),
             _ => false,
         }
     }

@@ -22,7 +22,8 @@ use crate::http::server::API_THREADS;
 use crate::http::{self, edge};
 use crate::ids::{new_token, sha256_hex};
 use crate::logging;
-use crate::store::{self, owner};
+use crate::store::pg::Role;
+use crate::store::{self, DbTarget, owner};
 use crate::time::now_ms;
 
 /// glibc malloc arenas (see `limit_malloc_arenas`).
@@ -40,13 +41,20 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     limit_malloc_arenas();
     logging::init(config.log_format, log::LevelFilter::Info);
     // Before anything reads or recovers the database: one process owns it.
-    let _owner = owner::acquire(&config.db)?;
-    let conn = store::open(&config.db)?;
+    // On Postgres other instances share the database: no owner, and their claims are live.
+    let _owner = match &config.db {
+        DbTarget::Sqlite(path) => Some(owner::acquire(path)?),
+        DbTarget::Postgres(_) => None,
+    };
+    let conn = store::connect(&config.db, Role::Scheduler, true)?;
     store::set_cache_kib(&conn, store::WRITER_CACHE_KIB)?;
     let recovered = store::recover_delivering(&conn, now_ms())?;
     let (admin_token_sha256, new_admin_token) = admin_token(&conn, &config)?;
 
-    let head_check = edge::head_check(admin_token_sha256.clone(), store::open(&config.db)?);
+    let head_check = edge::head_check(
+        admin_token_sha256.clone(),
+        store::connect(&config.db, Role::Api, false)?,
+    );
     let (server, addr) = http::server::listen(config.listen, head_check)?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -151,7 +159,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     let stopping = Arc::new(AtomicBool::new(false));
     let mut api_threads = Vec::new();
     let spawn_api = |name: String| -> Result<thread::JoinHandle<()>, Error> {
-        let conn = store::open(&config.db)?;
+        let conn = store::connect(&config.db, Role::Api, false)?;
         store::set_cache_kib(&conn, store::READER_CACHE_KIB)?;
         let (server, shared, stopping) = (server.clone(), shared.clone(), stopping.clone());
         Ok(spawn_watched(name, &ended_tx, move || {
@@ -329,10 +337,7 @@ fn spawn_watched(
 }
 
 /// The admin token's hash, and the token itself when it was generated just now (to show once).
-fn admin_token(
-    conn: &rusqlite::Connection,
-    config: &Config,
-) -> Result<(String, Option<String>), Error> {
+fn admin_token(conn: &store::Db, config: &Config) -> Result<(String, Option<String>), Error> {
     if let Some(token) = &config.admin_token {
         return Ok((sha256_hex(token), None));
     }

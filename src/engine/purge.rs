@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
-
-use crate::error::Error;
-use crate::store;
+use crate::store::{self, Db};
 
 /// Most deliveries (with their attempts) deleted per transaction: a few milliseconds of
 /// writing, about one scheduler round.
@@ -19,15 +16,12 @@ pub(crate) const PURGE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 
 /// One batch; returns how long to wait before the next pass: none while history is left.
 /// An error is logged and the pass is tried again after the interval.
-pub(crate) fn pass(conn: &mut Connection) -> Duration {
-    let purged = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Error::from)
-        .and_then(|tx| {
-            let purged = store::purge_deleted_endpoint(&tx, PURGE_BATCH_MAX)?;
-            tx.commit()?;
-            Ok(purged)
-        });
+pub(crate) fn pass(conn: &mut Db) -> Duration {
+    let purged = conn.begin().and_then(|tx| {
+        let purged = store::purge_deleted_endpoint(&tx, PURGE_BATCH_MAX)?;
+        tx.commit()?;
+        Ok(purged)
+    });
     match purged {
         Ok(0) => PURGE_INTERVAL_MAX,
         Ok(purged) => {

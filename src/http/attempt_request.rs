@@ -11,7 +11,7 @@
 //! Secrets never appear; the endpoint's extra headers show their names, values masked (they
 //! often carry the receiver's credentials).
 
-use rusqlite::Connection;
+use crate::store::Db;
 use serde_json::{Value, json};
 
 use super::problem::Problem;
@@ -25,7 +25,7 @@ pub const MASKED: &str = "[masked]";
 const ATTEMPTS_SEARCHED_MAX: usize = 1000;
 
 /// The request of attempt `number` of `delivery`, or a problem (404 when there is none).
-pub fn rebuild(conn: &Connection, delivery: &DeliveryRow, number: &str) -> Result<Value, Problem> {
+pub fn rebuild(conn: &Db, delivery: &DeliveryRow, number: &str) -> Result<Value, Problem> {
     let internal = |error: crate::error::Error| {
         log::error!("attempt request: {error}");
         Problem::new(500, "internal", "internal error")

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use crate::store::Db;
 use tiny_http::{HeadCheck, Header, Method, Request, Response};
 
 use crate::ids::sha256_hex;
@@ -16,7 +16,7 @@ use crate::time::now_ms;
 
 /// The check the server makes on each head. `conn` is used only to look up workspace tokens
 /// (one indexed read); connections' threads take turns on it.
-pub(crate) fn head_check(admin_token_sha256: String, conn: Connection) -> HeadCheck {
+pub(crate) fn head_check(admin_token_sha256: String, conn: Db) -> HeadCheck {
     let conn = Mutex::new(conn);
     Arc::new(move |request: &Request| {
         if !needs_token(request) {

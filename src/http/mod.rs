@@ -28,8 +28,8 @@ pub(crate) mod workspaces;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use crate::store::Db;
 use crossbeam_channel::Sender;
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use tiny_http::{Header, Request, Response, Server};
 
@@ -85,12 +85,7 @@ pub(crate) struct Shared {
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.
-pub(crate) fn main(
-    server: Arc<Server>,
-    conn: Connection,
-    shared: Arc<Shared>,
-    stopping: Arc<AtomicBool>,
-) {
+pub(crate) fn main(server: Arc<Server>, conn: Db, shared: Arc<Shared>, stopping: Arc<AtomicBool>) {
     let api = Api { conn, shared };
     loop {
         match server.recv() {
@@ -105,7 +100,7 @@ pub(crate) fn main(
 }
 
 pub(crate) struct Api {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Db,
     pub(crate) shared: Arc<Shared>,
 }
 

@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::prelude::*;
+use super::{Db, pg, sqlite_or};
 
 /// The schema this build writes; `schema.sql` sets the same `user_version`.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64 + 1;
@@ -178,7 +179,8 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 
 /// Sets a connection's page cache: the writer keeps the hot b-tree pages of the outbox, readers
 /// stay small (memory is part of the budget).
-pub(crate) fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
+pub(crate) fn set_cache_kib(db: &Db, kib: i64) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::open::set_cache_kib(pg, kib));
     conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
     Ok(())
 }

@@ -4,9 +4,11 @@
 
 #[allow(unused_imports)]
 use super::prelude::*;
+use super::{Db, pg, sqlite_or};
 
 /// After a crash, attempts that were in flight are unknown: send them again (at least once).
-pub(crate) fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn recover_delivering(db: &Db, now_ms: i64) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::recover_delivering(pg, now_ms));
     Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
                                lease_expires_at_ms = NULL
@@ -18,11 +20,8 @@ pub(crate) fn recover_delivering(conn: &Connection, now_ms: i64) -> Result<usize
 /// Stores one event and a `pending` delivery for each endpoint of its workspace subscribed to
 /// its type. A known id in the same workspace returns the original and queues nothing; ids are
 /// per workspace, so another workspace's use of the id is not looked at.
-pub(crate) fn insert_event(
-    conn: &Connection,
-    event: &NewEvent,
-    now_ms: i64,
-) -> Result<StoredEvent> {
+pub(crate) fn insert_event(db: &Db, event: &NewEvent, now_ms: i64) -> Result<StoredEvent> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::insert_event(pg, event, now_ms));
     let existing = conn
         .prepare_cached(
             "SELECT seq, type, created_at_ms FROM events WHERE id = ?1 AND workspace_id = ?2",
@@ -139,7 +138,8 @@ pub(crate) const NOT_HELD_BY_ORDERING: &str = "(d.subject IS NULL OR NOT EXISTS 
 /// Each enabled endpoint that has pending deliveries, with when its earliest is due. One index
 /// seek per such endpoint (a skip scan written as a recursive query), however long the queues:
 /// a disabled endpoint's backlog costs one seek, not a scan.
-pub(crate) fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+pub(crate) fn pending_endpoints(db: &Db) -> Result<Vec<(i64, i64)>> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::pending_endpoints(pg));
     let sql = format!(
         "WITH RECURSIVE pending(endpoint_seq) AS (
              SELECT (SELECT MIN(endpoint_seq) FROM deliveries WHERE status = 'pending')
@@ -163,7 +163,8 @@ pub(crate) fn pending_endpoints(conn: &Connection) -> Result<Vec<(i64, i64)>> {
 /// When the earliest pending delivery of one endpoint not held by ordering is due, if it has
 /// any. (A held one becomes claimable when the delivery holding it finishes, whose result
 /// wakes the scheduler anyway.)
-pub(crate) fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Result<Option<i64>> {
+pub(crate) fn next_due_for_endpoint(db: &Db, endpoint_seq: i64) -> Result<Option<i64>> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::next_due_for_endpoint(pg, endpoint_seq));
     // In index order, stopping at the first row not held (MIN() would read every pending row
     // of the endpoint once a predicate beyond the index is added).
     let sql = format!(
@@ -182,12 +183,19 @@ pub(crate) fn next_due_for_endpoint(conn: &Connection, endpoint_seq: i64) -> Res
 /// up `claims`; the job carries the count, and its result is written only while it still names
 /// the latest claim (see `record_attempt`).
 pub(crate) fn claim_due(
-    conn: &Connection,
+    db: &Db,
     endpoint_seq: i64,
     now_ms: i64,
     limit: usize,
     lease_expires_at_ms: i64,
 ) -> Result<Vec<Job>> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::claim_due(
+        pg,
+        endpoint_seq,
+        now_ms,
+        limit,
+        lease_expires_at_ms
+    ));
     let sql = format!(
         "SELECT d.seq, d.id, d.attempts_made, e.seq, e.url, e.secret, e.headers, ev.id, ev.type, ev.body,
                 CASE WHEN e.previous_secret_expires_at_ms > ?2 THEN e.previous_secret END,
@@ -260,11 +268,14 @@ pub(crate) fn claim_due(
 /// `decision` is the final one (after `retry::after_refused_signature`); answers whether the
 /// delivery's row changed (and so the attempt was written).
 pub(crate) fn record_attempt(
-    conn: &Connection,
+    db: &Db,
     result: &AttemptResult,
     decision: Decision,
     now_ms: i64,
 ) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::record_attempt(
+        pg, result, decision, now_ms
+    ));
     let (status, next_attempt_at_ms) = match decision {
         Decision::Succeeded => ("succeeded", None),
         Decision::RetryAt(at_ms) | Decision::SwitchSecret(at_ms) => ("pending", Some(at_ms)),
@@ -305,11 +316,12 @@ pub(crate) fn record_attempt(
 
 /// Which secret signs `X-ClockEye-Signature` for this endpoint from now on (see
 /// `retry::after_refused_signature`).
-pub(crate) fn set_signing_secret(
-    conn: &Connection,
-    endpoint_seq: i64,
-    sign_with: SignWith,
-) -> Result<()> {
+pub(crate) fn set_signing_secret(db: &Db, endpoint_seq: i64, sign_with: SignWith) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::set_signing_secret(
+        pg,
+        endpoint_seq,
+        sign_with
+    ));
     conn.prepare_cached("UPDATE endpoints SET sign_with_previous = ?2 WHERE seq = ?1")?
         .execute(params![endpoint_seq, sign_with == SignWith::Previous])?;
     Ok(())
@@ -320,11 +332,17 @@ pub(crate) fn set_signing_secret(
 /// the receiver answered 410 Gone, or when every attempt has failed for `disable_after_ms`.
 /// Returns the reason when it was disabled just now.
 pub(crate) fn record_endpoint_health(
-    conn: &Connection,
+    db: &Db,
     result: &AttemptResult,
     now_ms: i64,
     disable_after_ms: i64,
 ) -> Result<Option<String>> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::record_endpoint_health(
+        pg,
+        result,
+        now_ms,
+        disable_after_ms
+    ));
     let endpoint_seq = result.endpoint_seq;
     if result.outcome.succeeded() {
         // To the second: most successes in a busy second then write nothing.
@@ -378,7 +396,8 @@ pub(crate) fn record_endpoint_health(
 /// Retention: deletes up to `limit` events created before `cutoff_ms` whose deliveries have all
 /// finished, with their deliveries and attempts (foreign keys cascade), oldest first. Pending
 /// work is never pruned. Returns how many events went.
-pub(crate) fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> Result<usize> {
+pub(crate) fn prune_events(db: &Db, cutoff_ms: i64, limit: usize) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::prune_events(pg, cutoff_ms, limit));
     Ok(conn
         .prepare_cached(
             "DELETE FROM events WHERE seq IN (
@@ -392,7 +411,8 @@ pub(crate) fn prune_events(conn: &Connection, cutoff_ms: i64, limit: usize) -> R
 }
 
 /// Forgets previous secrets whose rotation overlap has ended.
-pub(crate) fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn retire_previous_secrets(db: &Db, now_ms: i64) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::retire_previous_secrets(pg, now_ms));
     Ok(conn
         .prepare_cached(
             "UPDATE endpoints SET previous_secret = NULL, previous_secret_expires_at_ms = NULL,
@@ -404,7 +424,8 @@ pub(crate) fn retire_previous_secrets(conn: &Connection, now_ms: i64) -> Result<
 
 /// Puts a claimed delivery whose attempt never started (or whose worker panicked) back to
 /// `pending`, due at `due_ms`, if that claim still holds it.
-pub(crate) fn release_delivery(conn: &Connection, release: &Release, now_ms: i64) -> Result<()> {
+pub(crate) fn release_delivery(db: &Db, release: &Release, now_ms: i64) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::release_delivery(pg, release, now_ms));
     conn.prepare_cached(
         "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?4,
                                lease_expires_at_ms = NULL
@@ -432,11 +453,17 @@ pub(crate) struct Release {
 /// Extends a claim's lease to `lease_expires_at_ms` while that claim still holds the delivery;
 /// false when it does not (its lease ran out and was released, or it was claimed again).
 pub(crate) fn renew_lease(
-    conn: &Connection,
+    db: &Db,
     delivery_seq: i64,
     claim: i64,
     lease_expires_at_ms: i64,
 ) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::renew_lease(
+        pg,
+        delivery_seq,
+        claim,
+        lease_expires_at_ms
+    ));
     Ok(conn
         .prepare_cached(
             "UPDATE deliveries SET lease_expires_at_ms = ?3
@@ -449,11 +476,10 @@ pub(crate) fn renew_lease(
 /// Returns up to `limit` claims whose lease ended before `now_ms` to `pending`, due now: their
 /// owner died or lost them. A predicate on time alone, so any instance sharing the database
 /// may run it. Returns how many went back.
-pub(crate) fn release_expired_leases(
-    conn: &Connection,
-    now_ms: i64,
-    limit: usize,
-) -> Result<usize> {
+pub(crate) fn release_expired_leases(db: &Db, now_ms: i64, limit: usize) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::release_expired_leases(
+        pg, now_ms, limit
+    ));
     Ok(conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?1, updated_at_ms = ?1,
@@ -470,7 +496,8 @@ pub(crate) fn release_expired_leases(
 /// as other endpoints' deliveries or the event list may still want them; retention prunes
 /// them like any other. Returns how many rows of `deliveries` and `endpoints` went (0: no
 /// deleted endpoint is left).
-pub(crate) fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<usize> {
+pub(crate) fn purge_deleted_endpoint(db: &Db, limit: usize) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::purge_deleted_endpoint(pg, limit));
     let Some(endpoint_seq) = conn
         .prepare_cached(
             "SELECT seq FROM endpoints WHERE deleted_at_ms IS NOT NULL ORDER BY seq LIMIT 1",
@@ -496,7 +523,8 @@ pub(crate) fn purge_deleted_endpoint(conn: &Connection, limit: usize) -> Result<
 }
 
 /// Forgets portal codes and tokens that have expired.
-pub(crate) fn prune_expired_access(conn: &Connection, now_ms: i64) -> Result<usize> {
+pub(crate) fn prune_expired_access(db: &Db, now_ms: i64) -> Result<usize> {
+    let conn = sqlite_or!(db, |pg| pg::outbox::prune_expired_access(pg, now_ms));
     Ok(conn
         .prepare_cached("DELETE FROM portal_codes WHERE expires_at_ms <= ?1")?
         .execute([now_ms])?

@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::prelude::*;
+use super::{Db, pg, sqlite_or};
 
 /// What `/metrics` reads from the database at render time.
 pub(crate) struct DatabaseGauges {
@@ -12,7 +13,8 @@ pub(crate) struct DatabaseGauges {
 }
 
 /// The database's share of `/metrics`.
-pub(crate) fn metrics_gauges(conn: &Connection, now_ms: i64) -> Result<DatabaseGauges> {
+pub(crate) fn metrics_gauges(db: &Db, now_ms: i64) -> Result<DatabaseGauges> {
+    let conn = sqlite_or!(db, |pg| pg::read::metrics_gauges(pg, now_ms));
     let (deliveries_pending, oldest_due_ms): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at_ms <= ?1 THEN next_attempt_at_ms END)
@@ -100,7 +102,8 @@ pub(crate) fn endpoint_from_row(row: &Row) -> rusqlite::Result<EndpointRow> {
 }
 
 /// The public id of the endpoint with this `seq`, if it still exists.
-pub(crate) fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>> {
+pub(crate) fn endpoint_id(db: &Db, seq: i64) -> Result<Option<String>> {
+    let conn = sqlite_or!(db, |pg| pg::read::endpoint_id(pg, seq));
     Ok(conn
         .prepare_cached("SELECT id FROM endpoints WHERE seq = ?1")?
         .query_row([seq], |row| row.get(0))
@@ -109,7 +112,8 @@ pub(crate) fn endpoint_id(conn: &Connection, seq: i64) -> Result<Option<String>>
 
 /// The endpoint with this id; its previous secret's expiry only while it is later than
 /// `now_ms` (the clock is read by the caller, never in SQL).
-pub(crate) fn endpoint(conn: &Connection, id: &str, now_ms: i64) -> Result<Option<EndpointRow>> {
+pub(crate) fn endpoint(db: &Db, id: &str, now_ms: i64) -> Result<Option<EndpointRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::endpoint(pg, id, now_ms));
     let sql =
         format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1 AND deleted_at_ms IS NULL");
     Ok(conn
@@ -129,12 +133,19 @@ fn live_previous_secret(mut row: EndpointRow, now_ms: i64) -> EndpointRow {
 
 /// A page of endpoints, newest first, after the cursor `before_seq`; `workspace_id` narrows it.
 pub(crate) fn endpoints(
-    conn: &Connection,
+    db: &Db,
     workspace_id: Option<&str>,
     before_seq: i64,
     limit: usize,
     now_ms: i64,
 ) -> Result<Vec<EndpointRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::endpoints(
+        pg,
+        workspace_id,
+        before_seq,
+        limit,
+        now_ms
+    ));
     let (sql, values) = endpoints_query(workspace_id, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
@@ -193,11 +204,8 @@ impl Where {
 }
 
 /// An endpoint's live secrets at `now_ms`; None when the endpoint does not exist (any more).
-pub(crate) fn endpoint_secrets(
-    conn: &Connection,
-    seq: i64,
-    now_ms: i64,
-) -> Result<Option<Secrets>> {
+pub(crate) fn endpoint_secrets(db: &Db, seq: i64, now_ms: i64) -> Result<Option<Secrets>> {
+    let conn = sqlite_or!(db, |pg| pg::read::endpoint_secrets(pg, seq, now_ms));
     Ok(conn
         .prepare_cached(
             "SELECT secret, previous_secret, previous_secret_expires_at_ms FROM endpoints WHERE seq = ?1",
@@ -220,11 +228,17 @@ pub(crate) fn endpoint_secrets(
 /// An endpoint's deliveries created since `since_ms`, newest first, as (status, created_at_ms),
 /// at most `limit` of them: what the stats of one endpoint are counted from.
 pub(crate) fn recent_deliveries(
-    conn: &Connection,
+    db: &Db,
     endpoint_seq: i64,
     since_ms: i64,
     limit: usize,
 ) -> Result<Vec<(String, i64)>> {
+    let conn = sqlite_or!(db, |pg| pg::read::recent_deliveries(
+        pg,
+        endpoint_seq,
+        since_ms,
+        limit
+    ));
     let mut statement = conn.prepare_cached(
         "SELECT status, created_at_ms FROM deliveries WHERE endpoint_seq = ?1 ORDER BY seq DESC",
     )?;
@@ -272,11 +286,12 @@ pub(crate) fn event_from_row(row: &Row) -> rusqlite::Result<EventRow> {
 /// The events with this id, in `workspace_id` when given: ids are unique per workspace, so
 /// without one there may be several (at most `limit` are returned).
 pub(crate) fn events_by_id(
-    conn: &Connection,
+    db: &Db,
     id: &str,
     workspace_id: Option<&str>,
     limit: usize,
 ) -> Result<Vec<EventRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::events_by_id(pg, id, workspace_id, limit));
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 AND (?2 IS NULL OR workspace_id = ?2)
          ORDER BY seq LIMIT ?3"
@@ -296,11 +311,12 @@ pub(crate) struct EventFilter<'a> {
 }
 
 pub(crate) fn events(
-    conn: &Connection,
+    db: &Db,
     filter: &EventFilter,
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<EventRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::events(pg, filter, before_seq, limit));
     let (sql, values) = events_query(filter, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
@@ -364,7 +380,8 @@ pub(crate) fn delivery_from_row(row: &Row) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-pub(crate) fn delivery(conn: &Connection, id: &str) -> Result<Option<DeliveryRow>> {
+pub(crate) fn delivery(db: &Db, id: &str) -> Result<Option<DeliveryRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::delivery(pg, id));
     let sql = format!("{DELIVERY_SELECT} WHERE d.id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -387,11 +404,12 @@ pub(crate) struct DeliveryFilter<'a> {
 }
 
 pub(crate) fn deliveries(
-    conn: &Connection,
+    db: &Db,
     filter: &DeliveryFilter,
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<DeliveryRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::deliveries(pg, filter, before_seq, limit));
     let (sql, values) = deliveries_query(filter, before_seq, limit);
     Ok(conn
         .prepare_cached(&sql)?
@@ -440,11 +458,8 @@ pub(crate) struct AttemptRow {
 }
 
 /// A delivery's last `limit` attempts, oldest first.
-pub(crate) fn attempts(
-    conn: &Connection,
-    delivery_seq: i64,
-    limit: usize,
-) -> Result<Vec<AttemptRow>> {
+pub(crate) fn attempts(db: &Db, delivery_seq: i64, limit: usize) -> Result<Vec<AttemptRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::attempts(pg, delivery_seq, limit));
     Ok(conn
         .prepare_cached(
             "SELECT * FROM (
@@ -495,11 +510,8 @@ pub(crate) fn token_from_row(row: &Row) -> rusqlite::Result<TokenRow> {
 
 /// The workspace token with this hash, if it exists and has not expired at `now_ms`
 /// (revoked tokens do not exist).
-pub(crate) fn token_by_hash(
-    conn: &Connection,
-    token_sha256: &str,
-    now_ms: i64,
-) -> Result<Option<TokenRow>> {
+pub(crate) fn token_by_hash(db: &Db, token_sha256: &str, now_ms: i64) -> Result<Option<TokenRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::token_by_hash(pg, token_sha256, now_ms));
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens
          WHERE token_sha256 = ?1 AND (expires_at_ms IS NULL OR expires_at_ms > ?2)"
@@ -512,11 +524,17 @@ pub(crate) fn token_by_hash(
 
 /// A page of one workspace's tokens, newest first, after the cursor `before_seq`.
 pub(crate) fn tokens(
-    conn: &Connection,
+    db: &Db,
     workspace_id: &str,
     before_seq: i64,
     limit: usize,
 ) -> Result<Vec<TokenRow>> {
+    let conn = sqlite_or!(db, |pg| pg::read::tokens(
+        pg,
+        workspace_id,
+        before_seq,
+        limit
+    ));
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE workspace_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
     );
@@ -530,14 +548,16 @@ pub(crate) fn tokens(
 }
 
 /// Whether the database answers a query (`/healthz`).
-pub(crate) fn ping(conn: &Connection) -> bool {
+pub(crate) fn ping(db: &Db) -> bool {
+    let conn = sqlite_or!(db, |pg| pg::read::ping(pg));
     conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
         .is_ok()
 }
 
 /// Whether the endpoint's row is gone, purge included (`endpoint` answers None as soon as it is
 /// deleted); the benchmark waits for this.
-pub(crate) fn endpoint_row_gone(conn: &Connection, id: &str) -> Result<bool> {
+pub(crate) fn endpoint_row_gone(db: &Db, id: &str) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::read::endpoint_row_gone(pg, id));
     Ok(conn.query_row(
         "SELECT COUNT(*) = 0 FROM endpoints WHERE id = ?1",
         [id],

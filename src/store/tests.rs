@@ -18,7 +18,8 @@ fn query_plan(conn: &Connection, sql: &str, values: &[SqlValue]) -> Vec<String> 
 #[test]
 fn every_workspace_list_uses_an_index() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("plans.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("plans.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     let mut plans = Vec::new();
     let (sql, values) = endpoints_query(Some("ws"), i64::MAX, 51);
     plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
@@ -86,17 +87,18 @@ fn a_version_3_database_is_migrated() {
         )
         .unwrap();
     }
-    let conn = open(&path).unwrap();
+    let db = Db::Sqlite(open(&path).unwrap());
+    let conn = db.sqlite().unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    let jobs = claim_due(&conn, 1, 10, 10, 1000).unwrap();
+    let jobs = claim_due(&db, 1, 10, 10, 1000).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].previous_secret, None);
     assert_eq!(jobs[0].schedule_step, 1);
-    assert!(!events_by_id(&conn, "evt_1", None, 2).unwrap()[0].test);
-    assert!(token_by_hash(&conn, "nothing", 0).unwrap().is_none());
+    assert!(!events_by_id(&db, "evt_1", None, 2).unwrap()[0].test);
+    assert!(token_by_hash(&db, "nothing", 0).unwrap().is_none());
 }
 
 /// A version 4 database (event ids unique overall) opens with ids unique per workspace,
@@ -121,7 +123,8 @@ fn a_version_4_database_is_migrated() {
         )
         .unwrap();
     }
-    let conn = open(&path).unwrap();
+    let db = Db::Sqlite(open(&path).unwrap());
+    let conn = db.sqlite().unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
@@ -139,7 +142,7 @@ fn a_version_4_database_is_migrated() {
         count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v4'"),
         0
     );
-    let jobs = claim_due(&conn, 1, 10, 10, 1000).unwrap();
+    let jobs = claim_due(&db, 1, 10, 10, 1000).unwrap();
     assert_eq!((jobs.len(), jobs[0].event_id.as_str()), (1, "evt_1"));
     // The same id in another workspace is another event; in the same one, the original.
     let new_event = |workspace_id: &str| NewEvent {
@@ -151,15 +154,11 @@ fn a_version_4_database_is_migrated() {
         test_endpoint_seq: None,
         subject: None,
     };
-    assert!(
-        insert_event(&conn, &new_event("globex"), 2)
-            .unwrap()
-            .created
-    );
-    assert!(!insert_event(&conn, &new_event("acme"), 2).unwrap().created);
-    assert_eq!(events_by_id(&conn, "evt_1", None, 10).unwrap().len(), 2);
+    assert!(insert_event(&db, &new_event("globex"), 2).unwrap().created);
+    assert!(!insert_event(&db, &new_event("acme"), 2).unwrap().created);
+    assert_eq!(events_by_id(&db, "evt_1", None, 10).unwrap().len(), 2);
     assert_eq!(
-        events_by_id(&conn, "evt_1", Some("acme"), 10).unwrap()[0].seq,
+        events_by_id(&db, "evt_1", Some("acme"), 10).unwrap()[0].seq,
         1
     );
     // Deleting the event still cascades to its deliveries (the new table is referenced).
@@ -173,7 +172,8 @@ fn a_version_4_database_is_migrated() {
 #[test]
 fn a_deleted_endpoint_is_purged_in_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("purge.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("purge.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     one_endpoint_and_event(&conn);
     for n in 0..5 {
         conn.execute(
@@ -183,17 +183,17 @@ fn a_deleted_endpoint_is_purged_in_batches() {
         )
         .unwrap();
     }
-    assert!(delete_endpoint(&conn, 1, 5).unwrap());
-    assert!(!delete_endpoint(&conn, 1, 6).unwrap());
-    assert!(endpoint(&conn, "ep_1", 0).unwrap().is_none());
-    assert!(pending_endpoints(&conn).unwrap().is_empty());
-    assert!(claim_due(&conn, 1, 10, 10, 1000).unwrap().is_empty());
-    assert!(delivery(&conn, "dlv_0").unwrap().is_none());
-    assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
-    assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
+    assert!(delete_endpoint(&db, 1, 5).unwrap());
+    assert!(!delete_endpoint(&db, 1, 6).unwrap());
+    assert!(endpoint(&db, "ep_1", 0).unwrap().is_none());
+    assert!(pending_endpoints(&db).unwrap().is_empty());
+    assert!(claim_due(&db, 1, 10, 10, 1000).unwrap().is_empty());
+    assert!(delivery(&db, "dlv_0").unwrap().is_none());
+    assert_eq!(purge_deleted_endpoint(&db, 2).unwrap(), 2);
+    assert_eq!(purge_deleted_endpoint(&db, 2).unwrap(), 2);
     // The last delivery and the endpoint's row.
-    assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 2);
-    assert_eq!(purge_deleted_endpoint(&conn, 2).unwrap(), 0);
+    assert_eq!(purge_deleted_endpoint(&db, 2).unwrap(), 2);
+    assert_eq!(purge_deleted_endpoint(&db, 2).unwrap(), 0);
     let left: i64 = conn
         .query_row(
             "SELECT (SELECT COUNT(*) FROM deliveries) + (SELECT COUNT(*) FROM endpoints)",
@@ -203,7 +203,7 @@ fn a_deleted_endpoint_is_purged_in_batches() {
         .unwrap();
     assert_eq!(left, 0);
     // The event stays (retention prunes it like any other).
-    assert_eq!(events_by_id(&conn, "evt_1", None, 2).unwrap().len(), 1);
+    assert_eq!(events_by_id(&db, "evt_1", None, 2).unwrap().len(), 1);
 }
 
 /// Recover goes on from its cursor: a delivery it re-queued that failed again is not taken
@@ -211,7 +211,8 @@ fn a_deleted_endpoint_is_purged_in_batches() {
 #[test]
 fn recover_goes_on_from_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("recover.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("recover.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     one_endpoint_and_event(&conn);
     for n in 0..5 {
         conn.execute(
@@ -227,17 +228,17 @@ fn recover_goes_on_from_its_cursor() {
         )
         .unwrap()
     };
-    let (first, next) = recover_failed(&conn, 1, (0, 1000), 0, 500, 2).unwrap();
+    let (first, next) = recover_failed(&db, 1, (0, 1000), 0, 500, 2).unwrap();
     assert_eq!((first, next.is_some()), (2, true));
     fail_pending_again();
-    let (second, next) = recover_failed(&conn, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
+    let (second, next) = recover_failed(&db, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
     assert_eq!((second, next.is_some()), (2, true));
     fail_pending_again();
-    let (third, next) = recover_failed(&conn, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
+    let (third, next) = recover_failed(&db, 1, (0, 1000), next.unwrap(), 500, 2).unwrap();
     assert_eq!((third, next), (1, None));
     // Outside the window: nothing.
     assert_eq!(
-        recover_failed(&conn, 1, (200, 1000), 0, 500, 2).unwrap(),
+        recover_failed(&db, 1, (200, 1000), 0, 500, 2).unwrap(),
         (0, None)
     );
 }
@@ -246,7 +247,8 @@ fn recover_goes_on_from_its_cursor() {
 #[test]
 fn attempts_lists_the_last_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("attempts.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("attempts.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     one_endpoint_and_event(&conn);
     conn.execute_batch(
         "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
@@ -262,7 +264,7 @@ fn attempts_lists_the_last_ones() {
         .unwrap();
     }
     let numbers = |limit| {
-        attempts(&conn, 1, limit)
+        attempts(&db, 1, limit)
             .unwrap()
             .iter()
             .map(|a| a.number)
@@ -277,21 +279,22 @@ fn attempts_lists_the_last_ones() {
 #[test]
 fn an_update_writes_only_the_named_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("update.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("update.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     conn.execute_batch(
         "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, created_at_ms, updated_at_ms)
          VALUES ('ep_1', 'default', 'https://example.test/', 'whsec_x', '[\"*\"]', 1, 1);",
     )
     .unwrap();
-    let mut stale = endpoint(&conn, "ep_1", 0).unwrap().unwrap();
+    let mut stale = endpoint(&db, "ep_1", 0).unwrap().unwrap();
     conn.execute_batch(
         "UPDATE endpoints SET enabled = 0, disabled_reason = 'the receiver answered 410 Gone',
                               failing_since_ms = 5 WHERE id = 'ep_1'",
     )
     .unwrap();
     stale.description = "billing".into();
-    assert!(update_endpoint(&conn, &stale, &["description"]).unwrap());
-    let now = endpoint(&conn, "ep_1", 0).unwrap().unwrap();
+    assert!(update_endpoint(&db, &stale, &["description"]).unwrap());
+    let now = endpoint(&db, "ep_1", 0).unwrap().unwrap();
     assert_eq!(now.description, "billing");
     assert!(!now.enabled);
     assert_eq!(
@@ -302,15 +305,15 @@ fn an_update_writes_only_the_named_fields() {
     // Disabling it again keeps the first reason; enabling starts afresh.
     stale.enabled = false;
     stale.disabled_reason = Some("disabled through the API".into());
-    update_endpoint(&conn, &stale, &["enabled"]).unwrap();
-    let now = endpoint(&conn, "ep_1", 0).unwrap().unwrap();
+    update_endpoint(&db, &stale, &["enabled"]).unwrap();
+    let now = endpoint(&db, "ep_1", 0).unwrap().unwrap();
     assert_eq!(
         now.disabled_reason.as_deref(),
         Some("the receiver answered 410 Gone")
     );
     stale.enabled = true;
-    update_endpoint(&conn, &stale, &["enabled"]).unwrap();
-    let now = endpoint(&conn, "ep_1", 0).unwrap().unwrap();
+    update_endpoint(&db, &stale, &["enabled"]).unwrap();
+    let now = endpoint(&db, "ep_1", 0).unwrap().unwrap();
     assert!(now.enabled);
     assert_eq!((now.disabled_reason, now.failing_since_ms), (None, None));
 }
@@ -320,7 +323,8 @@ fn an_update_writes_only_the_named_fields() {
 #[test]
 fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("deleted.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("deleted.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     let result = AttemptResult {
         delivery_seq: 1,
         delivery_id: "dlv_1".into(),
@@ -339,7 +343,7 @@ fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
         decision: Decision::RetryAt(10),
         rejected_secret_sha256: Some(sha256_hex("whsec_x")),
     };
-    record_attempt(&conn, &result, result.decision, 5).unwrap();
+    record_attempt(&db, &result, result.decision, 5).unwrap();
     let attempts: i64 = conn
         .query_row("SELECT COUNT(*) FROM attempts", [], |row| row.get(0))
         .unwrap();
@@ -352,26 +356,27 @@ fn a_refused_attempt_of_a_deleted_endpoint_records_nothing() {
 #[test]
 fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_claim() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = open(&dir.path().join("lease.db")).unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("lease.db")).unwrap());
+    let conn = db.sqlite().unwrap();
     one_endpoint_and_event(&conn);
     conn.execute_batch(
         "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
          VALUES ('dlv_1', 1, 1, 'pending', 1, 1, 1);",
     )
     .unwrap();
-    let first = claim_due(&conn, 1, 10, 10, 100).unwrap();
+    let first = claim_due(&db, 1, 10, 10, 100).unwrap();
     assert_eq!(first[0].claim, 1);
     assert_eq!(
-        release_expired_leases(&conn, 100, 10).unwrap(),
+        release_expired_leases(&db, 100, 10).unwrap(),
         0,
         "not before its end"
     );
-    assert!(renew_lease(&conn, 1, 1, 150).unwrap());
-    assert_eq!(release_expired_leases(&conn, 151, 10).unwrap(), 1);
-    let second = claim_due(&conn, 1, 151, 10, 300).unwrap();
+    assert!(renew_lease(&db, 1, 1, 150).unwrap());
+    assert_eq!(release_expired_leases(&db, 151, 10).unwrap(), 1);
+    let second = claim_due(&db, 1, 151, 10, 300).unwrap();
     assert_eq!((second.len(), second[0].claim), (1, 2));
     assert!(
-        !renew_lease(&conn, 1, 1, 400).unwrap(),
+        !renew_lease(&db, 1, 1, 400).unwrap(),
         "the lost claim renews nothing"
     );
     let result = |claim: i64, decision: Decision| AttemptResult {
@@ -392,7 +397,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
         decision,
         rejected_secret_sha256: None,
     };
-    record_attempt(&conn, &result(1, Decision::Failed), Decision::Failed, 200).unwrap();
+    record_attempt(&db, &result(1, Decision::Failed), Decision::Failed, 200).unwrap();
     let status = |conn: &Connection| -> (String, Option<i64>, i64) {
         conn.query_row(
             "SELECT status, lease_expires_at_ms, (SELECT COUNT(*) FROM attempts) FROM deliveries",
@@ -403,7 +408,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
     };
     assert_eq!(status(&conn), ("delivering".into(), Some(300), 0));
     record_attempt(
-        &conn,
+        &db,
         &result(2, Decision::RetryAt(500)),
         Decision::RetryAt(500),
         210,

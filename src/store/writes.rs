@@ -3,8 +3,10 @@
 
 #[allow(unused_imports)]
 use super::prelude::*;
+use super::{Db, pg, sqlite_or};
 
-pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+pub(crate) fn meta(db: &Db, key: &str) -> Result<Option<String>> {
+    let conn = sqlite_or!(db, |pg| pg::writes::meta(pg, key));
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
             row.get(0)
@@ -12,7 +14,8 @@ pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+pub(crate) fn set_meta(db: &Db, key: &str, value: &str) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::set_meta(pg, key, value));
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
         [key, value],
@@ -21,11 +24,8 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> 
 }
 
 /// Inserts a new endpoint with its secret; fills in `seq`.
-pub(crate) fn insert_endpoint(
-    conn: &Connection,
-    endpoint: &mut EndpointRow,
-    secret: &str,
-) -> Result<()> {
+pub(crate) fn insert_endpoint(db: &Db, endpoint: &mut EndpointRow, secret: &str) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::insert_endpoint(pg, endpoint, secret));
     conn.prepare_cached(
         "INSERT INTO endpoints (id, workspace_id, url, secret, event_types, description, headers, enabled,
                                 disabled_reason, created_at_ms, updated_at_ms, rate_limit, ordering)
@@ -54,11 +54,8 @@ pub(crate) fn insert_endpoint(
 /// `enabled`, `rate_limit`, `ordering`) from `endpoint`, and nothing else: a PATCH must not undo what the scheduler wrote
 /// meanwhile (an endpoint it disabled, its health). Disabling keeps an earlier reason;
 /// enabling a disabled endpoint clears the reason and starts the health record afresh.
-pub(crate) fn update_endpoint(
-    conn: &Connection,
-    endpoint: &EndpointRow,
-    fields: &[&str],
-) -> Result<bool> {
+pub(crate) fn update_endpoint(db: &Db, endpoint: &EndpointRow, fields: &[&str]) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::writes::update_endpoint(pg, endpoint, fields));
     let named = |field: &str| fields.contains(&field);
     let changed = conn
         .prepare_cached(
@@ -88,18 +85,19 @@ pub(crate) fn update_endpoint(
             named("ordering").then_some(&endpoint.ordering),
         ])?;
     if changed == 1 && named("ordering") {
-        set_delivery_subjects(conn, endpoint.seq, endpoint.ordering == "subject")?;
+        set_delivery_subjects(db, endpoint.seq, endpoint.ordering == "subject")?;
     }
     Ok(changed == 1)
 }
 
 /// Ordering by subject turned on: the endpoint's unfinished deliveries take their events'
 /// subjects (finished ones take theirs if retried); turned off: every delivery forgets it.
-pub(crate) fn set_delivery_subjects(
-    conn: &Connection,
-    endpoint_seq: i64,
-    ordered: bool,
-) -> Result<()> {
+pub(crate) fn set_delivery_subjects(db: &Db, endpoint_seq: i64, ordered: bool) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::set_delivery_subjects(
+        pg,
+        endpoint_seq,
+        ordered
+    ));
     let sql = if ordered {
         "UPDATE deliveries SET subject = (SELECT ev.subject FROM events ev WHERE ev.seq = deliveries.event_seq)
          WHERE endpoint_seq = ?1 AND subject IS NULL AND status IN ('pending', 'delivering')"
@@ -115,12 +113,15 @@ pub(crate) fn set_delivery_subjects(
 /// `now + overlap` and signs `X-ClockEye-Signature` first; the other old one is retired. With
 /// no overlap every old secret is retired at once.
 pub(crate) fn rotate_secret(
-    conn: &Connection,
+    db: &Db,
     seq: i64,
     secret: &str,
     overlap_ms: i64,
     now_ms: i64,
 ) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::writes::rotate_secret(
+        pg, seq, secret, overlap_ms, now_ms
+    ));
     let changed = conn
         .prepare_cached(
             "UPDATE endpoints SET
@@ -143,13 +144,21 @@ pub(crate) fn rotate_secret(
 /// first. Their attempt count continues. Returns how many, and when more are left the cursor
 /// to go on from (the last `seq` taken).
 pub(crate) fn recover_failed(
-    conn: &Connection,
+    db: &Db,
     endpoint_seq: i64,
     window: (i64, i64),
     after_seq: i64,
     now_ms: i64,
     limit: usize,
 ) -> Result<(usize, Option<i64>)> {
+    let conn = sqlite_or!(db, |pg| pg::writes::recover_failed(
+        pg,
+        endpoint_seq,
+        window,
+        after_seq,
+        now_ms,
+        limit
+    ));
     // One statement (it waits for the write lock like any other), then a read: a deferred
     // transaction that reads first could not upgrade to a write while the scheduler commits.
     let requeued: Vec<i64> = conn
@@ -193,7 +202,8 @@ pub(crate) fn recover_failed(
 /// Deletes an endpoint as the API sees it: one row written, so it answers at once. From now
 /// on the endpoint is not found, gets no new deliveries and has none claimed; its history
 /// goes later, in batches (`purge_deleted_endpoint`).
-pub(crate) fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
+pub(crate) fn delete_endpoint(db: &Db, seq: i64, now_ms: i64) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::writes::delete_endpoint(pg, seq, now_ms));
     Ok(conn
         .prepare_cached(
             "UPDATE endpoints SET deleted_at_ms = ?2, updated_at_ms = ?2
@@ -205,7 +215,8 @@ pub(crate) fn delete_endpoint(conn: &Connection, seq: i64, now_ms: i64) -> Resul
 
 /// Puts a delivery that is not in flight back to `pending`, due now. False when it is in flight.
 /// On an endpoint ordered by subject it takes its place in its subject's order again.
-pub(crate) fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result<bool> {
+pub(crate) fn retry_delivery(db: &Db, seq: i64, now_ms: i64) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::writes::retry_delivery(pg, seq, now_ms));
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET status = 'pending', next_attempt_at_ms = ?2, updated_at_ms = ?2,
@@ -218,11 +229,8 @@ pub(crate) fn retry_delivery(conn: &Connection, seq: i64, now_ms: i64) -> Result
 }
 
 /// Stores a new workspace token by its hash; fills in `seq`.
-pub(crate) fn insert_token(
-    conn: &Connection,
-    token: &mut TokenRow,
-    token_sha256: &str,
-) -> Result<()> {
+pub(crate) fn insert_token(db: &Db, token: &mut TokenRow, token_sha256: &str) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::insert_token(pg, token, token_sha256));
     conn.prepare_cached(
         "INSERT INTO tokens (id, workspace_id, token_sha256, description, created_at_ms, expires_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -241,12 +249,19 @@ pub(crate) fn insert_token(
 
 /// Stores a portal link code (by its hash) for `workspace_id`, usable until `expires_at_ms`.
 pub(crate) fn insert_portal_code(
-    conn: &Connection,
+    db: &Db,
     code_sha256: &str,
     workspace_id: &str,
     now_ms: i64,
     expires_at_ms: i64,
 ) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::insert_portal_code(
+        pg,
+        code_sha256,
+        workspace_id,
+        now_ms,
+        expires_at_ms
+    ));
     conn.prepare_cached(
         "INSERT INTO portal_codes (code_sha256, workspace_id, created_at_ms, expires_at_ms)
          VALUES (?1, ?2, ?3, ?4)",
@@ -257,11 +272,12 @@ pub(crate) fn insert_portal_code(
 
 /// Uses up a portal code: deletes it and returns its workspace, if it exists and has not
 /// expired. A second use finds nothing.
-pub(crate) fn take_portal_code(
-    conn: &Connection,
-    code_sha256: &str,
-    now_ms: i64,
-) -> Result<Option<String>> {
+pub(crate) fn take_portal_code(db: &Db, code_sha256: &str, now_ms: i64) -> Result<Option<String>> {
+    let conn = sqlite_or!(db, |pg| pg::writes::take_portal_code(
+        pg,
+        code_sha256,
+        now_ms
+    ));
     let workspace: Option<(String, i64)> = conn
         .prepare_cached(
             "DELETE FROM portal_codes WHERE code_sha256 = ?1 RETURNING workspace_id, expires_at_ms",
@@ -274,7 +290,8 @@ pub(crate) fn take_portal_code(
 }
 
 /// Notes that a token was used, to the minute (a write at most once a minute per token).
-pub(crate) fn touch_token(conn: &Connection, token: &TokenRow, now_ms: i64) -> Result<()> {
+pub(crate) fn touch_token(db: &Db, token: &TokenRow, now_ms: i64) -> Result<()> {
+    let conn = sqlite_or!(db, |pg| pg::writes::touch_token(pg, token, now_ms));
     if token
         .last_used_at_ms
         .is_some_and(|used| now_ms - used < 60_000)
@@ -287,7 +304,8 @@ pub(crate) fn touch_token(conn: &Connection, token: &TokenRow, now_ms: i64) -> R
 }
 
 /// Revokes a token: it stops working at once. False when that workspace has no such token.
-pub(crate) fn delete_token(conn: &Connection, workspace_id: &str, id: &str) -> Result<bool> {
+pub(crate) fn delete_token(db: &Db, workspace_id: &str, id: &str) -> Result<bool> {
+    let conn = sqlite_or!(db, |pg| pg::writes::delete_token(pg, workspace_id, id));
     Ok(conn
         .prepare_cached("DELETE FROM tokens WHERE workspace_id = ?1 AND id = ?2")?
         .execute([workspace_id, id])?

@@ -165,7 +165,9 @@ pub(super) fn delete_during_ingest(service: &Service, receiver: &Receiver) -> (f
             .to_string(),
     );
     assert_eq!(status, 201, "creating an endpoint: {kept}");
-    let db = rusqlite::Connection::open(service.dir.join("bench.db")).expect("open bench.db");
+    let db = crate::store::Db::Sqlite(
+        rusqlite::Connection::open(service.dir.join("bench.db")).expect("open bench.db"),
+    );
     let purged = || crate::store::endpoint_row_gone(&db, &deleted_id).unwrap_or(false);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::store::Db;
 use crossbeam_channel::{Receiver, Sender, select};
-use rusqlite::Connection;
 
 mod decide;
 mod round;
@@ -80,7 +80,7 @@ pub(crate) enum Command {
 
 /// The scheduler's ends of its channels and its limits.
 pub(crate) struct Scheduler {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Db,
     pub(crate) commands: Receiver<Command>,
     pub(crate) results: Receiver<AttemptResult>,
     /// Jobs whose worker panicked: given up unstarted, no attempt to record.

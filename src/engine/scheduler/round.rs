@@ -6,15 +6,13 @@
 
 use std::time::Duration;
 
-use rusqlite::Connection;
-
 use super::decide::{self, Ask};
 use super::{IngestReply, LEASE_RELEASE_BATCH_MAX, PRUNE_BATCH_MAX};
 use crate::engine::dispatch::Dispatcher;
 use crate::engine::retry;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
-use crate::store::{self, Release};
+use crate::store::{self, Db, Release};
 
 /// What a committed round answers: each ingest command's answer, the claimed jobs, when the
 /// next delivery is due, and the endpoints disabled in this round with why.
@@ -29,14 +27,14 @@ pub(crate) struct RoundOutput {
 /// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
 /// command's answer, the claimed jobs, and when the next delivery is due.
 pub(crate) fn write_round(
-    conn: &mut Connection,
+    conn: &mut Db,
     ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
     released: &[Release],
     claims: &Claims,
     now: i64,
 ) -> Result<RoundOutput> {
-    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.begin()?;
     let mut disabled = Vec::new();
     // Endpoints whose health row this round already marked healthy: a run of successes needs
     // one update, not one per attempt.
@@ -79,7 +77,7 @@ pub(crate) fn write_round(
             .collect();
         match stored {
             Ok(stored) => {
-                savepoint.commit()?;
+                savepoint.release()?;
                 answers.push(Ok(stored));
             }
             Err(error) => {
@@ -119,11 +117,7 @@ pub(crate) struct Claims<'a> {
 /// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
 /// them with when the next claimable delivery is due (None: nothing pending that may be
 /// claimed; an endpoint at its limit is looked at again when one of its attempts ends).
-pub(crate) fn claim(
-    conn: &Connection,
-    claims: &Claims,
-    now: i64,
-) -> Result<(Vec<Job>, Option<i64>)> {
+pub(crate) fn claim(conn: &Db, claims: &Claims, now: i64) -> Result<(Vec<Job>, Option<i64>)> {
     let mut jobs = Vec::new();
     let mut next_due_ms: Option<i64> = None;
     if claims.limit == 0 {
@@ -168,7 +162,7 @@ pub(crate) fn claim(
 
 /// At shutdown, one last try to keep results whose commit failed; they are otherwise
 /// redelivered after restart, which is allowed (at least once) but wasteful.
-pub(crate) fn write_results_at_exit(conn: &mut Connection, results: &[AttemptResult], now_ms: i64) {
+pub(crate) fn write_results_at_exit(conn: &mut Db, results: &[AttemptResult], now_ms: i64) {
     let dispatcher = Dispatcher::new(1);
     let claims = Claims {
         limit: 0,
@@ -189,7 +183,7 @@ pub(crate) fn write_results_at_exit(conn: &mut Connection, results: &[AttemptRes
 /// Writes a result: the retry policy's decision, or the secret switch when a refused signature
 /// meets a live rotation overlap (`retry::after_refused_signature`); the endpoint's signing
 /// choice changes only if the attempt was written.
-fn record_attempt(tx: &Connection, result: &AttemptResult, now: i64) -> Result<()> {
+fn record_attempt(tx: &Db, result: &AttemptResult, now: i64) -> Result<()> {
     let mut decision = result.decision;
     let mut sign_with = None;
     if let Some(rejected) = &result.rejected_secret_sha256 {
@@ -210,18 +204,15 @@ fn record_attempt(tx: &Connection, result: &AttemptResult, now: i64) -> Result<(
 /// One retention batch in its own transaction, and rotation overlaps that have ended; returns
 /// how many events went (0 on error, which is logged: pruning waits for the next turn; an
 /// ended overlap's secret is unused already, as claims compare its expiry with the clock).
-pub(crate) fn prune(conn: &mut Connection, retention: Duration, now_ms: i64) -> usize {
+pub(crate) fn prune(conn: &mut Db, retention: Duration, now_ms: i64) -> usize {
     let cutoff_ms = decide::prune_cutoff_ms(retention, now_ms);
-    let pruned = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(Error::from)
-        .and_then(|tx| {
-            let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
-            store::retire_previous_secrets(&tx, now_ms)?;
-            store::prune_expired_access(&tx, now_ms)?;
-            tx.commit()?;
-            Ok(pruned)
-        });
+    let pruned = conn.begin().and_then(|tx| {
+        let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
+        store::retire_previous_secrets(&tx, now_ms)?;
+        store::prune_expired_access(&tx, now_ms)?;
+        tx.commit()?;
+        Ok(pruned)
+    });
     match pruned {
         Ok(pruned) => pruned,
         Err(error) => {
