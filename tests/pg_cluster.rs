@@ -1,7 +1,7 @@
 //! The Postgres test harness itself (`util/pg.rs`): this test binary's private cluster starts,
 //! gives each test its own database, listens on loopback only, is not the system cluster, and
 //! is stopped and removed when the test binary exits. `both_backends!` names its tests after
-//! the backend and hands each its own database.
+//! the backend and hands each its own database; a service restarted on its `db_arg` finds its data.
 
 mod util;
 
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use util::pg;
-use util::{BIN, Backend, eventually};
+use util::{BIN, Backend, Receiver, Service, eventually, loopback_flags};
 
 /// The line the first test prints; the teardown test reads it from a child test binary.
 const CLUSTER_LINE: &str = "pg cluster:";
@@ -206,6 +206,22 @@ fn each_backend_gets_a_database_of_its_own(backend: Backend) {
     }
 }
 both_backends!(each_backend_gets_a_database_of_its_own);
+
+// SQLite only until the Postgres backend lands; then `both_backends!` on it.
+#[test]
+fn a_service_restarted_on_its_db_arg_finds_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let flags = loopback_flags("1s");
+    let mut first = Service::start_backend(Backend::Sqlite, dir.path(), &flags);
+    assert_eq!(first.db, dir.path().join("webhooks.db"));
+    assert_eq!(PathBuf::from(&first.db_arg), first.db);
+    let (endpoint_id, _) = first.create_endpoint(&receiver.url, &["user.invited"], None);
+    first.kill();
+    let second = Service::start_db(dir.path(), &first.db_arg, &flags);
+    let (status, endpoint) = second.get(&format!("/v1/endpoints/{endpoint_id}"));
+    assert_eq!(status, 200, "{endpoint}");
+}
 
 // Replaced when the Postgres backend lands: the integrator's backend accepts the URL.
 #[test]
