@@ -1,0 +1,379 @@
+//! The API's rooms on Postgres (`store::pg::{read,writes}`), through the real binary on a
+//! private test cluster: every route answers as it does on SQLite (tests/routes.rs,
+//! tests/operator.rs, tests/tokens.rs show the SQLite side). The NUL refusals run on both.
+
+mod util;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::{ADMIN_TOKEN, Backend, Receiver, Service, loopback_flags, pg};
+
+fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn start_postgres(dir: &std::path::Path) -> Service {
+    Service::start_backend(Backend::Postgres, dir, &loopback_flags("100ms"))
+}
+
+#[test]
+fn endpoints_are_created_listed_paged_changed_rotated_and_deleted_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let service = start_postgres(dir.path());
+
+    let mut acme = Vec::new();
+    for n in 0..3 {
+        let (id, secret) =
+            service.create_endpoint(&format!("{}/acme{n}", receiver.url), &["*"], Some("acme"));
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        acme.push(id);
+    }
+    let (globex, _) = service.create_endpoint(
+        &format!("{}/globex", receiver.url),
+        &["project.created", "user.invited"],
+        Some("globex"),
+    );
+
+    // Newest first; the workspace filter; pages of 2 with the cursor.
+    let (status, all) = service.get("/v1/endpoints");
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(
+        ids(&all),
+        vec![
+            globex.clone(),
+            acme[2].clone(),
+            acme[1].clone(),
+            acme[0].clone()
+        ]
+    );
+    let (_, first) = service.get("/v1/endpoints?workspace_id=acme&limit=2");
+    assert_eq!(ids(&first), vec![acme[2].clone(), acme[1].clone()]);
+    let next = first["next"].as_str().expect("a next cursor").to_string();
+    let (_, second) = service.get(&format!(
+        "/v1/endpoints?workspace_id=acme&limit=2&after={next}"
+    ));
+    assert_eq!(ids(&second), vec![acme[0].clone()]);
+    assert_eq!(second["next"], Value::Null, "{second}");
+    let (_, none) = service.get("/v1/endpoints?workspace_id=initech");
+    assert!(ids(&none).is_empty(), "{none}");
+
+    // One endpoint as stored: its fields come back as given.
+    let (status, one) = service.get(&format!("/v1/endpoints/{globex}"));
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["workspace_id"], "globex");
+    assert_eq!(one["events"], json!(["project.created", "user.invited"]));
+    assert_eq!(one["enabled"], true);
+    assert_eq!(one["rate_limit"], Value::Null);
+    assert_eq!(one["ordering"], "none");
+
+    // PATCH writes the named fields only; disabling keeps a reason, enabling clears it.
+    let (status, patched) = service.patch(
+        &format!("/v1/endpoints/{globex}"),
+        &json!({"description": "billing", "headers": {"X-Team": "ops"}, "rate_limit": 5,
+                "ordering": "subject", "enabled": false}),
+    );
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["description"], "billing");
+    // Header values are shown redacted; the row holds them.
+    assert_eq!(patched["headers"], json!({"X-Team": "[redacted]"}));
+    assert_eq!(
+        pg::psql(
+            &service.db_arg,
+            &format!("SELECT headers FROM endpoints WHERE id = '{globex}'")
+        ),
+        r#"{"X-Team":"ops"}"#
+    );
+    assert_eq!(patched["rate_limit"], 5);
+    assert_eq!(patched["ordering"], "subject");
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(patched["events"], json!(["project.created", "user.invited"]));
+    let (status, metrics_text) = metrics_text(&service);
+    assert_eq!(status, 200, "{metrics_text}");
+    assert!(
+        metrics_text
+            .lines()
+            .any(|line| line.starts_with("clockeye_endpoints_disabled") && line.ends_with(" 1")),
+        "{metrics_text}"
+    );
+    let (_, enabled) = service.patch(
+        &format!("/v1/endpoints/{globex}"),
+        &json!({"enabled": true, "rate_limit": null}),
+    );
+    assert_eq!(enabled["enabled"], true, "{enabled}");
+    assert_eq!(enabled["rate_limit"], Value::Null, "{enabled}");
+    assert_eq!(enabled["description"], "billing", "{enabled}");
+
+    // Rotation: the new secret is current, the old one lives through the overlap.
+    let (_, before) = service.get(&format!("/v1/endpoints/{globex}/secret"));
+    let old = before["secret"].as_str().unwrap().to_string();
+    let (status, rotated) = service.post(
+        &format!("/v1/endpoints/{globex}/rotate-secret"),
+        &json!({"overlap": "1h"}),
+    );
+    assert_eq!(status, 200, "{rotated}");
+    let (_, after) = service.get(&format!("/v1/endpoints/{globex}/secret"));
+    let new = after["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(after["previous_secret"], old.as_str(), "{after}");
+    assert!(after["previous_secret_expires_at"].is_string(), "{after}");
+    let (_, now_gone) = service.post(
+        &format!("/v1/endpoints/{globex}/rotate-secret"),
+        &json!({"overlap": "0s"}),
+    );
+    let (_, after) = service.get(&format!("/v1/endpoints/{globex}/secret"));
+    assert_eq!(after["previous_secret"], Value::Null, "{now_gone} {after}");
+
+    // Stats and recover on an endpoint with no deliveries yet.
+    let (status, stats) = service.get(&format!("/v1/endpoints/{globex}/stats"));
+    assert_eq!(status, 200, "{stats}");
+    let (status, recovered) = service.post(
+        &format!("/v1/endpoints/{globex}/recover"),
+        &json!({"since": "2024-01-01T00:00:00Z"}),
+    );
+    assert_eq!(status, 202, "{recovered}");
+    assert_eq!(recovered["requeued"], 0, "{recovered}");
+    assert_eq!(recovered["more"], false, "{recovered}");
+
+    // Deleted: gone at once from lookups and lists; a second delete finds nothing.
+    let (status, _) =
+        service.request("DELETE", &format!("/v1/endpoints/{}", acme[1]), Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 204);
+    let (status, _) = service.get(&format!("/v1/endpoints/{}", acme[1]));
+    assert_eq!(status, 404);
+    let (status, _) =
+        service.request("DELETE", &format!("/v1/endpoints/{}", acme[1]), Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 404);
+    let (_, listed) = service.get("/v1/endpoints?workspace_id=acme");
+    assert_eq!(ids(&listed), vec![acme[2].clone(), acme[0].clone()]);
+
+    // Nothing delivered yet: events and deliveries lists are empty, lookups 404.
+    let (status, events) = service.get("/v1/events?type=project.created");
+    assert_eq!((status, ids(&events).len()), (200, 0), "{events}");
+    let (status, deliveries) = service.get(&format!("/v1/deliveries?endpoint_id={globex}"));
+    assert_eq!((status, ids(&deliveries).len()), (200, 0), "{deliveries}");
+    for path in ["/v1/events/evt_missing", "/v1/deliveries/dlv_missing"] {
+        let (status, answer) = service.get(path);
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
+    let (status, _) = service.post("/v1/deliveries/dlv_missing/retry", &json!({}));
+    assert_eq!(status, 404);
+
+    let (status, health) = service.request("GET", "/healthz", None, None);
+    assert_eq!(status, 200, "{health}");
+}
+
+fn metrics_text(service: &Service) -> (u16, String) {
+    let mut response = util::client()
+        .get(format!("{}/metrics", service.base))
+        .call()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn tokens_and_portal_codes_work_and_are_kept_hashed_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_postgres(dir.path());
+    let (status, created) = service.post(
+        "/v1/workspaces/acme/tokens",
+        &json!({"description": "acme portal"}),
+    );
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    let token_id = created["id"].as_str().unwrap().to_string();
+    let (_, me) = service.request("GET", "/v1/me", Some(&token), None);
+    assert_eq!(me, json!({"role": "workspace", "workspace_id": "acme"}));
+    let (_, second) = service.post("/v1/workspaces/acme/tokens", &json!({}));
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let (_, listed) = service.get("/v1/workspaces/acme/tokens");
+    assert_eq!(ids(&listed), vec![second_id.clone(), token_id.clone()]);
+    assert!(listed["data"][1]["last_used_at"].is_string(), "{listed}");
+    let (_, paged) = service.get("/v1/workspaces/acme/tokens?limit=1");
+    assert_eq!(ids(&paged), vec![second_id.clone()]);
+    let (_, rest) = service.get(&format!(
+        "/v1/workspaces/acme/tokens?limit=1&after={}",
+        paged["next"].as_str().expect("a next cursor")
+    ));
+    assert_eq!(ids(&rest), vec![token_id.clone()]);
+
+    let (status, link) = service.post("/v1/workspaces/acme/portal-links", &json!({}));
+    assert_eq!(status, 201, "{link}");
+    let code = link["code"].as_str().unwrap().to_string();
+    let exchange = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        service.request("POST", "/v1/portal/session", None, Some(body.as_bytes()))
+    };
+    let (status, session) = exchange(&code);
+    assert_eq!(status, 201, "{session}");
+    assert_eq!(session["workspace_id"], "acme");
+    let session_token = session["token"].as_str().unwrap().to_string();
+    let (status, again) = exchange(&code);
+    assert_eq!((status, again["error"]["code"].as_str()), (401, Some("invalid_code")));
+
+    // Only hashes are stored.
+    let stored = pg::psql(
+        &service.db_arg,
+        "SELECT string_agg(t::text, ' ') FROM (SELECT * FROM tokens) t",
+    ) + &pg::psql(&service.db_arg, "SELECT string_agg(m::text, ' ') FROM meta m");
+    for secret in [&token, &code, &session_token] {
+        assert!(!stored.contains(secret.as_str()), "{stored}");
+    }
+
+    // Revoked: refused at once; revoking again finds nothing.
+    let path = format!("/v1/workspaces/acme/tokens/{token_id}");
+    let (status, _) = service.request("DELETE", &path, Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 204);
+    let (status, _) = service.request("GET", "/v1/me", Some(&token), None);
+    assert_eq!(status, 401);
+    let (status, _) = service.request("DELETE", &path, Some(ADMIN_TOKEN), None);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn two_instances_starting_together_on_an_empty_database_keep_one_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg::database();
+    let start = |name: &str| {
+        let out = dir.path().join(format!("{name}.out"));
+        let stdout = std::fs::File::create(&out).unwrap();
+        let child = std::process::Command::new(util::BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", &url])
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(std::fs::File::create(dir.path().join(format!("{name}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        (child, out)
+    };
+    let mut started = vec![start("a"), start("b"), start("c")];
+    let banners: Vec<String> = started
+        .iter()
+        .map(|(_, out)| {
+            util::eventually("the banner", Duration::from_secs(30), || {
+                let text = std::fs::read_to_string(out).map_err(|e| e.to_string())?;
+                if text.lines().count() >= 2 {
+                    Ok(text)
+                } else {
+                    Err(text)
+                }
+            })
+        })
+        .collect();
+    let shown: Vec<&str> = banners
+        .iter()
+        .filter_map(|banner| {
+            banner
+                .lines()
+                .find_map(|line| line.strip_prefix("admin token: cew_admin"))
+        })
+        .collect();
+    let hashes = pg::psql(&url, "SELECT value FROM meta WHERE key = 'admin_token_sha256'");
+    assert_eq!(hashes.lines().count(), 1, "{hashes}");
+    assert_eq!(shown.len(), 1, "one instance shows a new token: {banners:?}");
+    // The token shown is the one kept: every instance accepts it.
+    let token = format!("cew_admin{}", shown[0]);
+    for banner in &banners {
+        let base = banner
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("listening on "))
+            .unwrap_or_else(|| panic!("{banner}"));
+        let mut response = util::client()
+            .get(format!("{base}/v1/me"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{base}: {body}");
+    }
+    for (child, _) in &mut started {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A NUL character cannot reach a TEXT column on either backend: descriptions, subjects,
+/// path segments and query parameters with one are refused, naming where.
+fn nul_is_refused_in_text_fields(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms"));
+    let (status, error) = service.post(
+        "/v1/endpoints",
+        &json!({"url": receiver.url, "events": ["*"], "description": "a\u{0}b"}),
+    );
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("description")),
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("NUL"),
+        "{error}"
+    );
+    let (endpoint, _) = service.create_endpoint(&receiver.url, &["*"], None);
+    let (status, error) = service.patch(
+        &format!("/v1/endpoints/{endpoint}"),
+        &json!({"description": "\u{0}"}),
+    );
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("description")));
+    let (status, error) = service.patch(
+        &format!("/v1/endpoints/{endpoint}"),
+        &json!({"headers": {"X-A": "a\u{0}"}}),
+    );
+    assert_eq!(status, 422, "{error}");
+    let (status, error) = service.post(
+        "/v1/workspaces/acme/tokens",
+        &json!({"description": "x\u{0}"}),
+    );
+    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("description")));
+    let data = clockeye_webhooks::catalog::sample("project.created").unwrap();
+    let (status, error) = service.post(
+        "/v1/events",
+        &json!({"type": "project.created", "subject": "p\u{0}1", "data": data}),
+    );
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("subject")),
+        "{error}"
+    );
+    for path in [
+        "/v1/endpoints/ep_%00",
+        "/v1/events/evt%00",
+        "/v1/deliveries/dlv_%00",
+        "/v1/workspaces/ac%00me/tokens",
+    ] {
+        let (status, error) = service.get(path);
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("invalid_path")),
+            "{path}: {error}"
+        );
+    }
+    for path in [
+        "/v1/events?type=a%00",
+        "/v1/deliveries?status=pending%00",
+        "/v1/endpoints?workspace_id=%00",
+    ] {
+        let (status, error) = service.get(path);
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{path}: {error}"
+        );
+    }
+    // The service is still fine, and nothing was stored.
+    let (_, endpoints) = service.get("/v1/endpoints");
+    assert_eq!(ids(&endpoints), vec![endpoint]);
+    let (_, tokens) = service.get("/v1/workspaces/acme/tokens");
+    assert!(ids(&tokens).is_empty());
+}
+both_backends!(nul_is_refused_in_text_fields);
