@@ -93,7 +93,10 @@ fn endpoints_are_created_listed_paged_changed_rotated_and_deleted_on_postgres() 
     assert_eq!(patched["rate_limit"], 5);
     assert_eq!(patched["ordering"], "subject");
     assert_eq!(patched["enabled"], false);
-    assert_eq!(patched["events"], json!(["project.created", "user.invited"]));
+    assert_eq!(
+        patched["events"],
+        json!(["project.created", "user.invited"])
+    );
     let (status, metrics_text) = metrics_text(&service);
     assert_eq!(status, 200, "{metrics_text}");
     assert!(
@@ -142,13 +145,21 @@ fn endpoints_are_created_listed_paged_changed_rotated_and_deleted_on_postgres() 
     assert_eq!(recovered["more"], false, "{recovered}");
 
     // Deleted: gone at once from lookups and lists; a second delete finds nothing.
-    let (status, _) =
-        service.request("DELETE", &format!("/v1/endpoints/{}", acme[1]), Some(ADMIN_TOKEN), None);
+    let (status, _) = service.request(
+        "DELETE",
+        &format!("/v1/endpoints/{}", acme[1]),
+        Some(ADMIN_TOKEN),
+        None,
+    );
     assert_eq!(status, 204);
     let (status, _) = service.get(&format!("/v1/endpoints/{}", acme[1]));
     assert_eq!(status, 404);
-    let (status, _) =
-        service.request("DELETE", &format!("/v1/endpoints/{}", acme[1]), Some(ADMIN_TOKEN), None);
+    let (status, _) = service.request(
+        "DELETE",
+        &format!("/v1/endpoints/{}", acme[1]),
+        Some(ADMIN_TOKEN),
+        None,
+    );
     assert_eq!(status, 404);
     let (_, listed) = service.get("/v1/endpoints?workspace_id=acme");
     assert_eq!(ids(&listed), vec![acme[2].clone(), acme[0].clone()]);
@@ -216,13 +227,19 @@ fn tokens_and_portal_codes_work_and_are_kept_hashed_on_postgres() {
     assert_eq!(session["workspace_id"], "acme");
     let session_token = session["token"].as_str().unwrap().to_string();
     let (status, again) = exchange(&code);
-    assert_eq!((status, again["error"]["code"].as_str()), (401, Some("invalid_code")));
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (401, Some("invalid_code"))
+    );
 
     // Only hashes are stored.
     let stored = pg::psql(
         &service.db_arg,
         "SELECT string_agg(t::text, ' ') FROM (SELECT * FROM tokens) t",
-    ) + &pg::psql(&service.db_arg, "SELECT string_agg(m::text, ' ') FROM meta m");
+    ) + &pg::psql(
+        &service.db_arg,
+        "SELECT string_agg(m::text, ' ') FROM meta m",
+    );
     for secret in [&token, &code, &session_token] {
         assert!(!stored.contains(secret.as_str()), "{stored}");
     }
@@ -275,9 +292,16 @@ fn two_instances_starting_together_on_an_empty_database_keep_one_admin_token() {
                 .find_map(|line| line.strip_prefix("admin token: cew_admin"))
         })
         .collect();
-    let hashes = pg::psql(&url, "SELECT value FROM meta WHERE key = 'admin_token_sha256'");
+    let hashes = pg::psql(
+        &url,
+        "SELECT value FROM meta WHERE key = 'admin_token_sha256'",
+    );
     assert_eq!(hashes.lines().count(), 1, "{hashes}");
-    assert_eq!(shown.len(), 1, "one instance shows a new token: {banners:?}");
+    assert_eq!(
+        shown.len(),
+        1,
+        "one instance shows a new token: {banners:?}"
+    );
     // The token shown is the one kept: every instance accepts it.
     let token = format!("cew_admin{}", shown[0]);
     for banner in &banners {
@@ -324,7 +348,10 @@ fn nul_is_refused_in_text_fields(backend: Backend) {
         &format!("/v1/endpoints/{endpoint}"),
         &json!({"description": "\u{0}"}),
     );
-    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("description")));
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("description"))
+    );
     let (status, error) = service.patch(
         &format!("/v1/endpoints/{endpoint}"),
         &json!({"headers": {"X-A": "a\u{0}"}}),
@@ -334,7 +361,10 @@ fn nul_is_refused_in_text_fields(backend: Backend) {
         "/v1/workspaces/acme/tokens",
         &json!({"description": "x\u{0}"}),
     );
-    assert_eq!((status, error["error"]["field"].as_str()), (422, Some("description")));
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("description"))
+    );
     let data = clockeye_webhooks::catalog::sample("project.created").unwrap();
     let (status, error) = service.post(
         "/v1/events",
@@ -377,3 +407,151 @@ fn nul_is_refused_in_text_fields(backend: Backend) {
     assert!(ids(&tokens).is_empty());
 }
 both_backends!(nul_is_refused_in_text_fields);
+
+/// Events, deliveries and attempts written straight into the database (rows as the scheduler
+/// writes them), then read, filtered, paged, retried and recovered through the API.
+#[test]
+fn events_and_deliveries_are_read_filtered_paged_retried_and_recovered_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let service = start_postgres(dir.path());
+    let (acme, _) =
+        service.create_endpoint(&format!("{}/acme", receiver.url), &["*"], Some("acme"));
+    let (globex, _) =
+        service.create_endpoint(&format!("{}/globex", receiver.url), &["*"], Some("globex"));
+    let now = clockeye_webhooks::test_support::now_ms();
+    let body = |id: &str, event_type: &str| {
+        format!(
+            r#"convert_to('{{"id":"{id}","type":"{event_type}","created_at":"2026-01-01T00:00:00Z","data":{{"id":"p1"}}}}', 'UTF8')"#
+        )
+    };
+    let sql = format!(
+        "INSERT INTO events (id, workspace_id, type, created_at_ms, body, test, subject) VALUES
+           ('evt_a1', 'acme', 'project.created', {a1}, {b_a1}, 0, 'project:p1'),
+           ('evt_a2', 'acme', 'user.invited', {a2}, {b_a2}, 1, NULL),
+           ('evt_g1', 'globex', 'project.created', {g1}, {b_g1}, 0, NULL);
+         INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
+           SELECT 'dlv_' || substr(ev.id, 5), ev.seq, e.seq, CASE WHEN ev.id = 'evt_a1' THEN 'failed' ELSE 'succeeded' END,
+                  CASE WHEN ev.id = 'evt_a1' THEN 2 ELSE 1 END, ev.created_at_ms, ev.created_at_ms
+           FROM events ev JOIN endpoints e ON e.workspace_id = ev.workspace_id ORDER BY ev.seq;
+         INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms, status_code, error_class, response_excerpt)
+           SELECT d.seq, n, {a1} + n, 7, 500, 'http_status', 'oops ' || n
+           FROM deliveries d, generate_series(1, 2) n WHERE d.id = 'dlv_a1';",
+        a1 = now - 3000,
+        a2 = now - 2000,
+        g1 = now - 1000,
+        b_a1 = body("evt_a1", "project.created"),
+        b_a2 = body("evt_a2", "user.invited"),
+        b_g1 = body("evt_g1", "project.created"),
+    );
+    pg::psql(&service.db_arg, &sql);
+
+    // Events: newest first, by workspace, by type, since, and in pages.
+    for (query, want) in [
+        ("", vec!["evt_g1", "evt_a2", "evt_a1"]),
+        ("?workspace_id=acme", vec!["evt_a2", "evt_a1"]),
+        ("?type=project.created", vec!["evt_g1", "evt_a1"]),
+        ("?workspace_id=globex&type=user.invited", vec![]),
+    ] {
+        let (status, listed) = service.get(&format!("/v1/events{query}"));
+        assert_eq!(
+            (status, ids(&listed)),
+            (200, want.iter().map(|s| s.to_string()).collect()),
+            "{query}: {listed}"
+        );
+    }
+    // evt_a2's time, as the API writes it (its delivery was made at the same time).
+    let (_, a2) = service.get("/v1/events/evt_a2");
+    let since = a2["created_at"].as_str().expect("created_at").to_string();
+    let (_, recent) = service.get(&format!("/v1/events?since={since}"));
+    assert_eq!(ids(&recent), vec!["evt_g1", "evt_a2"], "{recent}");
+    let (_, page) = service.get("/v1/events?limit=2");
+    assert_eq!(ids(&page), vec!["evt_g1", "evt_a2"]);
+    let (_, rest) = service.get(&format!(
+        "/v1/events?limit=2&after={}",
+        page["next"].as_str().expect("a next cursor")
+    ));
+    assert_eq!(ids(&rest), vec!["evt_a1"]);
+    assert_eq!(rest["next"], Value::Null);
+    let (status, event) = service.get("/v1/events/evt_a2");
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["test"], true);
+    assert_eq!(event["type"], "user.invited");
+    assert_eq!(ids(&json!({"data": event["deliveries"]})), vec!["dlv_a2"]);
+
+    // Deliveries: each filter, and pages.
+    for (query, want) in [
+        (String::new(), vec!["dlv_g1", "dlv_a2", "dlv_a1"]),
+        ("?status=failed".into(), vec!["dlv_a1"]),
+        (format!("?endpoint_id={acme}"), vec!["dlv_a2", "dlv_a1"]),
+        (format!("?endpoint_id={globex}&status=failed"), vec![]),
+        ("?event_id=evt_g1".into(), vec!["dlv_g1"]),
+        ("?workspace_id=globex".into(), vec!["dlv_g1"]),
+        ("?type=project.created".into(), vec!["dlv_g1", "dlv_a1"]),
+        (format!("?since={since}"), vec!["dlv_g1", "dlv_a2"]),
+        (format!("?until={since}"), vec!["dlv_a1"]),
+    ] {
+        let (status, listed) = service.get(&format!("/v1/deliveries{query}"));
+        assert_eq!(
+            (status, ids(&listed)),
+            (200, want.iter().map(|s| s.to_string()).collect()),
+            "{query}: {listed}"
+        );
+    }
+    let (_, page) = service.get("/v1/deliveries?limit=1");
+    let (_, rest) = service.get(&format!(
+        "/v1/deliveries?limit=5&after={}",
+        page["next"].as_str().expect("a next cursor")
+    ));
+    assert_eq!(ids(&rest), vec!["dlv_a2", "dlv_a1"]);
+
+    // One delivery with its attempts, oldest first; what an attempt sent.
+    let (status, delivery) = service.get("/v1/deliveries/dlv_a1");
+    assert_eq!(status, 200, "{delivery}");
+    assert_eq!(delivery["status"], "failed");
+    assert_eq!(delivery["attempts_made"], 2);
+    assert_eq!(delivery["endpoint_id"], acme.as_str());
+    assert_eq!(delivery["event_type"], "project.created");
+    let attempts = delivery["attempts"].as_array().unwrap();
+    let numbers: Vec<i64> = attempts
+        .iter()
+        .map(|a| a["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2], "{delivery}");
+    assert_eq!(attempts[1]["status_code"], 500);
+    assert_eq!(attempts[1]["response_excerpt"], "oops 2");
+    let (status, sent) = service.get("/v1/deliveries/dlv_a1/attempts/1/request");
+    assert_eq!(status, 200, "{sent}");
+    assert!(sent.to_string().contains("evt_a1"), "{sent}");
+
+    // Stats count the endpoint's deliveries.
+    let (_, stats) = service.get(&format!("/v1/endpoints/{acme}/stats"));
+    assert_eq!(stats["totals"]["succeeded"], 1, "{stats}");
+    assert_eq!(stats["totals"]["failed"], 1, "{stats}");
+    assert_eq!(stats["counted"], 2, "{stats}");
+
+    // Retry puts a finished delivery back to pending, due now; recover takes the failed one.
+    let (status, retried) = service.post("/v1/deliveries/dlv_g1/retry", &json!({}));
+    assert_eq!(
+        (status, retried["status"].as_str()),
+        (202, Some("pending")),
+        "{retried}"
+    );
+    assert!(retried["next_attempt_at"].is_string(), "{retried}");
+    let (status, recovered) = service.post(
+        &format!("/v1/endpoints/{acme}/recover"),
+        &json!({"since": "2024-01-01T00:00:00Z"}),
+    );
+    assert_eq!(status, 202, "{recovered}");
+    assert_eq!(recovered["requeued"], 1, "{recovered}");
+    assert_eq!(recovered["more"], false, "{recovered}");
+    // The row itself changed (the scheduler may have moved it on since).
+    let status = pg::psql(
+        &service.db_arg,
+        "SELECT status, attempts_made FROM deliveries WHERE id = 'dlv_a1'",
+    );
+    assert_ne!(status, "failed|2", "recover left the delivery failed");
+    // Stats and gauges keep answering.
+    let (status, _) = service.get(&format!("/v1/endpoints/{acme}/stats?hours=24"));
+    assert_eq!(status, 200);
+}
