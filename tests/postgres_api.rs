@@ -324,6 +324,88 @@ fn two_instances_starting_together_on_an_empty_database_keep_one_admin_token() {
     }
 }
 
+/// The loser of the race never shows a token: an instance whose write meets a hash another
+/// stored first (held uncommitted here, then committed) keeps that hash and prints no token.
+/// (With a read-then-overwrite it would have replaced the hash and shown its own token.)
+#[test]
+fn an_instance_that_finds_a_hash_stored_meanwhile_keeps_it_and_shows_no_token() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg::database();
+    // The schema first (a given --admin-token stores no hash).
+    drop(Service::start_db(dir.path(), &url, &[]));
+    let mut holder = std::process::Command::new(pg::cluster().bin.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut holder_in = holder.stdin.take().unwrap();
+    writeln!(
+        holder_in,
+        "BEGIN; INSERT INTO meta (key, value) VALUES ('admin_token_sha256', 'first');"
+    )
+    .unwrap();
+    holder_in.flush().unwrap();
+    util::eventually("the held insert", Duration::from_secs(10), || {
+        let held = pg::psql(
+            &url,
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
+             AND datname = current_database()",
+        );
+        (held == "1").then_some(()).ok_or(held)
+    });
+    let out = dir.path().join("late.out");
+    let mut late = std::process::Command::new(util::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("late.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // It waits on the held row; then the holder commits.
+    util::eventually(
+        "the instance to wait on the row",
+        Duration::from_secs(10),
+        || {
+            let waiting = pg::psql(
+                &url,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND datname = current_database()",
+            );
+            (waiting == "1").then_some(()).ok_or(waiting)
+        },
+    );
+    writeln!(holder_in, "COMMIT;").unwrap();
+    drop(holder_in);
+    assert!(holder.wait().unwrap().success());
+    let banner = util::eventually("the banner", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        if text.lines().count() >= 2 {
+            Ok(text)
+        } else {
+            Err(format!(
+                "{text} / stderr: {}",
+                std::fs::read_to_string(dir.path().join("late.err")).unwrap_or_default()
+            ))
+        }
+    });
+    let _ = late.kill();
+    let _ = late.wait();
+    assert!(
+        banner.contains("admin token: the one shown at first start"),
+        "{banner}"
+    );
+    assert!(!banner.contains("cew_admin"), "{banner}");
+    assert_eq!(
+        pg::psql(
+            &url,
+            "SELECT value FROM meta WHERE key = 'admin_token_sha256'"
+        ),
+        "first"
+    );
+}
+
 /// A NUL character cannot reach a TEXT column on either backend: descriptions, subjects,
 /// path segments and query parameters with one are refused, naming where.
 fn nul_is_refused_in_text_fields(backend: Backend) {
