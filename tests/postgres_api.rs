@@ -178,6 +178,11 @@ fn endpoints_are_created_listed_paged_changed_rotated_and_deleted_on_postgres() 
 
     let (status, health) = service.request("GET", "/healthz", None, None);
     assert_eq!(status, 200, "{health}");
+    // The routes that read no table answer as well.
+    let (status, _) = service.request("GET", "/openapi.json", None, None);
+    assert_eq!(status, 200);
+    let (status, types) = service.get("/v1/event-types");
+    assert_eq!(status, 200, "{types}");
 }
 
 fn metrics_text(service: &Service) -> (u16, String) {
