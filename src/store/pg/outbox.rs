@@ -320,9 +320,9 @@ pub(crate) fn record_attempt(
     let free_attempt = i64::from(matches!(decision, Decision::SwitchSecret(_)));
     let attempt_number = i64::from(result.attempt_number);
     let changed = pg.execute(
-        "UPDATE deliveries SET status = $2, attempts_made = $3, next_attempt_at_ms = $4, updated_at_ms = $5,
+        "UPDATE deliveries SET status = $2, attempts_made = $3::bigint, next_attempt_at_ms = $4, updated_at_ms = $5,
                                free_attempts = free_attempts + $6::bigint,
-                               free_attempt_number = CASE WHEN $6::bigint = 1 THEN $3 + 1
+                               free_attempt_number = CASE WHEN $6::bigint = 1 THEN $3::bigint + 1
                                                           ELSE free_attempt_number END,
                                lease_expires_at_ms = NULL
          WHERE seq = $1 AND claims = $7 AND status IN ('delivering', 'pending')",
