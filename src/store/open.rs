@@ -83,6 +83,35 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql_if_first: "ALTER TABLE events ADD COLUMN subject TEXT;",
         ..STEP
     },
+    // 7 → 8: the CHECKs on `deliveries.status` and `attempts.error_class` become ORs (an IN
+    // list of more than two values costs a temporary b-tree per row written). A CHECK cannot
+    // be altered: both tables are rebuilt by schema.sql and their rows copied, as in 5 → 6.
+    Migration {
+        sql: "DROP INDEX IF EXISTS deliveries_pending;
+                 DROP INDEX IF EXISTS deliveries_leased;
+                 DROP INDEX IF EXISTS deliveries_by_event;
+                 DROP INDEX IF EXISTS deliveries_unfinished_by_subject;
+                 DROP INDEX IF EXISTS deliveries_by_endpoint;
+                 DROP INDEX IF EXISTS attempts_by_delivery;
+                 ALTER TABLE deliveries RENAME TO deliveries_v7;
+                 ALTER TABLE attempts RENAME TO attempts_v7;",
+        after_schema: "INSERT INTO deliveries (seq, id, event_seq, endpoint_seq, status, attempts_made,
+                         next_attempt_at_ms, created_at_ms, updated_at_ms, free_attempts,
+                         free_attempt_number, lease_expires_at_ms, claims, subject)
+                     SELECT seq, id, event_seq, endpoint_seq, status, attempts_made,
+                         next_attempt_at_ms, created_at_ms, updated_at_ms, free_attempts,
+                         free_attempt_number, lease_expires_at_ms, claims, subject
+                     FROM deliveries_v7;
+                 INSERT INTO attempts (seq, delivery_seq, number, started_at_ms, duration_ms,
+                         status_code, error_class, error_message, response_excerpt)
+                     SELECT seq, delivery_seq, number, started_at_ms, duration_ms,
+                         status_code, error_class, error_message, response_excerpt
+                     FROM attempts_v7;
+                 DROP TABLE attempts_v7;
+                 DROP TABLE deliveries_v7;",
+        legacy_alter: true,
+        ..STEP
+    },
 ];
 
 /// How long a statement waits for another connection's write lock before failing.

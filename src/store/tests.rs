@@ -167,6 +167,73 @@ fn a_version_4_database_is_migrated() {
     assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 0);
 }
 
+/// A version 7 database (CHECKs with IN lists) opens with the ORed CHECKs, keeps its
+/// deliveries and attempts with their links, and its indexes are on the rebuilt tables.
+#[test]
+fn a_version_7_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(include_str!("../../tests/fixtures/schema-v7.sql"))
+            .unwrap();
+        one_endpoint_and_event(&old);
+        old.execute_batch(
+            "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, next_attempt_at_ms,
+                                     created_at_ms, updated_at_ms, claims, subject)
+             VALUES ('dlv_1', 1, 1, 'pending', 1, 5, 1, 1, 1, 'user:1'),
+                    ('dlv_2', 1, 1, 'failed', 1, NULL, 1, 1, 1, NULL);
+             INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms, status_code,
+                                   error_class, error_message)
+             VALUES (1, 1, 1, 3, 500, 'http_status', 'HTTP 500'),
+                    (2, 1, 1, 4, NULL, 'timeout', 'no answer');",
+        )
+        .unwrap();
+    }
+    let db = Db::Sqlite(open(&path).unwrap());
+    let conn = db.sqlite().unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+    assert_eq!(count("PRAGMA user_version"), SCHEMA_VERSION);
+    assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v7'"),
+        0
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+             AND tbl_name IN ('deliveries', 'attempts') AND name NOT LIKE 'sqlite_%'"
+        ),
+        6
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries'
+             AND sql LIKE '%status = ''pending'' OR%'"
+        ),
+        1
+    );
+    let attempts = attempts(&db, 1, 10).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].error_message.as_deref(), Some("HTTP 500"));
+    assert_eq!(delivery(&db, "dlv_2").unwrap().unwrap().status, "failed");
+    // The CHECKs still refuse what they refused.
+    assert!(
+        conn.execute("UPDATE deliveries SET status = 'lost' WHERE seq = 2", [])
+            .is_err()
+    );
+    assert!(
+        conn.execute("UPDATE attempts SET error_class = 'oops' WHERE seq = 1", [])
+            .is_err()
+    );
+    // The claim finds the pending one; deleting the event cascades through the new tables.
+    assert_eq!(claim_due(&db, 1, 10, 10, 1000).unwrap().len(), 1);
+    conn.execute_batch("DELETE FROM events WHERE seq = 1")
+        .unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 0);
+    assert_eq!(count("SELECT COUNT(*) FROM attempts"), 0);
+}
+
 /// A deleted endpoint is gone at once for the API and for claims; its history goes in
 /// batches of the given size, then its row.
 #[test]
@@ -425,18 +492,35 @@ fn schema_sql_sets_the_version_the_migrations_reach() {
     assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len() + 1);
 }
 
-/// The quoted words of the first `column … IN (…)` CHECK of `column` in schema.sql.
+/// The quoted words of the CHECK of `column` in schema.sql, written as
+/// `CHECK (column = 'a' OR column = 'b' …)`.
 fn schema_check_list(column: &str) -> Vec<String> {
     let schema = include_str!("../../schema.sql");
     let start = schema
-        .find(&format!("CHECK ({column} IN ("))
+        .find(&format!("CHECK ({column} = '"))
         .unwrap_or_else(|| panic!("schema.sql has no CHECK on {column}"));
-    let list = &schema[start..];
-    let list = &list[list.find("IN (").unwrap() + 4..];
-    let list = &list[..list.find(')').unwrap()];
-    list.split(',')
-        .map(|word| word.trim().trim_matches('\'').to_string())
+    let list = &schema[start + "CHECK (".len()..];
+    let list = &list[..list.find("),").unwrap()];
+    list.split(" OR ")
+        .map(|term| {
+            let (name, word) = term.trim().split_once(" = ").expect("column = 'word'");
+            assert_eq!(name, column, "a CHECK on {column} compares another column");
+            word.trim_matches('\'').to_string()
+        })
         .collect()
+}
+
+/// An `IN (…)` list of more than two values builds a temporary b-tree on every row written.
+#[test]
+fn no_check_in_schema_sql_uses_a_long_in_list() {
+    let schema = include_str!("../../schema.sql");
+    for (at, _) in schema.match_indices("CHECK (") {
+        let check = &schema[at..];
+        let check = &check[..check.find(')').unwrap()];
+        if let Some(list) = check.split(" IN (").nth(1) {
+            assert!(list.split(',').count() <= 2, "schema.sql: {check}");
+        }
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cli;
+pub mod pg;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_clockeye-webhooks");
@@ -34,11 +35,53 @@ pub fn eventually<T>(
     }
 }
 
+/// The database a test runs the service on (`both_backends!` runs it on each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A new database's `--db` argument: `dir/webhooks.db`, or a fresh database of this test
+    /// binary's Postgres cluster (`pg::database()`).
+    pub fn db_arg(self, dir: &Path) -> String {
+        match self {
+            Backend::Sqlite => dir.join("webhooks.db").to_str().unwrap().to_string(),
+            Backend::Postgres => pg::database(),
+        }
+    }
+}
+
+/// `both_backends!(name);` after `fn name(backend: Backend) { … }` makes the tests
+/// `name_sqlite` and `name_postgres`, so one `cargo test` runs both and a failure names its
+/// backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        ::pastey::paste! {
+            #[test]
+            fn [<$name _sqlite>]() {
+                $name($crate::util::Backend::Sqlite)
+            }
+
+            #[test]
+            fn [<$name _postgres>]() {
+                $name($crate::util::Backend::Postgres)
+            }
+        }
+    };
+}
+
 /// A running `clockeye-webhooks serve`.
 pub struct Service {
     child: Child,
     pub base: String,
+    /// The SQLite file; empty when the service runs on Postgres.
     pub db: PathBuf,
+    /// What `--db` was given (a path or a Postgres URL): restart on the same database with
+    /// `Service::start_db(dir, &service.db_arg, extra)`.
+    pub db_arg: String,
     pub stderr_path: PathBuf,
     agent: ureq::Agent,
 }
@@ -61,6 +104,18 @@ impl Service {
         Service::start_on(dir, "webhooks.db", extra)
     }
 
+    /// Starts the binary on `dir/webhooks.db` (SQLite) or on a fresh database of this test
+    /// binary's Postgres cluster (`pg::database()`).
+    pub fn start_backend(backend: Backend, dir: &Path, extra: &[&str]) -> Service {
+        Service::start_db(dir, &backend.db_arg(dir), extra)
+    }
+
+    /// Starts the binary with `--db db_arg` as given (a path or a Postgres URL); `dir` keeps
+    /// its stderr.
+    pub fn start_db(dir: &Path, db_arg: &str, extra: &[&str]) -> Service {
+        Service::spawn(Command::new(BIN), dir, db_arg, extra)
+    }
+
     pub fn start_on(dir: &Path, db_name: &str, extra: &[&str]) -> Service {
         Service::start_through(Command::new(BIN), dir, db_name, extra)
     }
@@ -79,19 +134,22 @@ impl Service {
 
     /// Starts the binary through `command`, which must exec it with the arguments appended
     /// (e.g. `unshare -m sh -c '…; exec "$@"' sh BIN`), so the child is the service itself.
-    pub fn start_through(
-        mut command: Command,
-        dir: &Path,
-        db_name: &str,
-        extra: &[&str],
-    ) -> Service {
+    pub fn start_through(command: Command, dir: &Path, db_name: &str, extra: &[&str]) -> Service {
         let db = dir.join(db_name);
+        Service::spawn(command, dir, db.to_str().unwrap(), extra)
+    }
+
+    fn spawn(mut command: Command, dir: &Path, db_arg: &str, extra: &[&str]) -> Service {
+        let db = if db_arg.starts_with("postgres://") || db_arg.starts_with("postgresql://") {
+            PathBuf::new()
+        } else {
+            PathBuf::from(db_arg)
+        };
         let stderr_path = dir.join(format!("stderr-{:016x}.log", rand_u64()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = command
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+            .args(["--listen", "127.0.0.1:0", "--db", db_arg])
             .args(["--admin-token", ADMIN_TOKEN])
             .args(extra)
             .stdin(Stdio::null())
@@ -126,6 +184,7 @@ impl Service {
             child,
             base,
             db,
+            db_arg: db_arg.to_string(),
             stderr_path,
             agent: client(),
         }

@@ -9,7 +9,7 @@ pub(super) fn ingest_single(service: &Service, events: usize) -> f64 {
     let started = Instant::now();
     let threads: Vec<_> = (0..INGEST_CLIENTS)
         .map(|index| {
-            let (base, body) = (service.base.clone(), body.clone());
+            let (base, body) = (service.base_for(index), body.clone());
             let share = events / INGEST_CLIENTS + usize::from(index < events % INGEST_CLIENTS);
             thread::spawn(move || {
                 let mut client = RawClient::new(&base);
@@ -33,8 +33,8 @@ pub(super) fn ingest_batches(service: &Service, events: usize) -> f64 {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let threads: Vec<_> = (0..BATCH_CLIENTS)
-        .map(|_| {
-            let (base, batch, next) = (service.base.clone(), batch.clone(), next.clone());
+        .map(|index| {
+            let (base, batch, next) = (service.base_for(index), batch.clone(), next.clone());
             thread::spawn(move || {
                 let mut client = RawClient::new(&base);
                 while next.fetch_add(1, Ordering::SeqCst) < batches {
@@ -90,7 +90,7 @@ pub(super) fn latency(
     let senders = 4;
     let threads: Vec<_> = (0..senders)
         .map(|sender| {
-            let (base, body, acks) = (service.base.clone(), body.clone(), acks.clone());
+            let (base, body, acks) = (service.base_for(sender), body.clone(), acks.clone());
             thread::spawn(move || {
                 let mut client = RawClient::new(&base);
                 for index in (sender..total).step_by(senders) {
@@ -165,13 +165,11 @@ pub(super) fn delete_during_ingest(service: &Service, receiver: &Receiver) -> (f
             .to_string(),
     );
     assert_eq!(status, 201, "creating an endpoint: {kept}");
-    let db = crate::store::Db::Sqlite(
-        rusqlite::Connection::open(service.dir.join("bench.db")).expect("open bench.db"),
-    );
+    let db = service.db();
     let purged = || crate::store::endpoint_row_gone(&db, &deleted_id).unwrap_or(false);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
-        let (base, stop) = (service.base.clone(), stop.clone());
+        let (base, stop) = (service.base_for(1), stop.clone());
         let mut body = event_json();
         body["workspace_id"] = "kept".into();
         let body = body.to_string();

@@ -85,6 +85,13 @@ pub(crate) struct Options {
     /// are `SCENARIOS`).
     #[arg(long, value_name = "SCENARIO", value_parser = scenario, help = "run only this scenario (repeatable): ingest, ingest-fanout10, fanout1, fanout10, latency, slow-receiver, two-write-receiver, delete")]
     pub(crate) only: Vec<String>,
+    /// A Postgres server to run on instead of SQLite files: each scenario gets a fresh database
+    /// there (the user needs CREATEDB), dropped afterwards.
+    #[arg(long, value_name = "URL", value_parser = postgres_url, help = "run on Postgres: postgres://user@host:port/db (needs CREATEDB; each scenario makes and drops its own database)")]
+    pub(crate) db: Option<String>,
+    /// Services sharing the database (Postgres only); the load clients take turns over them.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive, help = "services on the one Postgres database (needs --db); load clients take turns over them")]
+    pub(crate) instances: usize,
 }
 
 impl Default for Options {
@@ -98,6 +105,8 @@ impl Default for Options {
             soak_minutes: None,
             soak_rate: 200,
             only: Vec::new(),
+            db: None,
+            instances: 1,
         }
     }
 }
@@ -118,6 +127,18 @@ fn scenario(value: &str) -> Result<String, String> {
             "\"{value}\" is not a scenario; scenarios: {}",
             SCENARIOS.join(", ")
         ))
+    }
+}
+
+fn postgres_url(value: &str) -> Result<String, String> {
+    match crate::store::DbTarget::parse(value) {
+        crate::store::DbTarget::Postgres(url) => url
+            .parse::<postgres::Config>()
+            .map(|_| url.clone())
+            .map_err(|error| format!("is not a Postgres URL ({error})")),
+        crate::store::DbTarget::Sqlite(_) => {
+            Err("takes a postgres:// URL (SQLite is the default: leave --db out)".into())
+        }
     }
 }
 
@@ -146,8 +167,13 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
     let wanted = |name: &str| options.only.is_empty() || options.only.iter().any(|o| o == name);
     let receiver = Receiver::start();
     let root = std::env::temp_dir().join(format!("clockeye-bench-{}-{run}", std::process::id()));
-    let fresh = |name: &str| Service::start(exe, root.join(name), &options.serve_flags);
+    let target = Target {
+        postgres: options.db.clone(),
+        instances: options.instances,
+    };
+    let fresh = |name: &str| Service::start(exe, root.join(name), &options.serve_flags, &target);
     let mut peak_rss_kib = 0;
+    let mut postgres_pss_kib = 0;
     let mut figures = serde_json::Map::new();
 
     if wanted("ingest") {
@@ -161,6 +187,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             json!(ingest_batches(&service, options.deliveries)),
         );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("ingest-fanout10") {
@@ -175,6 +202,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             json!(ingest_single(&service, options.ingest_events)),
         );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("fanout1") {
@@ -189,6 +217,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             json!(db_bytes_per_100k),
         );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("fanout10") {
@@ -199,6 +228,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             json!(fan_out_10),
         );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("latency") {
@@ -208,6 +238,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             service.endpoint(&format!("{}/ep0", receiver.url));
             let (p50, p99, max) = latency(&service, &receiver, rate, options.latency_seconds);
             peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+            postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
             latencies
                 .push(json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
         }
@@ -220,6 +251,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
         let (rate, _) = end_to_end(&service, &slow, 1, SLOW_RECEIVER_DELIVERIES);
         figures.insert("slow_receiver_deliveries_per_s".into(), json!(rate));
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("two-write-receiver") {
@@ -237,6 +269,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
             json!({"rate_per_s": TWO_WRITE_RATE, "p50_ms": p50, "p99_ms": p99, "max_ms": max}),
         );
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("delete") {
@@ -247,15 +280,46 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
         figures.insert("delete_answer_ms".into(), json!(delete_ms));
         figures.insert("delete_purge_s".into(), json!(delete_purge_s));
         peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     let _ = std::fs::remove_dir_all(&root);
     figures.insert("peak_rss_mib".into(), json!(peak_rss_kib as f64 / 1024.0));
+    if options.db.is_some() {
+        figures.insert(
+            "postgres_pss_mib".into(),
+            json!(postgres_pss_kib as f64 / 1024.0),
+        );
+    }
     figures.insert(
         "binary_bytes".into(),
         json!(std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0)),
     );
     Value::Object(figures)
+}
+
+/// Prints a table row; a cell with a figure `--only` left out says just "not run".
+fn row(line: String) {
+    let cells: Vec<String> = line
+        .split('|')
+        .map(|cell| {
+            if cell.contains("not run") {
+                " not run ".to_string()
+            } else {
+                cell.to_string()
+            }
+        })
+        .collect();
+    println!("{}", cells.join("|"));
+}
+
+/// A figure for the table: "not run" for a scenario `--only` left out.
+fn shown(value: f64, decimals: usize) -> String {
+    if value.is_nan() {
+        "not run".into()
+    } else {
+        format!("{value:.decimals$}")
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -269,7 +333,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn soak(exe: &Path, options: &Options, minutes: u64) {
     let receiver = Receiver::start();
     let root = std::env::temp_dir().join(format!("clockeye-soak-{}", std::process::id()));
-    let service = Service::start(exe, root.join("soak"), &options.serve_flags);
+    let target = Target {
+        postgres: options.db.clone(),
+        instances: options.instances,
+    };
+    let service = Service::start(exe, root.join("soak"), &options.serve_flags, &target);
     service.endpoint(&format!("{}/ep0", receiver.url));
     let rate = options.soak_rate;
     let body = event_json().to_string();
@@ -327,6 +395,9 @@ fn soak(exe: &Path, options: &Options, minutes: u64) {
 
 pub(crate) fn main(options: Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    if options.instances > 1 && options.db.is_none() {
+        return Err("--instances needs --db postgres://…: one service owns a SQLite file".into());
+    }
     if let Some(minutes) = options.soak_minutes {
         soak(&exe, &options, minutes);
         return Ok(());
@@ -344,39 +415,47 @@ pub(crate) fn main(options: Options) -> Result<(), String> {
     let cores = thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
+    let storage = match &options.db {
+        Some(url) => format!(
+            "Postgres {}, {} instance(s)",
+            crate::store::pg::redacted(url),
+            options.instances
+        ),
+        None => "SQLite, synchronous=FULL".to_string(),
+    };
     println!(
-        "clockeye-webhooks bench: {} run(s), median shown; {cores} cores; synchronous=FULL; receiver on loopback",
+        "clockeye-webhooks bench: {} run(s), median shown; {cores} cores; {storage}; receiver on loopback",
         options.runs
     );
     println!("| figure | value |");
     println!("|---|---|");
-    println!(
-        "| ingest, single events, {INGEST_CLIENTS} clients | {:.0} events/s |",
-        pick(&number("ingest_single_events_per_s"))
-    );
-    println!(
-        "| ingest, batches of {BATCH_EVENTS}, {BATCH_CLIENTS} clients | {:.0} events/s |",
-        pick(&number("ingest_batch_events_per_s"))
-    );
-    println!(
-        "| ingest, single events at fan-out 10, {INGEST_CLIENTS} keep-alive clients | {:.0} events/s |",
-        pick(&number("ingest_single_fan_out_10_events_per_s"))
-    );
-    println!(
-        "| end to end, fan-out 1, {} deliveries (target ≥ 10,000) | {:.0} deliveries/s |",
+    row(format!(
+        "| ingest, single events, {INGEST_CLIENTS} clients | {} events/s |",
+        shown(pick(&number("ingest_single_events_per_s")), 0)
+    ));
+    row(format!(
+        "| ingest, batches of {BATCH_EVENTS}, {BATCH_CLIENTS} clients | {} events/s |",
+        shown(pick(&number("ingest_batch_events_per_s")), 0)
+    ));
+    row(format!(
+        "| ingest, single events at fan-out 10, {INGEST_CLIENTS} keep-alive clients | {} events/s |",
+        shown(pick(&number("ingest_single_fan_out_10_events_per_s")), 0)
+    ));
+    row(format!(
+        "| end to end, fan-out 1, {} deliveries (target ≥ 10,000) | {} deliveries/s |",
         options.deliveries,
-        pick(&number("end_to_end_fan_out_1_deliveries_per_s"))
-    );
-    println!(
-        "| end to end, fan-out 10, {} deliveries (target ≥ 15,000) | {:.0} deliveries/s |",
+        shown(pick(&number("end_to_end_fan_out_1_deliveries_per_s")), 0)
+    ));
+    row(format!(
+        "| end to end, fan-out 10, {} deliveries (target ≥ 15,000) | {} deliveries/s |",
         options.deliveries,
-        pick(&number("end_to_end_fan_out_10_deliveries_per_s"))
-    );
-    println!(
-        "| one endpoint at {} ms per request, {SLOW_RECEIVER_DELIVERIES} deliveries (target ≥ 400) | {:.0} deliveries/s |",
+        shown(pick(&number("end_to_end_fan_out_10_deliveries_per_s")), 0)
+    ));
+    row(format!(
+        "| one endpoint at {} ms per request, {SLOW_RECEIVER_DELIVERIES} deliveries (target ≥ 400) | {} deliveries/s |",
         SLOW_RECEIVER_DELAY.as_millis(),
-        pick(&number("slow_receiver_deliveries_per_s"))
-    );
+        shown(pick(&number("slow_receiver_deliveries_per_s")), 0)
+    ));
     let two_write = |key: &'static str| {
         move |run: &Value| {
             run["two_write_receiver_latency"][key]
@@ -384,38 +463,47 @@ pub(crate) fn main(options: Options) -> Result<(), String> {
                 .unwrap_or(f64::NAN)
         }
     };
-    println!(
-        "| two-write keep-alive receiver at {TWO_WRITE_RATE}/s, p50 / p99 / max (target p99 < 10) | {:.2} / {:.2} / {:.2} ms |",
-        pick(&two_write("p50_ms")),
-        pick(&two_write("p99_ms")),
-        pick(&two_write("max_ms"))
-    );
+    row(format!(
+        "| two-write keep-alive receiver at {TWO_WRITE_RATE}/s, p50 / p99 / max (target p99 < 10) | {} / {} / {} ms |",
+        shown(pick(&two_write("p50_ms")), 2),
+        shown(pick(&two_write("p99_ms")), 2),
+        shown(pick(&two_write("max_ms")), 2)
+    ));
     for (index, rate) in [200, 500].into_iter().enumerate() {
-        println!(
-            "| latency ack→arrival at {rate}/s, p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |",
-            pick(&latency(index, "p50_ms")),
-            pick(&latency(index, "p99_ms")),
-            pick(&latency(index, "max_ms"))
-        );
+        row(format!(
+            "| latency ack→arrival at {rate}/s, p50 / p99 / max | {} / {} / {} ms |",
+            shown(pick(&latency(index, "p50_ms")), 2),
+            shown(pick(&latency(index, "p99_ms")), 2),
+            shown(pick(&latency(index, "max_ms")), 2)
+        ));
     }
-    println!(
-        "| ingest answer during a DELETE of an endpoint with {DELETE_HISTORY} deliveries, worst (DELETE answer; purge) | {:.1} ms ({:.1} ms; {:.1} s) |",
-        pick(&number("delete_ingest_max_ms")),
-        pick(&number("delete_answer_ms")),
-        pick(&number("delete_purge_s"))
-    );
-    println!(
-        "| peak RSS of the service | {:.1} MiB |",
-        pick(&number("peak_rss_mib"))
-    );
-    println!(
-        "| database per 100,000 delivered events | {:.1} MiB |",
-        pick(&number("database_bytes_per_100k_delivered")) / 1_048_576.0
-    );
-    println!(
-        "| binary size | {:.1} MiB |",
-        pick(&number("binary_bytes")) / 1_048_576.0
-    );
+    row(format!(
+        "| ingest answer during a DELETE of an endpoint with {DELETE_HISTORY} deliveries, worst (DELETE answer; purge) | {} ms ({} ms; {} s) |",
+        shown(pick(&number("delete_ingest_max_ms")), 1),
+        shown(pick(&number("delete_answer_ms")), 1),
+        shown(pick(&number("delete_purge_s")), 1)
+    ));
+    row(format!(
+        "| peak RSS of the service | {} MiB |",
+        shown(pick(&number("peak_rss_mib")), 1)
+    ));
+    row(format!(
+        "| database per 100,000 delivered events | {} MiB |",
+        shown(
+            pick(&number("database_bytes_per_100k_delivered")) / 1_048_576.0,
+            1
+        )
+    ));
+    if options.db.is_some() {
+        row(format!(
+            "| PSS of the Postgres processes on this machine, peak | {} MiB |",
+            shown(pick(&number("postgres_pss_mib")), 1)
+        ));
+    }
+    row(format!(
+        "| binary size | {} MiB |",
+        shown(pick(&number("binary_bytes")) / 1_048_576.0, 1)
+    ));
     println!("{}", json!({ "runs": runs }));
     Ok(())
 }

@@ -151,47 +151,116 @@ pub(super) fn serve_raw(
     }
 }
 
-/// One `serve` process on a fresh database.
+/// Where the bench's services keep their data: a fresh SQLite file per scenario (the default),
+/// or a fresh database per scenario on the Postgres server of `--db`, shared by `--instances`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Target {
+    /// `--db`: a Postgres URL whose server the bench creates its databases on (it never writes
+    /// into the named database itself).
+    pub(super) postgres: Option<String>,
+    pub(super) instances: usize,
+}
+
+/// `serve` processes (one, or `--instances` on one Postgres database) on a fresh database.
 pub(super) struct Service {
-    pub(super) child: Child,
+    pub(super) children: Vec<Child>,
+    /// Each instance's API; `base` is the first's.
+    pub(super) bases: Vec<String>,
     pub(super) base: String,
     pub(super) dir: PathBuf,
     pub(super) agent: ureq::Agent,
+    /// The scenario's database on Postgres: its URL, and the server URL it was made from.
+    pub(super) postgres: Option<(String, String)>,
 }
 
 impl Service {
-    pub(super) fn start(exe: &Path, dir: PathBuf, extra: &[String]) -> Service {
+    pub(super) fn start(exe: &Path, dir: PathBuf, extra: &[String], target: &Target) -> Service {
         std::fs::create_dir_all(&dir).expect("create the bench directory");
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-token",
-                TOKEN,
-                "--allow-http",
-                "--allow-network",
-                "127.0.0.0/8",
-            ])
-            .arg("--db")
-            .arg(dir.join("bench.db"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("serve.log")).expect("create serve.log"))
-            .spawn()
-            .expect("start clockeye-webhooks serve");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let base = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {first:?}"))
-            .to_string();
-        thread::spawn(move || for _ in lines {});
+        let postgres = target.postgres.as_ref().map(|server| {
+            let name = format!(
+                "clockeye_bench_{}_{}",
+                std::process::id(),
+                dir.file_name()
+                    .map(|n| n
+                        .to_string_lossy()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+                    .unwrap_or_default()
+            );
+            (create_database(server, &name), server.clone())
+        });
+        let db_arg = match &postgres {
+            Some((url, _)) => url.clone(),
+            None => dir.join("bench.db").display().to_string(),
+        };
+        let mut children = Vec::new();
+        let mut bases = Vec::new();
+        for instance in 0..target.instances.max(1) {
+            let mut child = Command::new(exe)
+                .arg("serve")
+                .args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--admin-token",
+                    TOKEN,
+                    "--allow-http",
+                    "--allow-network",
+                    "127.0.0.0/8",
+                ])
+                .args(["--db", &db_arg])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(
+                    std::fs::File::create(dir.join(format!("serve-{instance}.log")))
+                        .expect("create serve.log"),
+                )
+                .spawn()
+                .expect("start clockeye-webhooks serve");
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let base = first
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("serve printed {first:?}"))
+                .to_string();
+            thread::spawn(move || for _ in lines {});
+            children.push(child);
+            bases.push(base);
+        }
         Service {
-            child,
-            base,
+            children,
+            base: bases[0].clone(),
+            bases,
             dir,
             agent: client(),
+            postgres,
+        }
+    }
+
+    /// The API a load client uses: the instances in turn.
+    pub(super) fn base_for(&self, client: usize) -> String {
+        self.bases[client % self.bases.len()].clone()
+    }
+
+    /// The Postgres server's memory (0 on SQLite).
+    pub(super) fn postgres_pss_kib(&self) -> u64 {
+        if self.postgres.is_some() {
+            postgres_pss_kib()
+        } else {
+            0
+        }
+    }
+
+    /// A connection to the scenario's database, for what the bench reads there itself.
+    pub(super) fn db(&self) -> crate::store::Db {
+        match &self.postgres {
+            Some((url, _)) => crate::store::connect(
+                &crate::store::DbTarget::Postgres(url.clone()),
+                crate::store::pg::Role::Tool,
+                false,
+            )
+            .expect("connect to the bench database"),
+            None => crate::store::Db::Sqlite(
+                rusqlite::Connection::open(self.dir.join("bench.db")).expect("open bench.db"),
+            ),
         }
     }
 
@@ -199,22 +268,28 @@ impl Service {
         post(&self.agent, &self.base, path, body)
     }
 
+    /// Peak RSS, summed over the instances.
     pub(super) fn peak_rss_kib(&self) -> u64 {
         self.memory_kib("VmHWM:")
     }
 
-    /// A `/proc/PID/status` memory line of the service, in KiB.
+    /// A `/proc/PID/status` memory line of the service, in KiB, summed over the instances.
     pub(super) fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        self.children
+            .iter()
+            .map(|child| status_kib(child.id(), field))
+            .sum()
     }
 
     pub(super) fn database_bytes(&self) -> u64 {
+        if let Some((url, _)) = &self.postgres {
+            let mut client =
+                postgres::Client::connect(url, postgres::NoTls).expect("connect to Postgres");
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .expect("pg_database_size");
+            return row.get::<_, i64>(0) as u64;
+        }
         ["bench.db", "bench.db-wal"]
             .iter()
             .filter_map(|name| std::fs::metadata(self.dir.join(name)).ok())
@@ -234,30 +309,115 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         let peak_rss_kib = self.peak_rss_kib();
-        // SIGTERM, so the service logs its scheduler counters; they go to the bench's stderr.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default();
-        if let Some(line) = log.lines().find(|line| line.contains("scheduler stopped")) {
-            let name = self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+        for (instance, child) in self.children.iter_mut().enumerate() {
+            // SIGTERM, so the service logs its scheduler counters; they go to the bench's stderr.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(self.dir.join(format!("serve-{instance}.log")))
                 .unwrap_or_default();
-            let counters = line.split("scheduler stopped: ").nth(1).unwrap_or(line);
-            eprintln!(
-                "bench: {name}: peak_rss_mib={:.1} {counters}",
-                peak_rss_kib as f64 / 1024.0
-            );
+            if let Some(line) = log.lines().find(|line| line.contains("scheduler stopped")) {
+                let name = self
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let counters = line.split("scheduler stopped: ").nth(1).unwrap_or(line);
+                eprintln!(
+                    "bench: {name}#{instance}: peak_rss_mib(all)={:.1} {counters}",
+                    peak_rss_kib as f64 / 1024.0
+                );
+            }
+        }
+        if let Some((url, server)) = &self.postgres {
+            drop_database(server, url);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The proportional memory (PSS) of every process named `postgres` on this machine, in KiB:
+/// the server the bench runs against, when it runs here (shared buffers split between them).
+pub(super) fn postgres_pss_kib() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("smaps_rollup")).ok())
+        .filter_map(|rollup| {
+            rollup.lines().find_map(|line| {
+                line.strip_prefix("Pss:").and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            })
+        })
+        .sum()
+}
+
+/// `server` with its database name replaced by `name`.
+fn with_database(server: &str, name: &str) -> String {
+    let (scheme, rest) = server.split_once("://").expect("a postgres:// URL");
+    let (authority, tail) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Creates a fresh database for one scenario (the URL's user needs CREATEDB) and returns its URL.
+fn create_database(server: &str, name: &str) -> String {
+    let mut client = postgres::Client::connect(server, postgres::NoTls).unwrap_or_else(|error| {
+        panic!(
+            "bench --db {}: cannot connect: {error}",
+            crate::store::pg::redacted(server)
+        )
+    });
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .unwrap_or_else(|error| {
+            panic!("bench: CREATE DATABASE {name}: {error} (the user needs CREATEDB)")
+        });
+    with_database(server, name)
+}
+
+fn drop_database(server: &str, url: &str) {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    let name = name.split('?').next().unwrap_or_default();
+    if let Ok(mut client) = postgres::Client::connect(server, postgres::NoTls)
+        && let Err(error) =
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    {
+        eprintln!("bench: DROP DATABASE {name}: {error}");
     }
 }
 
