@@ -42,7 +42,9 @@ pub(crate) fn write_round(
         match write_round_once(conn, ingests, results, released, claims, now) {
             Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => {
                 retries += 1;
-                log::info!("round lost a race with another instance, running it again (try {retries}): {error}");
+                log::info!(
+                    "round lost a race with another instance, running it again (try {retries}): {error}"
+                );
             }
             written => return written,
         }

@@ -28,10 +28,7 @@ pub(crate) fn recover_delivering(_pg: &mut Conn, _now_ms: i64) -> Result<usize> 
 /// Whether this transaction does the maintenance batches (retention, purge) this turn: one
 /// instance at a time; the others skip, and nothing waits. Held until the transaction ends.
 pub(crate) fn maintenance_turn(pg: &mut Conn) -> Result<bool> {
-    let row = pg.query_opt(
-        "SELECT pg_try_advisory_xact_lock($1)",
-        &[&LOCK_MAINTENANCE],
-    )?;
+    let row = pg.query_opt("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_MAINTENANCE])?;
     Ok(match row {
         Some(row) => row.try_get(0)?,
         None => false,
@@ -115,7 +112,13 @@ pub(crate) fn insert_event(pg: &mut Conn, event: &NewEvent, now_ms: i64) -> Resu
              FROM unnest($1::text[], $4::bigint[], $5::text[]) WITH ORDINALITY
                   AS r(id, endpoint_seq, subject, n)
              ORDER BY r.n",
-            &[&delivery_ids, &event_seq, &now_ms, &endpoint_seqs, &subjects],
+            &[
+                &delivery_ids,
+                &event_seq,
+                &now_ms,
+                &endpoint_seqs,
+                &subjects,
+            ],
         )?;
     }
     Ok(StoredEvent {
@@ -288,9 +291,8 @@ fn job_from_pg(row: &Row) -> Result<Job> {
 
 /// A BIGINT column that holds a small count (its CHECKs and our writes keep it in range).
 fn small(value: i64, column: &str) -> Result<u32> {
-    u32::try_from(value).map_err(|_| {
-        Error::Unavailable(format!("deliveries.{column} holds {value}, out of range"))
-    })
+    u32::try_from(value)
+        .map_err(|_| Error::Unavailable(format!("deliveries.{column} holds {value}, out of range")))
 }
 
 /// Text from a receiver without NUL bytes (U+FFFD in their place): Postgres TEXT cannot hold
@@ -381,9 +383,9 @@ pub(crate) fn record_endpoint_health(
         // To the second: most successes in a busy second then write nothing.
         let finished_at_ms = result.outcome.started_at_ms + result.outcome.duration_ms;
         pg.execute(
-            "UPDATE endpoints SET failing_since_ms = NULL, last_success_at_ms = $2
+            "UPDATE endpoints SET failing_since_ms = NULL, last_success_at_ms = $2::bigint
              WHERE seq = $1 AND (failing_since_ms IS NOT NULL OR last_success_at_ms IS NULL
-                                 OR last_success_at_ms < $2 - 1000)",
+                                 OR last_success_at_ms < $2::bigint - 1000)",
             &[&endpoint_seq, &finished_at_ms],
         )?;
         return Ok(None);
