@@ -127,8 +127,7 @@ fn load(
     for thread in threads {
         thread.join().unwrap();
     }
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    acknowledged
+    acknowledged.lock().unwrap().clone()
 }
 
 fn wait_for_events(receiver: &Receiver, ids: &[String], timeout: Duration) -> Tally {

@@ -246,12 +246,20 @@ pub(crate) fn rate_share(limit: u32, split: &Split) -> u32 {
     split.views.iter().map(share_in).min().unwrap_or(0)
 }
 
-/// Keeps the views read within `hold` before `now`, and always the latest one.
-pub(crate) fn recent_views(views: &mut Vec<(Instant, View)>, now: Instant, hold: Duration) {
+/// Keeps the views read within `hold` before `now`, and the latest one while it is at most
+/// `latest_max` old (heartbeats failing meanwhile: the others still count this instance that
+/// long). With none left the share is 0.
+pub(crate) fn recent_views(
+    views: &mut Vec<(Instant, View)>,
+    now: Instant,
+    hold: Duration,
+    latest_max: Duration,
+) {
     let latest = views.len().saturating_sub(1);
     let mut index = 0;
     views.retain(|(at, _)| {
-        let keep = index == latest || now.saturating_duration_since(*at) <= hold;
+        let age = now.saturating_duration_since(*at);
+        let keep = age <= hold || (index == latest && age <= latest_max);
         index += 1;
         keep
     });
@@ -585,7 +593,7 @@ mod tests {
                         },
                     );
                     assert!(a + b + c <= limit, "second {second}: {a} + {b} + {c}");
-                    if second >= hold + 1 {
+                    if second > hold {
                         assert_eq!(a + b + c, limit, "second {second}: settled");
                     }
                 }
@@ -602,10 +610,12 @@ mod tests {
             rank: Some(0),
         };
         let mut views = vec![(at, v(1)), (at + s(2), v(2)), (at + s(4), v(3))];
-        recent_views(&mut views, at + s(5), s(3));
+        recent_views(&mut views, at + s(5), s(3), s(5));
         assert_eq!(views, vec![(at + s(2), v(2)), (at + s(4), v(3))]);
-        recent_views(&mut views, at + s(60), s(3));
-        assert_eq!(views, vec![(at + s(4), v(3))], "the latest stays");
+        recent_views(&mut views, at + s(8), s(3), s(5));
+        assert_eq!(views, vec![(at + s(4), v(3))], "the latest stays 5 s");
+        recent_views(&mut views, at + s(10), s(3), s(5));
+        assert_eq!(views, vec![], "heartbeats failing for longer: no share");
         assert_eq!(
             view(&["ins_a".into(), "ins_b".into(), "ins_c".into()], "ins_b"),
             View {

@@ -16,6 +16,9 @@ pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a membership view keeps counting for the rate limit split, and how long a new
 /// instance takes no share (plan §3: views differ by at most a heartbeat).
 pub(crate) const SPLIT_HOLD: Duration = Duration::from_secs(3);
+/// How long the latest view counts while heartbeats fail: less than the others take to stop
+/// counting this instance (`INSTANCE_LIVE_MS`) and then to hold their own views (`SPLIT_HOLD`).
+pub(crate) const SPLIT_LATEST_MAX: Duration = Duration::from_millis(INSTANCE_LIVE_MS as u64);
 /// Fewest time between two `due` wake-ups of the others (a notifying commit takes a lock
 /// that every notifying transaction on the database shares).
 pub(crate) const NOTIFY_INTERVAL_MIN: Duration = Duration::from_millis(100);
@@ -80,7 +83,7 @@ impl Membership {
                 }
             }
         }
-        decide::recent_views(&mut self.views, now, SPLIT_HOLD);
+        decide::recent_views(&mut self.views, now, SPLIT_HOLD, SPLIT_LATEST_MAX);
         if now >= self.next_prune {
             self.next_prune = now + INSTANCE_PRUNE_INTERVAL;
             match store::prune_instances(conn, INSTANCE_STALE_MS) {
