@@ -182,7 +182,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         config.admin_token.is_some(),
     );
     log::info!(
-        "started: {} recovered_deliveries={recovered}",
+        "started: {} recovered_deliveries={recovered} instance={instance_id}",
         config.describe(if new_admin_token.is_some() {
             "[generated now, shown once on stdout]"
         } else {
