@@ -527,3 +527,43 @@ fn the_live_instances_are_counted_and_a_stopped_one_leaves_at_once() {
         },
     );
 }
+
+#[test]
+fn the_listen_thread_connects_again_after_its_connection_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start_db(dir.path(), &pg::database(), &flags("2s"));
+    let url = service.db_arg.clone();
+    let connected = || service.stderr().matches("listen: waiting for").count();
+    eventually(
+        "the listen connection",
+        Duration::from_secs(10),
+        || match connected() {
+            1 => Ok(()),
+            seen => Err(format!("{seen} connections")),
+        },
+    );
+    let cut = pg::psql(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'clockeye-listen'",
+    );
+    assert_eq!(cut, "1", "one listen connection per instance");
+    eventually(
+        "a new listen connection",
+        Duration::from_secs(10),
+        || match (
+            connected(),
+            service
+                .stderr()
+                .contains("listen: no notification connection"),
+        ) {
+            (2, true) => Ok(()),
+            seen => Err(format!("{seen:?} (connections, the loss logged)")),
+        },
+    );
+    let listening = pg::psql(
+        &url,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clockeye-listen'",
+    );
+    assert_eq!(listening, "1");
+}
