@@ -156,7 +156,6 @@ fn listed(service: &Service, status: &str) -> usize {
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn load_through_three_instances_arrives_once_and_a_killed_ones_claims_come_back() {
     let dir = tempfile::tempdir().unwrap();
     // A little slow, so that attempts are in flight when an instance dies.
@@ -254,7 +253,6 @@ fn load_through_three_instances_arrives_once_and_a_killed_ones_claims_come_back(
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn an_endpoint_changed_through_one_instance_is_obeyed_by_the_others_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
@@ -307,7 +305,6 @@ fn an_endpoint_changed_through_one_instance_is_obeyed_by_the_others_at_once() {
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn an_endpoint_moved_through_one_instance_is_taken_back_from_the_others_queues() {
     const EVENTS: usize = 40;
     const WINDOW: usize = 2;
@@ -381,7 +378,6 @@ fn assert_rate_kept(received: &[Received], rate: usize) {
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn a_rate_limit_is_split_so_the_three_instances_together_keep_it() {
     // 10/s splits 4 + 3 + 3; 2/s splits 1 + 1 + 0 (the third claims none of it).
     const EVENTS: usize = 60;
@@ -427,7 +423,6 @@ fn a_rate_limit_is_split_so_the_three_instances_together_keep_it() {
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn instances_started_together_on_an_empty_database_keep_one_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let url = pg::database();
@@ -486,7 +481,6 @@ fn instances_started_together_on_an_empty_database_keep_one_admin_token() {
 }
 
 #[test]
-#[ignore = "needs the Postgres SQL of branches pgapi and pgoutbox (stubs on this branch)"]
 fn the_live_instances_are_counted_and_a_stopped_one_leaves_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut services = three(dir.path(), "2s");
@@ -545,7 +539,7 @@ fn the_listen_thread_connects_again_after_its_connection_is_cut() {
     let cut = pg::psql(
         &url,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE application_name = 'clockeye-listen'",
+         WHERE application_name = 'clockeye-listen' AND datname = current_database()",
     );
     assert_eq!(cut, "1", "one listen connection per instance");
     eventually(
@@ -563,7 +557,8 @@ fn the_listen_thread_connects_again_after_its_connection_is_cut() {
     );
     let listening = pg::psql(
         &url,
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'clockeye-listen'",
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'clockeye-listen' AND datname = current_database()",
     );
     assert_eq!(listening, "1");
 }

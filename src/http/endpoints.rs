@@ -253,7 +253,7 @@ impl Api {
 
     /// A failed notification costs the others at most their 1 s poll: logged, not answered.
     fn tell_other_instances(&self, payload: &str) {
-        if self.conn.is_postgres()
+        if store::shared(&self.conn)
             && let Err(error) = store::notify(&self.conn, payload)
         {
             log::warn!("api: waking the other instances failed: {error}");

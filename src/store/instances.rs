@@ -11,6 +11,11 @@ pub(crate) const INSTANCE_LIVE_MS: i64 = 5_000;
 /// An instance's row is deleted once its heartbeat is this old (it was killed, not stopped).
 pub(crate) const INSTANCE_STALE_MS: i64 = 3_600_000;
 
+/// Whether other instances may share this database (Postgres); a SQLite file has one owner.
+pub(crate) fn shared(db: &Db) -> bool {
+    matches!(db, Db::Postgres(_))
+}
+
 /// This instance is alive now: inserts its row or moves its heartbeat (Postgres).
 pub(crate) fn heartbeat(db: &Db, id: &str, host: &str, pid: u32, started_at_ms: i64) -> Result<()> {
     let _conn = sqlite_or!(db, |pg| pg::instances::heartbeat(

@@ -62,7 +62,7 @@ impl Membership {
     /// split. Answers the queued jobs the dispatcher gave back (their endpoint's share here
     /// became 0), to be released.
     pub(crate) fn beat(&mut self, conn: &Db, dispatcher: &Dispatcher, now: Instant) -> Vec<Job> {
-        if !conn.is_postgres() || now < self.next_beat {
+        if !store::shared(conn) || now < self.next_beat {
             return Vec::new();
         }
         self.next_beat = now + HEARTBEAT_INTERVAL;
@@ -102,7 +102,7 @@ impl Membership {
     /// work unclaimed.
     pub(crate) fn after_round(&mut self, conn: &Db, left_due: bool, now: Instant) {
         let others = self.views.last().is_some_and(|(_, view)| view.live > 1);
-        if !conn.is_postgres()
+        if !store::shared(conn)
             || !others
             || !decide::notify_others(left_due, self.last_notified, now, NOTIFY_INTERVAL_MIN)
         {
@@ -116,7 +116,7 @@ impl Membership {
 
     /// Clean stop: the others stop counting this instance at once.
     pub(crate) fn leave(&self, conn: &Db) {
-        if conn.is_postgres()
+        if store::shared(conn)
             && let Err(error) = store::remove_instance(conn, &self.id)
         {
             log::warn!("instances: removing this instance's row failed: {error}");
