@@ -15,12 +15,13 @@ use crate::config::Config;
 use crate::engine::dispatch::{Dispatcher, Takes};
 use crate::engine::net::AddressPolicy;
 use crate::engine::scheduler::{self, COMMAND_QUEUE_MAX, Scheduler};
+use crate::engine::wakeups;
 use crate::engine::worker::{self, Worker};
 use crate::error::Error;
 use crate::http::metrics::Metrics;
 use crate::http::server::API_THREADS;
 use crate::http::{self, edge};
-use crate::ids::{new_token, sha256_hex};
+use crate::ids::{new_id, new_token, sha256_hex};
 use crate::logging;
 use crate::store::pg::Role;
 use crate::store::{self, DbTarget, owner};
@@ -81,6 +82,8 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     let (commands_tx, commands_rx) = bounded(COMMAND_QUEUE_MAX);
     let (shutdown_tx, shutdown_rx) = bounded(1);
     let heartbeat_ms = Arc::new(AtomicI64::new(now_ms()));
+    // Among the instances sharing a Postgres database (SQLite: the only one).
+    let instance_id = new_id("ins");
 
     let policy = Arc::new(AddressPolicy {
         allow_private_networks: config.allow_private_networks,
@@ -139,6 +142,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         disable_after: config.disable_after,
         drain_timeout: config.attempt_timeout + DRAIN_MARGIN,
         heartbeat_ms: heartbeat_ms.clone(),
+        instance_id: instance_id.clone(),
     };
     unhealthy_on_scheduler_panic(heartbeat_ms.clone());
     let scheduler_thread = spawn_watched("scheduler".into(), &ended_tx, move || {
@@ -155,8 +159,10 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         metrics,
         dispatcher: dispatcher.clone(),
         public_url: config.public_url.clone(),
+        instance_id: instance_id.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
+    let listen_thread = start_listening(&config.db, &instance_id, &shared, &stopping, &ended_tx);
     let mut api_threads = Vec::new();
     let spawn_api = |name: String| -> Result<thread::JoinHandle<()>, Error> {
         let conn = store::connect(&config.db, Role::Api, false)?;
@@ -176,7 +182,7 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         config.admin_token.is_some(),
     );
     log::info!(
-        "started: {} recovered_deliveries={recovered}",
+        "started: {} recovered_deliveries={recovered} instance={instance_id}",
         config.describe(if new_admin_token.is_some() {
             "[generated now, shown once on stdout]"
         } else {
@@ -220,6 +226,10 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     drop(server);
     let _ = shutdown_tx.send(());
     let _ = scheduler_thread.join();
+    // It notices `stopping` within `wakeups::LISTEN_POLL`, while the scheduler drains.
+    if let Some(thread) = listen_thread {
+        let _ = thread.join();
+    }
     dispatcher.close();
     for thread in workers {
         let _ = thread.join();
@@ -229,6 +239,25 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Postgres only: the `listen` thread, which passes other instances' wake-ups to this one's
+/// scheduler (`engine::wakeups`). It ends once `stopping` is set.
+fn start_listening(
+    db: &DbTarget,
+    instance_id: &str,
+    shared: &http::Shared,
+    stopping: &Arc<AtomicBool>,
+    ended_tx: &Sender<Ended>,
+) -> Option<thread::JoinHandle<()>> {
+    let DbTarget::Postgres(url) = db else {
+        return None;
+    };
+    let (url, instance_id) = (url.clone(), instance_id.to_string());
+    let (commands, stopping) = (shared.commands.clone(), stopping.clone());
+    Some(spawn_watched("listen".into(), ended_tx, move || {
+        wakeups::main(url, instance_id, commands, stopping)
+    }))
 }
 
 /// Supervision until a signal: a worker or API thread that dies is replaced (a worker's job

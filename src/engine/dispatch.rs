@@ -5,11 +5,14 @@
 //! handful. An endpoint's `rate_limit` is kept here too: no 1 s span holds more attempt starts.
 //! First attempts go before retries, and a share of the workers takes only first attempts, so
 //! a backlog of retries cannot hold up fresh events. Plain data behind one mutex; no I/O.
+//! With several instances on one Postgres database each enforces its share of a rate limit
+//! (`decide::rate_share`, from the membership the scheduler hands in with `set_split`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::engine::scheduler::decide::{self, Split};
 use crate::model::Job;
 
 /// Which jobs a worker takes.
@@ -30,8 +33,10 @@ pub(crate) use crate::engine::window::{Sample, Signal, WINDOW_INITIAL, Window};
 /// What the dispatcher keeps of an endpoint between its bursts of work.
 struct Flow {
     window: Window,
-    /// `rate_limit`: most attempt starts in any `RATE_SPAN`.
+    /// `rate_limit`: most attempt starts in any `RATE_SPAN`, over all instances.
     rate_limit: Option<u32>,
+    /// This instance's share of `rate_limit` (all of it when alone); 0: start nothing.
+    share: Option<u32>,
     /// Start times of the latest attempts, at most `rate_limit` of them (only when limited).
     starts: VecDeque<Instant>,
 }
@@ -41,17 +46,28 @@ impl Flow {
         Flow {
             window: Window::new(now),
             rate_limit: None,
+            share: None,
             starts: VecDeque::new(),
         }
     }
 
-    /// When another attempt may start under `rate_limit`, if not now.
+    /// Sets the endpoint's limit and this instance's share of it.
+    fn limit(&mut self, rate_limit: Option<u32>, split: Option<&Split>) {
+        self.rate_limit = rate_limit;
+        self.share = rate_limit.map(|limit| split.map_or(limit, |s| decide::rate_share(limit, s)));
+    }
+
+    /// When another attempt may start under this instance's share of `rate_limit`, if not
+    /// now. The starts kept cover the whole limit, so a share that grows again counts them.
     fn rate_wait_until(&self, now: Instant) -> Option<Instant> {
-        let limit = self.rate_limit? as usize;
-        if self.starts.len() < limit {
+        let share = self.share? as usize;
+        if share == 0 {
+            return Some(now + RATE_SPAN); // looked at again when the split may have changed
+        }
+        if self.starts.len() < share {
             return None;
         }
-        let free_at = *self.starts.front()? + RATE_SPAN;
+        let free_at = self.starts[self.starts.len() - share] + RATE_SPAN;
         (free_at > now).then_some(free_at)
     }
 
@@ -87,6 +103,8 @@ struct State {
     ready_retries: VecDeque<i64>,
     /// Endpoints held by their rate limit, with when they may start again.
     rate_waits: Vec<(Instant, i64)>,
+    /// How rate limits are split with other instances (None: this instance is alone).
+    split: Option<Split>,
     /// Workers waiting, by what they take.
     waiting_any: usize,
     waiting_first_only: usize,
@@ -127,13 +145,16 @@ impl Dispatcher {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues claimed jobs.
-    pub(crate) fn push(&self, jobs: Vec<Job>) {
+    /// Queues claimed jobs. Answers those of endpoints whose rate limit share here is 0 (the
+    /// other instances send them): the caller gives them back.
+    pub(crate) fn push(&self, jobs: Vec<Job>) -> Vec<Job> {
+        let mut refused = Vec::new();
         if jobs.is_empty() {
-            return;
+            return refused;
         }
         let now = Instant::now();
         let mut state = self.state();
+        let state = &mut *state;
         let mut first_attempts = 0;
         let mut retries = 0;
         for job in jobs {
@@ -144,11 +165,15 @@ impl Dispatcher {
                 .or_insert_with(|| Flow::new(now));
             if flow.rate_limit != job.rate_limit {
                 // A new limit counts the starts already made: the latest of them stay.
-                flow.rate_limit = job.rate_limit;
+                flow.limit(job.rate_limit, state.split.as_ref());
                 let keep = job.rate_limit.map_or(0, |limit| limit as usize);
                 while flow.starts.len() > keep {
                     flow.starts.pop_front();
                 }
+            }
+            if flow.share == Some(0) {
+                refused.push(job);
+                continue;
             }
             let queue = state.endpoints.entry(endpoint_seq).or_default();
             if job.attempt_number == 1 {
@@ -158,9 +183,29 @@ impl Dispatcher {
                 queue.retries.push_back(job);
                 retries += 1;
             }
-            list_if_ready(&mut state, endpoint_seq, self.window_max, now);
+            list_if_ready(state, endpoint_seq, self.window_max, now);
         }
-        self.wake(&state, first_attempts, retries);
+        self.wake(state, first_attempts, retries);
+        refused
+    }
+
+    /// Takes in a new reading of the membership: each rate-limited endpoint's share is made
+    /// again from it. Answers the queued jobs of endpoints whose share here became 0, for the
+    /// caller to give back (they would otherwise wait, claimed, for a share that may not come).
+    pub(crate) fn set_split(&self, split: Split) -> Vec<Job> {
+        let mut state = self.state();
+        let state = &mut *state;
+        let mut taken_back = Vec::new();
+        for (endpoint_seq, flow) in &mut state.flows {
+            flow.limit(flow.rate_limit, Some(&split));
+            if flow.share == Some(0)
+                && let Some(queue) = state.endpoints.get_mut(endpoint_seq)
+            {
+                taken_back.extend(queue.first.drain(..).chain(queue.retries.drain(..)));
+            }
+        }
+        state.split = Some(split);
+        taken_back
     }
 
     /// Blocks until a job may run, and marks it running against its endpoint; None once closed.
@@ -269,15 +314,17 @@ impl Dispatcher {
     /// (claimed jobs wait as `delivering`, so they should not wait long).
     pub(crate) fn claim_room(&self, endpoint_seq: i64, per_slot: usize) -> usize {
         let state = self.state();
-        let (window, rate_limit) = state
+        let (window, share) = state
             .flows
             .get(&endpoint_seq)
             .map_or((WINDOW_INITIAL.min(self.window_max), None), |flow| {
-                (flow.window.size(self.window_max), flow.rate_limit)
+                (flow.window.size(self.window_max), flow.share)
             });
         let mut room = window * per_slot;
-        if let Some(rate_limit) = rate_limit {
-            room = room.min(rate_limit as usize + window);
+        match share {
+            Some(0) => return 0, // the other instances send this endpoint's deliveries
+            Some(share) => room = room.min(share as usize + window),
+            None => {}
         }
         let outstanding = state
             .endpoints
@@ -688,5 +735,68 @@ mod tests {
         );
         dispatcher.close();
         workers.into_iter().for_each(|w| w.join().unwrap());
+    }
+
+    fn split(live: usize, rank: usize) -> Split {
+        Split {
+            views: vec![crate::engine::scheduler::decide::View {
+                live,
+                rank: Some(rank),
+            }],
+            joining: false,
+        }
+    }
+
+    #[test]
+    fn with_three_instances_the_first_starts_four_of_a_rate_of_ten_per_second() {
+        let dispatcher = Dispatcher::new(64);
+        assert!(dispatcher.set_split(split(3, 0)).is_empty());
+        let limited = || {
+            let mut job = job(1, 1);
+            job.rate_limit = Some(10);
+            job
+        };
+        assert!(
+            dispatcher
+                .push((0..6).map(|_| limited()).collect())
+                .is_empty()
+        );
+        assert_eq!(
+            dispatcher.claim_room(1, 16),
+            (4 + WINDOW_INITIAL).saturating_sub(6),
+            "its share + its window, less the 6 held"
+        );
+        let started = Instant::now();
+        for _ in 0..4 {
+            dispatcher.take(Takes::Any).unwrap();
+            dispatcher.done(1, sample(Signal::Neutral, 0), Takes::Any);
+        }
+        assert!(started.elapsed() < Duration::from_millis(500));
+        // The fifth waits for the first start to be a second old.
+        dispatcher.take(Takes::Any).unwrap();
+        assert!(started.elapsed() >= RATE_SPAN, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_instance_whose_share_is_zero_gives_its_jobs_back_and_claims_none() {
+        let dispatcher = Dispatcher::new(64);
+        let limited = |n| {
+            let mut job = job(1, 1);
+            job.rate_limit = Some(n);
+            job
+        };
+        // Rank 1 of 2: a share of 2 of a limit of 3; jobs queue.
+        dispatcher.set_split(split(2, 1));
+        assert!(dispatcher.push(vec![limited(3), limited(3)]).is_empty());
+        // A third instance joined: 3 / 3 = 1 each; still queued.
+        assert!(dispatcher.set_split(split(3, 2)).is_empty());
+        // The limit became 2: rank 2 of 3 gets 0; the queued jobs come back, new ones too.
+        assert_eq!(dispatcher.push(vec![limited(2)]).len(), 1);
+        assert_eq!(dispatcher.claim_room(1, 16), 0);
+        assert_eq!(dispatcher.set_split(split(3, 2)).len(), 2);
+        assert_eq!(dispatcher.queued(), 0);
+        // Alone again (rank 0 of 1): the whole limit.
+        dispatcher.set_split(split(1, 0));
+        assert_eq!(dispatcher.claim_room(1, 16), 2 + WINDOW_INITIAL);
     }
 }

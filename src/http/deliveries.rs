@@ -95,6 +95,6 @@ pub(crate) fn retry(api: &Api, access: &Access, call: &mut Call<'_>) -> Answer {
     // Read before waking the scheduler: the answer is what the retry made (pending), not
     // whatever the scheduler did next (a claim raced the read and said delivering).
     let delivery = api.find_delivery(access, id)?;
-    let _ = api.shared.commands.try_send(Command::Wake);
+    api.wake_schedulers();
     Ok((202, delivery_json(&delivery)))
 }

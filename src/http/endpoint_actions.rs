@@ -193,7 +193,7 @@ impl Api {
         )
         .map_err(internal)?;
         if requeued > 0 {
-            let _ = self.shared.commands.try_send(Command::Wake);
+            self.wake_schedulers();
         }
         log::info!("recover: endpoint={} requeued={requeued}", endpoint.id);
         Ok((

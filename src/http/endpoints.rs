@@ -232,11 +232,32 @@ impl Api {
 
     /// Tells the scheduler, so work claimed with the old settings is not sent with them (and a
     /// just-disabled endpoint gets nothing more). Blocking send: this must not be dropped.
+    /// On Postgres the other instances are told too (`engine::wakeups`).
     pub(crate) fn endpoint_changed(&self, endpoint_seq: i64) {
         let _ = self
             .shared
             .commands
             .send(Command::EndpointChanged { endpoint_seq });
+        self.tell_other_instances(&crate::engine::wakeups::endpoint_changed(
+            endpoint_seq,
+            &self.shared.instance_id,
+        ));
+    }
+
+    /// Something due may have changed (a retry, a recover): this instance's scheduler and, on
+    /// Postgres, the others look again now.
+    pub(crate) fn wake_schedulers(&self) {
+        let _ = self.shared.commands.try_send(Command::Wake);
+        self.tell_other_instances(&crate::engine::wakeups::due(&self.shared.instance_id));
+    }
+
+    /// A failed notification costs the others at most their 1 s poll: logged, not answered.
+    fn tell_other_instances(&self, payload: &str) {
+        if store::shared(&self.conn)
+            && let Err(error) = store::notify(&self.conn, payload)
+        {
+            log::warn!("api: waking the other instances failed: {error}");
+        }
     }
 
     /// Checks an endpoint's url, looking its host up on its workspace's share of the lookup

@@ -152,3 +152,11 @@ pub(crate) fn render_flows(flows: &[(String, usize, usize)]) -> String {
     }
     page
 }
+
+/// The instances sharing the database (heartbeat within 5 s); 1 on SQLite.
+pub(crate) fn render_instances(live: usize) -> String {
+    format!(
+        "# HELP clockeye_instances Instances of the service live on this database.\n\
+         # TYPE clockeye_instances gauge\nclockeye_instances {live}\n"
+    )
+}

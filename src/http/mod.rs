@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) dispatcher: Arc<Dispatcher>,
     /// `--public-url`: the start of the absolute URLs the API answers (portal links).
     pub(crate) public_url: Option<String>,
+    /// This process among the instances on one Postgres database (`ins_…`).
+    pub(crate) instance_id: String,
 }
 
 /// One API thread: answers requests until `stopping` is set and `server.unblock()` wakes it.

@@ -17,7 +17,14 @@ impl Api {
                     flows.push((id, view.window, view.running));
                 }
             }
-            Ok(self.shared.metrics.render(&gauges) + &crate::http::metrics::render_flows(&flows))
+            let live = store::live_instances(
+                &self.conn,
+                &self.shared.instance_id,
+                store::INSTANCE_LIVE_MS,
+            )?;
+            Ok(self.shared.metrics.render(&gauges)
+                + &crate::http::metrics::render_flows(&flows)
+                + &crate::http::metrics::render_instances(live.len()))
         });
         match page {
             Ok(page) => Response::from_data(page.into_bytes()).with_header(

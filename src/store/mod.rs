@@ -8,6 +8,7 @@
 
 pub(crate) mod backup;
 mod db;
+pub(crate) mod instances;
 pub(crate) mod open;
 pub(crate) mod outbox;
 pub(crate) mod owner;
@@ -16,6 +17,7 @@ pub(crate) mod read;
 pub(crate) mod writes;
 
 pub(crate) use db::*;
+pub(crate) use instances::*;
 pub(crate) use open::*;
 pub(crate) use outbox::*;
 pub(crate) use read::*;

@@ -202,6 +202,81 @@ pub(crate) fn health_write_needed(
     true
 }
 
+/// One reading of who is live on the database: how many instances, and this one's place
+/// among them by id (None: its own heartbeat is not among them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct View {
+    pub(crate) live: usize,
+    pub(crate) rank: Option<usize>,
+}
+
+/// How this instance splits endpoints' rate limits with the others: the views read within the
+/// last `SPLIT_HOLD` (the latest last), and whether it is itself still within its first
+/// `SPLIT_HOLD` (joining: the others may not count it yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Split {
+    pub(crate) views: Vec<View>,
+    pub(crate) joining: bool,
+}
+
+/// The view of the sorted live ids from `own_id`.
+pub(crate) fn view(live_ids: &[String], own_id: &str) -> View {
+    View {
+        live: live_ids.len(),
+        rank: live_ids.iter().position(|id| id == own_id),
+    }
+}
+
+/// This instance's share of an endpoint's `limit` (attempt starts per second). In one view of
+/// n instances the one at rank r gets `limit / n`, plus one if `r < limit % n`: the shares sum
+/// to `limit`, and with `limit < n` some get 0 (they claim nothing of that endpoint). Applied is
+/// the least over the recent views, and 0 while joining, absent from the view, or with no
+/// view at all: views of two instances differ by at most a heartbeat, so the shares applied at
+/// any moment never sum above `limit`, even while one joins or leaves.
+pub(crate) fn rate_share(limit: u32, split: &Split) -> u32 {
+    if split.joining {
+        return 0;
+    }
+    let share_in = |view: &View| -> u32 {
+        let Some(rank) = view.rank else { return 0 };
+        let live = u32::try_from(view.live.max(1)).unwrap_or(u32::MAX);
+        let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        limit / live + u32::from(rank < limit % live)
+    };
+    split.views.iter().map(share_in).min().unwrap_or(0)
+}
+
+/// Keeps the views read within `hold` before `now`, and the latest one while it is at most
+/// `latest_max` old (heartbeats failing meanwhile: the others still count this instance that
+/// long). With none left the share is 0.
+pub(crate) fn recent_views(
+    views: &mut Vec<(Instant, View)>,
+    now: Instant,
+    hold: Duration,
+    latest_max: Duration,
+) {
+    let latest = views.len().saturating_sub(1);
+    let mut index = 0;
+    views.retain(|(at, _)| {
+        let age = now.saturating_duration_since(*at);
+        let keep = age <= hold || (index == latest && age <= latest_max);
+        index += 1;
+        keep
+    });
+}
+
+/// Whether to wake the other instances after a round: it left due work unclaimed (its budget
+/// or an endpoint's room ran out here; another instance may have room), and the last such
+/// notification is at least `interval` old (each notifying commit takes a global lock).
+pub(crate) fn notify_others(
+    left_due: bool,
+    last_notified: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+) -> bool {
+    left_due && last_notified.is_none_or(|at| now.saturating_duration_since(at) >= interval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +491,148 @@ mod tests {
         .map(|(seq, succeeded)| health_write_needed(&mut healthy, seq, succeeded))
         .collect();
         assert_eq!(writes, [true, false, true, true, true, false]);
+    }
+
+    #[test]
+    fn rate_shares_sum_to_the_limit_and_the_first_ranks_take_the_rest() {
+        let alone = |live, rank| Split {
+            views: vec![View {
+                live,
+                rank: Some(rank),
+            }],
+            joining: false,
+        };
+        // (limit, live) -> each rank's share
+        let table: &[(u32, usize, &[u32])] = &[
+            (10, 1, &[10]),
+            (10, 2, &[5, 5]),
+            (10, 3, &[4, 3, 3]),
+            (11, 3, &[4, 4, 3]),
+            (2, 3, &[1, 1, 0]),
+            (1, 3, &[1, 0, 0]),
+            (10_000, 7, &[1429, 1429, 1429, 1429, 1428, 1428, 1428]),
+        ];
+        for (limit, live, shares) in table {
+            let got: Vec<u32> = (0..*live)
+                .map(|rank| rate_share(*limit, &alone(*live, rank)))
+                .collect();
+            assert_eq!(&got, shares, "limit {limit} over {live}");
+            assert_eq!(
+                got.iter().sum::<u32>(),
+                *limit,
+                "limit {limit} over {live}: sum"
+            );
+        }
+    }
+
+    #[test]
+    fn the_applied_share_is_the_least_of_the_recent_views_and_none_while_joining() {
+        let view = |live, rank| View { live, rank };
+        let split = |views: Vec<View>, joining| Split { views, joining };
+        // Two instances, then a third joined (sorting first): 5 -> 3 at once.
+        let joined = vec![view(2, Some(0)), view(3, Some(1))];
+        assert_eq!(rate_share(10, &split(joined.clone(), false)), 3);
+        assert_eq!(rate_share(10, &split(joined, true)), 0, "joining");
+        // The third left: still 3 until the view of 3 is out of the hold.
+        let left = vec![view(3, Some(1)), view(2, Some(0))];
+        assert_eq!(rate_share(10, &split(left, false)), 3);
+        assert_eq!(rate_share(10, &split(vec![view(2, Some(1))], false)), 5);
+        assert_eq!(
+            rate_share(10, &split(vec![view(2, None)], false)),
+            0,
+            "own heartbeat missing"
+        );
+        assert_eq!(rate_share(10, &split(vec![], false)), 0, "no view yet");
+    }
+
+    #[test]
+    fn during_a_join_the_applied_shares_never_sum_above_the_limit() {
+        // A and B run; C (id sorting between them) joins. Each instance's views over 6 s, one
+        // per second; the others see C from its first heartbeat on (at worst a second late).
+        let limit = 10;
+        let hold: usize = 3;
+        let members_at =
+            |second: usize, sees_c_from: usize| if second >= sees_c_from { 3 } else { 2 };
+        for a_sees_c in [0, 1] {
+            for b_sees_c in [0, 1] {
+                for second in 0..8usize {
+                    let views = |own_rank_before: usize, own_rank_after: usize, from: usize| {
+                        (second.saturating_sub(hold - 1)..=second)
+                            .map(|s| {
+                                let live = members_at(s, from);
+                                View {
+                                    live,
+                                    rank: Some(if live == 3 {
+                                        own_rank_after
+                                    } else {
+                                        own_rank_before
+                                    }),
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    let a = rate_share(
+                        limit,
+                        &Split {
+                            views: views(0, 0, a_sees_c),
+                            joining: false,
+                        },
+                    );
+                    let b = rate_share(
+                        limit,
+                        &Split {
+                            views: views(1, 2, b_sees_c),
+                            joining: false,
+                        },
+                    );
+                    let c = rate_share(
+                        limit,
+                        &Split {
+                            views: views(1, 1, 0),
+                            joining: second < hold,
+                        },
+                    );
+                    assert!(a + b + c <= limit, "second {second}: {a} + {b} + {c}");
+                    if second > hold {
+                        assert_eq!(a + b + c, limit, "second {second}: settled");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn views_are_kept_for_the_hold_and_the_latest_always() {
+        let at = Instant::now();
+        let s = Duration::from_secs;
+        let v = |live| View {
+            live,
+            rank: Some(0),
+        };
+        let mut views = vec![(at, v(1)), (at + s(2), v(2)), (at + s(4), v(3))];
+        recent_views(&mut views, at + s(5), s(3), s(5));
+        assert_eq!(views, vec![(at + s(2), v(2)), (at + s(4), v(3))]);
+        recent_views(&mut views, at + s(8), s(3), s(5));
+        assert_eq!(views, vec![(at + s(4), v(3))], "the latest stays 5 s");
+        recent_views(&mut views, at + s(10), s(3), s(5));
+        assert_eq!(views, vec![], "heartbeats failing for longer: no share");
+        assert_eq!(
+            view(&["ins_a".into(), "ins_b".into(), "ins_c".into()], "ins_b"),
+            View {
+                live: 3,
+                rank: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn others_are_woken_for_work_left_due_at_most_every_interval() {
+        let at = Instant::now();
+        let ms = Duration::from_millis;
+        let every = ms(100);
+        assert!(notify_others(true, None, at, every));
+        assert!(!notify_others(false, None, at, every), "nothing left");
+        assert!(!notify_others(true, Some(at), at + ms(99), every));
+        assert!(notify_others(true, Some(at), at + ms(100), every));
     }
 }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use crate::store::Db;
 use crossbeam_channel::{Receiver, Sender, select};
 
-mod decide;
+pub(crate) mod decide;
+mod membership;
 mod round;
 
 use decide::{Now, State, Work};
+use membership::Membership;
 use round::{Claims, RoundOutput};
 
 use crate::engine::dispatch::Dispatcher;
@@ -104,6 +106,8 @@ pub(crate) struct Scheduler {
     pub(crate) drain_timeout: Duration,
     /// Unix ms of the last round, read by `/healthz`.
     pub(crate) heartbeat_ms: Arc<AtomicI64>,
+    /// This process among the instances on one Postgres database (`ins_…`, new per process).
+    pub(crate) instance_id: String,
 }
 
 struct Round {
@@ -165,7 +169,14 @@ pub(crate) fn main(mut scheduler: Scheduler) {
     let mut commands_open = true;
     let prune_interval = decide::prune_interval(scheduler.retention);
     let mut shutdown_open = true;
+    let mut membership = Membership::new(scheduler.instance_id.clone(), start.ms, start.at);
     loop {
+        // Postgres: heartbeat and the rate limit split, once a second.
+        let beat = Now::read();
+        for job in membership.beat(&scheduler.conn, &scheduler.dispatcher, beat.at) {
+            state.jobs_in_flight -= 1;
+            released.push(round::release_now(&job, beat.ms));
+        }
         state.released = released.len();
         let now = Now::read();
         scheduler.heartbeat_ms.store(now.ms, Ordering::Relaxed);
@@ -188,6 +199,7 @@ pub(crate) fn main(mut scheduler: Scheduler) {
                 stats.results,
                 stats.claimed
             );
+            membership.leave(&scheduler.conn);
             return;
         }
         if decide::prune_due(&state, now) {
@@ -354,6 +366,7 @@ pub(crate) fn main(mut scheduler: Scheduler) {
             disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
             lease_expires_at_ms: now.ms.saturating_add(lease_ms),
             renew: &renew,
+            left_due: std::cell::Cell::new(false),
         };
         match round::write_round(
             &mut scheduler.conn,
@@ -401,8 +414,13 @@ pub(crate) fn main(mut scheduler: Scheduler) {
                     let _ = reply.send(answer);
                 }
                 state.jobs_in_flight += jobs.len();
-                scheduler.dispatcher.push(jobs);
+                // Jobs of endpoints whose rate limit share here is 0 go back at once.
+                for job in scheduler.dispatcher.push(jobs) {
+                    state.jobs_in_flight -= 1;
+                    released.push(round::release_now(&job, now.ms));
+                }
                 state.next_due_ms = next_due_ms;
+                membership.after_round(&scheduler.conn, claims.left_due.get(), Now::read().at);
             }
             Err(error) => {
                 state.failed_commits += 1;

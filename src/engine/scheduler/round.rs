@@ -140,6 +140,9 @@ pub(crate) struct Claims<'a> {
     pub(crate) lease_expires_at_ms: i64,
     /// Held claims (delivery seq, claim) whose lease this round renews.
     pub(crate) renew: &'a [(i64, i64)],
+    /// Set when the round left due work unclaimed (its budget or an endpoint's room ran out):
+    /// other instances are then woken.
+    pub(crate) left_due: std::cell::Cell<bool>,
 }
 
 /// Claims due deliveries endpoint by endpoint, each up to its room in the dispatcher; returns
@@ -170,8 +173,12 @@ pub(crate) fn claim(conn: &Db, claims: &Claims, now: i64) -> Result<(Vec<Job>, O
                 next_due_ms = decide::earliest(next_due_ms, due_ms);
                 continue;
             }
-            Ask::Full => continue,
+            Ask::Full => {
+                claims.left_due.set(true);
+                continue;
+            }
             Ask::BudgetSpent => {
+                claims.left_due.set(true);
                 next_due_ms = Some(now);
                 break;
             }
@@ -207,6 +214,7 @@ pub(crate) fn write_results_at_exit(conn: &mut Db, results: &[AttemptResult], no
         disable_after_ms: i64::MAX,
         lease_expires_at_ms: 0,
         renew: &[],
+        left_due: std::cell::Cell::new(false),
     };
     if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms) {
         log::warn!(
