@@ -7,7 +7,7 @@ mod util;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Receiver, Service, local_flags};
+use util::{Backend, Receiver, Service, local_flags};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,11 +26,10 @@ fn send(service: &Service, token: &str, body: &Value) -> (u16, Value) {
     )
 }
 
-#[test]
-fn the_same_id_in_two_workspaces_is_two_events() {
+fn the_same_id_in_two_workspaces_is_two_events(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     service.create_endpoint(&format!("{}/acme", receiver.url), &["*"], Some("acme"));
     service.create_endpoint(&format!("{}/globex", receiver.url), &["*"], Some("globex"));
     let acme = token_for(&service, "acme");
@@ -128,3 +127,4 @@ fn the_same_id_in_two_workspaces_is_two_events() {
         ]
     );
 }
+both_backends!(the_same_id_in_two_workspaces_is_two_events);

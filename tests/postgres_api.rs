@@ -462,6 +462,18 @@ fn nul_is_refused_in_text_fields(backend: Backend) {
         (422, Some("subject")),
         "{error}"
     );
+    // A NUL in data.id is payload: the event is taken, its default subject has U+FFFD there.
+    let mut data = clockeye_webhooks::catalog::sample("project.created").unwrap();
+    data["id"] = json!("p\u{0}1");
+    let (status, taken) = service.post(
+        "/v1/events",
+        &json!({"type": "project.created", "id": "nul-in-data", "data": data}),
+    );
+    assert_eq!(status, 202, "{taken}");
+    let (status, event) = service.get("/v1/events/nul-in-data");
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["subject"], "project:p\u{FFFD}1", "{event}");
+    assert_eq!(event["data"]["id"], "p\u{0}1", "{event}");
     for path in [
         "/v1/endpoints/ep_%00",
         "/v1/events/evt%00",
@@ -641,4 +653,70 @@ fn events_and_deliveries_are_read_filtered_paged_retried_and_recovered_on_postgr
     // Stats and gauges keep answering.
     let (status, _) = service.get(&format!("/v1/endpoints/{acme}/stats?hours=24"));
     assert_eq!(status, 200);
+}
+
+/// With the scheduler's room on Postgres: events in (one, a repeat, a batch, a test event),
+/// delivered to a real receiver, then read back, retried and counted through the API.
+#[test]
+fn events_are_ingested_delivered_retried_and_counted_on_postgres() {
+    let wait = Duration::from_secs(30);
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let service = start_postgres(dir.path());
+    let (endpoint, _) = service.create_endpoint(&format!("{}/hooks", receiver.url), &["*"], None);
+    let data = clockeye_webhooks::catalog::sample("project.created").unwrap();
+    let one = json!({"type": "project.created", "id": "evt-one", "data": data});
+    let (status, accepted) = service.post("/v1/events", &one);
+    assert_eq!(status, 202, "{accepted}");
+    let (status, again) = service.post("/v1/events", &one);
+    assert_eq!((status, &again), (200, &accepted), "a repeat is idempotent");
+    let (status, batch) = service.post(
+        "/v1/events/batch",
+        &json!({"events": [
+            {"type": "project.created", "data": data},
+            {"type": "project.created", "data": data},
+        ]}),
+    );
+    assert_eq!(status, 202, "{batch}");
+    let (status, test) = service.post(&format!("/v1/endpoints/{endpoint}/test"), &json!({}));
+    assert_eq!(status, 202, "{test}");
+    let delivered = service.first_delivery(&accepted, "succeeded", wait);
+    let attempts = delivered["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{delivered}");
+    assert_eq!(attempts[0]["status_code"], 200, "{delivered}");
+    for event in batch["events"].as_array().unwrap() {
+        service.first_delivery(event, "succeeded", wait);
+    }
+    service.first_delivery(&test, "succeeded", wait);
+    assert_eq!(receiver.wait_for(4, wait).len(), 4);
+    let (_, events) = service.get("/v1/events");
+    assert_eq!(ids(&events).len(), 4, "{events}");
+    let (_, listed) = service.get(&format!(
+        "/v1/deliveries?endpoint_id={endpoint}&status=succeeded"
+    ));
+    assert_eq!(ids(&listed).len(), 4, "{listed}");
+
+    // A manual retry sends it again.
+    let delivery_id = delivered["id"].as_str().unwrap();
+    let (status, retried) =
+        service.post(&format!("/v1/deliveries/{delivery_id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{retried}");
+    util::eventually("the retried attempt", wait, || {
+        let (_, delivery) = service.get(&format!("/v1/deliveries/{delivery_id}"));
+        let attempts = delivery["attempts"].as_array().map_or(0, Vec::len);
+        (delivery["status"] == "succeeded" && attempts == 2)
+            .then_some(())
+            .ok_or(delivery.to_string())
+    });
+    assert_eq!(receiver.wait_for(5, wait).len(), 5);
+    let (_, stats) = service.get(&format!("/v1/endpoints/{endpoint}/stats"));
+    assert_eq!(stats["totals"]["succeeded"], 4, "{stats}");
+    assert_eq!(stats["success_rate"], 1.0, "{stats}");
+    let (_, metrics) = metrics_text(&service);
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "clockeye_deliveries_pending 0"),
+        "{metrics}"
+    );
 }

@@ -35,11 +35,10 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_workspace_token_sees_and_changes_only_its_workspace() {
+fn a_workspace_token_sees_and_changes_only_its_workspace(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &loopback_flags("100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms"));
     let (theirs, _) =
         service.create_endpoint(&format!("{}/globex", receiver.url), &["*"], Some("globex"));
     let their_event = service.send_sample("project.created", json!({"workspace_id": "globex"}));
@@ -183,12 +182,10 @@ fn a_workspace_token_sees_and_changes_only_its_workspace() {
     assert!(!listed.to_string().contains(&token), "{listed}");
     let (_, other_list) = service.get("/v1/workspaces/globex/tokens");
     assert!(ids(&other_list).is_empty());
-    for file in ["webhooks.db", "webhooks.db-wal"] {
-        let bytes = std::fs::read(dir.path().join(file)).unwrap();
-        assert!(!bytes.is_empty(), "{file} is empty");
+    for (place, bytes) in stored_bytes(backend, dir.path(), &service) {
         assert!(
             !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
-            "{file} holds the token in clear"
+            "{place} holds the token in clear"
         );
     }
 
@@ -212,6 +209,7 @@ fn a_workspace_token_sees_and_changes_only_its_workspace() {
     let (_, me) = service.get("/v1/me");
     assert_eq!(me, json!({"role": "admin"}));
 }
+both_backends!(a_workspace_token_sees_and_changes_only_its_workspace);
 
 fn a_portal_link_opens_one_session_once_and_carries_no_token(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -295,11 +293,30 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token(backend: Backend) {
         "{error}"
     );
     // The database holds neither the code nor the session token in clear.
+    let stored = stored_bytes(backend, dir.path(), &service);
+    for (place, bytes) in &stored {
+        for secret in [&code, &token] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{place}"
+            );
+        }
+    }
+}
+both_backends!(a_portal_link_opens_one_session_once_and_carries_no_token);
+
+/// What the database holds, to search for secrets in clear: the SQLite files (never empty),
+/// or on Postgres the text of every row of the tables that keep hashes.
+fn stored_bytes(
+    backend: Backend,
+    dir: &std::path::Path,
+    service: &Service,
+) -> Vec<(String, Vec<u8>)> {
     let stored: Vec<(String, Vec<u8>)> = match backend {
         Backend::Sqlite => ["webhooks.db", "webhooks.db-wal"]
             .iter()
             .map(|file| {
-                let bytes = std::fs::read(dir.path().join(file)).unwrap();
+                let bytes = std::fs::read(dir.join(file)).unwrap();
                 assert!(!bytes.is_empty(), "{file} is empty");
                 (file.to_string(), bytes)
             })
@@ -319,13 +336,5 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token(backend: Backend) {
         stored.iter().any(|(_, bytes)| !bytes.is_empty()),
         "nothing read back"
     );
-    for (place, bytes) in &stored {
-        for secret in [&code, &token] {
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{place}"
-            );
-        }
-    }
+    stored
 }
-both_backends!(a_portal_link_opens_one_session_once_and_carries_no_token);
