@@ -156,22 +156,34 @@ fn a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second(backend: Backend
     send_batch(&service, (0..EVENTS).map(project).collect());
     let received = receiver.wait_for(EVENTS, Duration::from_secs(30));
 
-    // At the receiver: no RATE + 1 arrivals within one second (less 50 ms of loopback jitter).
+    // At the receiver: no RATE + 1 arrivals within well under a second. Arrivals are starts
+    // plus the request's way through loopback and two threads, which a loaded machine
+    // stretches by a hundred milliseconds or more, so this bound is loose; the exact one is
+    // on the recorded starts below.
     let mut arrivals: Vec<_> = received.iter().map(|r| r.at).collect();
     arrivals.sort();
     for span in arrivals.windows(RATE + 1) {
         let apart = span[RATE] - span[0];
         assert!(
-            apart >= Duration::from_millis(950),
+            apart >= Duration::from_millis(700),
             "{} arrivals within {apart:?}",
             RATE + 1
         );
     }
-    // The recorded attempt starts say the same, to the millisecond (less 10 ms for the moment
-    // between a worker taking its job and reading the clock).
-    let (_, deliveries) = service.get(&format!(
-        "/v1/deliveries?endpoint_id={endpoint_id}&limit=100"
-    ));
+    // The recorded attempt starts, to the millisecond (less 10 ms for the moment between a
+    // worker taking its job and reading the clock), once every result is written (the
+    // receiver may have the last request before its result is committed).
+    let deliveries = eventually("every delivery succeeded", Duration::from_secs(20), || {
+        let (_, deliveries) = service.get(&format!(
+            "/v1/deliveries?endpoint_id={endpoint_id}&status=succeeded&limit=100"
+        ));
+        let count = deliveries["data"].as_array().map_or(0, Vec::len);
+        if count == EVENTS {
+            Ok(deliveries)
+        } else {
+            Err(format!("{count} of {EVENTS} succeeded"))
+        }
+    });
     let mut starts: Vec<i64> = deliveries["data"]
         .as_array()
         .unwrap()
