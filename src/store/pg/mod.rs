@@ -10,6 +10,7 @@ use postgres::{Client, NoTls, Row, Statement};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod migrate;
 pub(crate) mod open;
 pub(crate) mod outbox;
 pub(crate) mod read;
