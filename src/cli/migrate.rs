@@ -93,7 +93,12 @@ pub(crate) fn run(options: &Options) -> Result<Vec<String>, String> {
     let source = pg::migrate::open_source(from)?;
     let mut target = pg::open::open(&to.0, pg::Role::Tool, true).map_err(|error| match error {
         // Already names the database without its password.
-        crate::error::Error::Unavailable(line) | crate::error::Error::Config(line) => line,
+        crate::error::Error::Unavailable(line) => line,
+        // Said of serve's flag (e.g. `--db URL: sslmode=require is not supported …`).
+        crate::error::Error::Config(line) => match line.strip_prefix("--db ") {
+            Some(rest) => format!("--to {rest}"),
+            None => line,
+        },
         other => format!("{shown}: {other}"),
     })?;
     let copied = pg::migrate::copy_all(&source, &mut target, &shown, crate::time::now_ms())?;
