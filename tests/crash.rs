@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use util::{ADMIN_TOKEN, Receiver, Service, client, eventually, local_flags, rand_u64};
+use util::{ADMIN_TOKEN, Backend, Receiver, Service, client, eventually, local_flags, rand_u64};
 
 const CLIENTS: usize = 4;
 const KILLS: usize = 5;
 
-#[test]
-fn sigkill_under_load_loses_no_acknowledged_event() {
+fn sigkill_under_load_loses_no_acknowledged_event(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let mut service = Service::start(dir.path(), &local_flags("200ms,200ms,200ms,200ms,200ms"));
+    let mut service = Service::start_backend(
+        backend,
+        dir.path(),
+        &local_flags("200ms,200ms,200ms,200ms,200ms"),
+    );
     service.create_endpoint(&format!("{}/a", receiver.url), &["*"], None);
     service.create_endpoint(&format!("{}/b", receiver.url), &["project.created"], None);
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -76,7 +79,11 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
         for client in clients {
             client.join().unwrap();
         }
-        service = Service::start(dir.path(), &local_flags("200ms,200ms,200ms,200ms,200ms"));
+        service = Service::start_db(
+            dir.path(),
+            &service.db_arg,
+            &local_flags("200ms,200ms,200ms,200ms,200ms"),
+        );
     }
 
     let acknowledged = acknowledged.lock().unwrap().clone();
@@ -137,3 +144,5 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
         received.len()
     );
 }
+
+both_backends!(sigkill_under_load_loses_no_acknowledged_event);

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use util::{Receiver, Reply, Service, eventually, local_flags, loopback_flags};
+use util::{Backend, Receiver, Reply, Service, eventually, local_flags, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -18,11 +18,10 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-#[test]
-fn delivers_a_signed_event_with_every_documented_header() {
+fn delivers_a_signed_event_with_every_documented_header(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     let (endpoint_id, secret) = service.create_endpoint(
         &format!("{}/hook", receiver.url),
         &["time_entry.created"],
@@ -110,11 +109,12 @@ fn delivers_a_signed_event_with_every_documented_header() {
     assert_eq!(delivery["attempts"][0]["error_class"], Value::Null);
 }
 
-#[test]
-fn an_event_goes_only_to_its_workspace_and_subscribed_endpoints() {
+both_backends!(delivers_a_signed_event_with_every_documented_header);
+
+fn an_event_goes_only_to_its_workspace_and_subscribed_endpoints(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     let (acme_all, _) =
         service.create_endpoint(&format!("{}/acme-all", receiver.url), &["*"], Some("acme"));
     let (_globex_all, _) = service.create_endpoint(
@@ -145,11 +145,12 @@ fn an_event_goes_only_to_its_workspace_and_subscribed_endpoints() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
 }
 
-#[test]
-fn a_known_event_id_returns_the_original_and_queues_nothing() {
+both_backends!(an_event_goes_only_to_its_workspace_and_subscribed_endpoints);
+
+fn a_known_event_id_returns_the_original_and_queues_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
 
     let first = service.send_sample("project.created", json!({"id": "evt_order_42"}));
@@ -179,11 +180,12 @@ fn a_known_event_id_returns_the_original_and_queues_nothing() {
     assert_eq!(other["workspace_id"], "other");
 }
 
-#[test]
-fn a_batch_is_stored_whole_or_not_at_all() {
+both_backends!(a_known_event_id_returns_the_original_and_queues_nothing);
+
+fn a_batch_is_stored_whole_or_not_at_all(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let sample =
         |t: &str| json!({"type": t, "data": clockeye_webhooks::catalog::sample(t).unwrap()});
@@ -219,14 +221,15 @@ fn a_batch_is_stored_whole_or_not_at_all() {
     );
 }
 
-#[test]
-fn retries_follow_the_schedule_then_fail_and_a_manual_retry_sends_again() {
+both_backends!(a_batch_is_stored_whole_or_not_at_all);
+
+fn retries_follow_the_schedule_then_fail_and_a_manual_retry_sends_again(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(|_| Reply {
         body: "database down".into(),
         ..Reply::status(500)
     });
-    let service = Service::start(dir.path(), &local_flags("300ms,600ms,900ms"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("300ms,600ms,900ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("time_entry.deleted", json!({}));
     let delivery_id = accepted["deliveries"][0]["id"].as_str().unwrap();
@@ -282,15 +285,16 @@ fn retries_follow_the_schedule_then_fail_and_a_manual_retry_sends_again() {
     assert_eq!(delivery["attempts_made"], 5);
 }
 
-#[test]
-fn a_success_after_failures_ends_the_delivery() {
+both_backends!(retries_follow_the_schedule_then_fail_and_a_manual_retry_sends_again);
+
+fn a_success_after_failures_ends_the_delivery(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let receiver = Receiver::start(move |_| {
         let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Reply::status(if n < 2 { 503 } else { 204 })
     });
-    let service = Service::start(dir.path(), &local_flags("100ms,100ms,100ms"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("100ms,100ms,100ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("user.activated", json!({}));
     let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
@@ -304,8 +308,9 @@ fn a_success_after_failures_ends_the_delivery() {
     assert_eq!(statuses, vec![&json!(503), &json!(503), &json!(204)]);
 }
 
-#[test]
-fn redirects_are_never_followed() {
+both_backends!(a_success_after_failures_ends_the_delivery);
+
+fn redirects_are_never_followed(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(|request| {
         if request.path == "/hook" {
@@ -317,7 +322,7 @@ fn redirects_are_never_followed() {
             Reply::status(200)
         }
     });
-    let service = Service::start(dir.path(), &local_flags("100ms"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("100ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
     let delivery = service.first_delivery(&accepted, "failed", WAIT);
@@ -332,8 +337,9 @@ fn redirects_are_never_followed() {
     );
 }
 
-#[test]
-fn timeouts_and_refused_connections_are_recorded_as_such() {
+both_backends!(redirects_are_never_followed);
+
+fn timeouts_and_refused_connections_are_recorded_as_such(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let slow = Receiver::start(|_| Reply {
         delay: Duration::from_millis(1500),
@@ -343,7 +349,8 @@ fn timeouts_and_refused_connections_are_recorded_as_such() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let service = Service::start(
+    let service = Service::start_backend(
+        backend,
         dir.path(),
         &[&loopback_flags("")[..], &["--attempt-timeout", "300ms"]].concat(),
     );
@@ -371,11 +378,12 @@ fn timeouts_and_refused_connections_are_recorded_as_such() {
     assert_eq!(delivery["attempts"][0]["status_code"], Value::Null);
 }
 
-#[test]
-fn a_disabled_endpoint_gets_nothing_until_enabled_again() {
+both_backends!(timeouts_and_refused_connections_are_recorded_as_such);
+
+fn a_disabled_endpoint_gets_nothing_until_enabled_again(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &local_flags("1s"));
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
     let (paused, _) = service.create_endpoint(&format!("{}/paused", receiver.url), &["*"], None);
     let (_live, _) = service.create_endpoint(&format!("{}/live", receiver.url), &["*"], None);
     let (status, patched) = service.patch(
@@ -421,6 +429,8 @@ fn a_disabled_endpoint_gets_nothing_until_enabled_again() {
         }
     });
 }
+
+both_backends!(a_disabled_endpoint_gets_nothing_until_enabled_again);
 
 #[test]
 fn an_untrusted_certificate_is_a_tls_error() {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Receiver, Reply, Service, eventually, loopback_flags};
+use util::{Backend, Receiver, Reply, Service, eventually, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -23,12 +23,11 @@ fn delivery_for(accepted: &Value, endpoint_id: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn gone_fails_the_delivery_at_once_and_disables_the_endpoint() {
+fn gone_fails_the_delivery_at_once_and_disables_the_endpoint(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver =
         Receiver::start(|request| Reply::status(if request.path == "/gone" { 410 } else { 200 }));
-    let service = Service::start(dir.path(), &loopback_flags("100ms,100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms,100ms"));
     let (gone, _) = service.create_endpoint(&format!("{}/gone", receiver.url), &["*"], None);
     let (live, _) = service.create_endpoint(&format!("{}/live", receiver.url), &["*"], None);
 
@@ -70,13 +69,15 @@ fn gone_fails_the_delivery_at_once_and_disables_the_endpoint() {
     );
 }
 
-#[test]
-fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled() {
+both_backends!(gone_fails_the_delivery_at_once_and_disables_the_endpoint);
+
+fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let answer = Arc::new(AtomicU16::new(500));
     let status = answer.clone();
     let receiver = Receiver::start(move |_| Reply::status(status.load(Ordering::SeqCst)));
-    let service = Service::start(
+    let service = Service::start_backend(
+        backend,
         dir.path(),
         &[
             &loopback_flags("300ms,300ms,300ms,300ms,300ms,300ms")[..],
@@ -134,8 +135,9 @@ fn an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled() 
     let _ = receiver.received();
 }
 
-#[test]
-fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
+both_backends!(an_endpoint_failing_for_disable_after_is_disabled_and_resumes_when_enabled);
+
+fn retry_after_is_honoured_within_one_to_two_scheduled_delays(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicU16::new(0));
     let seen = calls.clone();
@@ -153,7 +155,7 @@ fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
         },
         _ => Reply::status(200),
     });
-    let service = Service::start(dir.path(), &loopback_flags("400ms,400ms,400ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("400ms,400ms,400ms"));
     service.create_endpoint(&format!("{}/hook", receiver.url), &["*"], None);
     let accepted = service.send_sample("project.created", json!({}));
     let delivery = service.first_delivery(&accepted, "succeeded", WAIT);
@@ -182,15 +184,16 @@ fn retry_after_is_honoured_within_one_to_two_scheduled_delays() {
     assert_eq!(delivery["attempts"][0]["status_code"], 429);
 }
 
-#[test]
-fn disabling_an_endpoint_stops_work_already_claimed_for_it() {
+both_backends!(retry_after_is_honoured_within_one_to_two_scheduled_delays);
+
+fn disabling_an_endpoint_stops_work_already_claimed_for_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(|_| Reply {
         delay: Duration::from_millis(300),
         ..Reply::status(200)
     });
     let flags = [&loopback_flags("1s")[..], &["--endpoint-concurrency", "1"]].concat();
-    let service = Service::start(dir.path(), &flags);
+    let service = Service::start_backend(backend, dir.path(), &flags);
     let (endpoint_id, _) = service.create_endpoint(&format!("{}/slow", receiver.url), &["*"], None);
     let sample =
         json!({"type": "project.created", "data": {"id": "p", "name": "n", "created_by": "u"}});
@@ -220,3 +223,5 @@ fn disabling_an_endpoint_stops_work_already_claimed_for_it() {
     );
     assert_eq!(pending + sent, 20, "the rest wait as pending");
 }
+
+both_backends!(disabling_an_endpoint_stops_work_already_claimed_for_it);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{Receiver, Reply, Service, eventually, loopback_flags};
+use util::{Backend, Receiver, Reply, Service, eventually, loopback_flags};
 
 fn window(service: &Service, endpoint_id: &str) -> u64 {
     let (status, endpoint) = service.get(&format!("/v1/endpoints/{endpoint_id}"));
@@ -27,8 +27,7 @@ fn project(index: usize) -> Value {
     json!({"type": "project.created", "data": {"id": format!("p{index}"), "name": "n", "created_by": "u"}})
 }
 
-#[test]
-fn the_window_grows_for_a_healthy_endpoint_and_shrinks_for_a_failing_one() {
+fn the_window_grows_for_a_healthy_endpoint_and_shrinks_for_a_failing_one(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let healthy = Receiver::start(|_| Reply {
         delay: Duration::from_millis(10),
@@ -37,7 +36,7 @@ fn the_window_grows_for_a_healthy_endpoint_and_shrinks_for_a_failing_one() {
     let failing = Receiver::start(|_| Reply::status(503));
     let mut flags = loopback_flags("1m");
     flags.extend(["--workers", "32", "--attempt-timeout", "2s"]);
-    let service = Service::start(dir.path(), &flags);
+    let service = Service::start_backend(backend, dir.path(), &flags);
     let (healthy_id, _) =
         service.create_endpoint(&format!("{}/h", healthy.url), &["project.created"], None);
     let (failing_id, _) =
@@ -84,10 +83,11 @@ fn the_window_grows_for_a_healthy_endpoint_and_shrinks_for_a_failing_one() {
     );
 }
 
-#[test]
-fn endpoint_flow_fields_are_validated_and_shown() {
+both_backends!(the_window_grows_for_a_healthy_endpoint_and_shrinks_for_a_failing_one);
+
+fn endpoint_flow_fields_are_validated_and_shown(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &loopback_flags("1m"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1m"));
     let (status, endpoint) = service.post(
         "/v1/endpoints",
         &json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "rate_limit": 20, "ordering": "subject"}),
@@ -139,13 +139,14 @@ fn endpoint_flow_fields_are_validated_and_shown() {
     assert_eq!(problem["error"]["field"], "subject");
 }
 
-#[test]
-fn a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second() {
+both_backends!(endpoint_flow_fields_are_validated_and_shown);
+
+fn a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second(backend: Backend) {
     const RATE: usize = 5;
     const EVENTS: usize = 16;
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &loopback_flags("1m"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1m"));
     let (status, endpoint) = service.post(
         "/v1/endpoints",
         &json!({"url": format!("{}/limited", receiver.url), "events": ["*"], "rate_limit": RATE}),
@@ -194,10 +195,11 @@ fn a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second() {
     assert!(starts[EVENTS - 1] - starts[0] >= 2_990, "{starts:?}");
 }
 
+both_backends!(a_rate_limited_endpoint_never_exceeds_its_rate_in_any_second);
+
 /// Per subject, the order events were accepted in; each event's arrivals at the receiver
 /// (time order), with whether the receiver answered 200.
-#[test]
-fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
+fn ordering_by_subject_holds_through_failures_retries_and_a_kill(backend: Backend) {
     const SUBJECTS: usize = 3;
     const PER_SUBJECT: usize = 6;
     let dir = tempfile::tempdir().unwrap();
@@ -210,7 +212,7 @@ fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
         }
     });
     let flags = loopback_flags("300ms,300ms,300ms");
-    let mut service = Service::start(dir.path(), &flags);
+    let mut service = Service::start_backend(backend, dir.path(), &flags);
     let (status, endpoint) = service.post(
         "/v1/endpoints",
         &json!({"url": format!("{}/ordered", receiver.url), "events": ["*"], "ordering": "subject"}),
@@ -231,7 +233,7 @@ fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
     receiver.wait_for(2, Duration::from_secs(10));
     // kill -9 with work in flight and waiting, then go on with the same database.
     service.kill();
-    service = Service::start(dir.path(), &flags);
+    service = Service::start_db(dir.path(), &service.db_arg, &flags);
     let second_half = send_batch(&service, (total / 2..total).map(event).collect());
     ids.extend(
         second_half["events"]
@@ -282,16 +284,17 @@ fn ordering_by_subject_holds_through_failures_retries_and_a_kill() {
     assert!(received.iter().any(|r| !succeeded_attempt(r)));
 }
 
+both_backends!(ordering_by_subject_holds_through_failures_retries_and_a_kill);
+
 /// The receiver's rule: events with an even `changes.n` fail their first attempt.
 fn succeeded_attempt(request: &util::Received) -> bool {
     let n = request.json()["data"]["changes"]["n"].as_u64().unwrap_or(0);
     !(n.is_multiple_of(2) && request.header("x-clockeye-attempt") == Some("1"))
 }
 
-#[test]
-fn the_cli_sets_rate_limit_and_ordering() {
+fn the_cli_sets_rate_limit_and_ordering(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &loopback_flags("1m"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1m"));
     let created = util::cli::client(
         &service,
         &[
@@ -320,3 +323,5 @@ fn the_cli_sets_rate_limit_and_ordering() {
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("rate_limit"), "{}", refused.stderr);
 }
+
+both_backends!(the_cli_sets_rate_limit_and_ordering);

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use util::{Receiver, Reply, Service, eventually};
+use util::{Backend, Receiver, Reply, Service, eventually};
 
-#[test]
-fn five_hanging_endpoints_do_not_delay_a_healthy_one() {
+fn five_hanging_endpoints_do_not_delay_a_healthy_one(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let hanging = Receiver::start(|_| Reply {
         delay: Duration::from_secs(3),
@@ -18,7 +17,8 @@ fn five_hanging_endpoints_do_not_delay_a_healthy_one() {
     });
     let healthy = Receiver::ok();
     // Defaults for workers (32) and --endpoint-concurrency (4); a short timeout and schedule.
-    let service = Service::start(
+    let service = Service::start_backend(
+        backend,
         dir.path(),
         &[
             "--allow-http",
@@ -104,3 +104,5 @@ fn five_hanging_endpoints_do_not_delay_a_healthy_one() {
         "{delivery}"
     );
 }
+
+both_backends!(five_hanging_endpoints_do_not_delay_a_healthy_one);

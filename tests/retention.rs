@@ -6,15 +6,14 @@ mod util;
 use std::time::Duration;
 
 use serde_json::json;
-use util::{Receiver, Service, eventually, loopback_flags};
+use util::{Backend, Receiver, Service, eventually, loopback_flags};
 
-#[test]
-fn finished_events_older_than_retention_are_pruned_and_pending_ones_kept() {
+fn finished_events_older_than_retention_are_pruned_and_pending_ones_kept(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
     let mut flags = loopback_flags("1s");
     flags.extend(["--retention", "2s"]);
-    let service = Service::start(dir.path(), &flags);
+    let service = Service::start_backend(backend, dir.path(), &flags);
     service.create_endpoint(&format!("{}/done", receiver.url), &["*"], Some("done"));
     let (paused, _) =
         service.create_endpoint(&format!("{}/paused", receiver.url), &["*"], Some("waiting"));
@@ -50,3 +49,5 @@ fn finished_events_older_than_retention_are_pruned_and_pending_ones_kept() {
         "its deliveries and attempts went with it: {deliveries}"
     );
 }
+
+both_backends!(finished_events_older_than_retention_are_pruned_and_pending_ones_kept);

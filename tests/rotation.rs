@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clockeye_webhooks::signing::{verify_clockeye, verify_standard};
 use serde_json::{Value, json};
-use util::{Received, Receiver, Reply, Service, eventually, loopback_flags, rand_u64};
+use util::{Backend, Received, Receiver, Reply, Service, eventually, loopback_flags, rand_u64};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -62,12 +62,11 @@ fn sample_batch(count: usize) -> Value {
     json!({"events": (0..count).map(|_| json!({"type": "time_entry.created", "data": data})).collect::<Vec<_>>()})
 }
 
-#[test]
-fn a_receiver_that_switches_secret_during_the_overlap_loses_nothing() {
+fn a_receiver_that_switches_secret_during_the_overlap_loses_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     // A retry after a scheduled delay would take an hour: every delivery below must succeed
     // without one.
-    let service = Service::start(dir.path(), &loopback_flags("1h"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1h"));
     let accepted_secret = Arc::new(Mutex::new(String::new()));
     let next_secret = Arc::new(Mutex::new(String::new()));
     let seen = Arc::new(AtomicUsize::new(0));
@@ -130,11 +129,12 @@ fn a_receiver_that_switches_secret_during_the_overlap_loses_nothing() {
     assert!(clockeye_signed_by(received.last().unwrap(), &new_secret));
 }
 
-#[test]
-fn a_receiver_that_rejects_both_secrets_is_retried_on_schedule_and_then_fails() {
+both_backends!(a_receiver_that_switches_secret_during_the_overlap_loses_nothing);
+
+fn a_receiver_that_rejects_both_secrets_is_retried_on_schedule_and_then_fails(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(|_| Reply::status(403));
-    let service = Service::start(dir.path(), &loopback_flags("100ms,100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms,100ms"));
     let (endpoint, _) = service.create_endpoint(&receiver.url, &["*"], None);
     rotate(&service, &endpoint, "1h");
     let accepted = service.send_sample("project.created", json!({}));
@@ -152,11 +152,12 @@ fn a_receiver_that_rejects_both_secrets_is_retried_on_schedule_and_then_fails() 
     }
 }
 
-#[test]
-fn after_the_overlap_only_the_new_secret_signs() {
+both_backends!(a_receiver_that_rejects_both_secrets_is_retried_on_schedule_and_then_fails);
+
+fn after_the_overlap_only_the_new_secret_signs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &loopback_flags("100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms"));
     let (endpoint, old_secret) = service.create_endpoint(&receiver.url, &["*"], None);
     let new_secret = rotate(&service, &endpoint, "1s");
     let (_, during) = service.get(&format!("/v1/endpoints/{endpoint}"));
@@ -179,11 +180,12 @@ fn after_the_overlap_only_the_new_secret_signs() {
     assert_eq!(standard_entries(request, &old_secret), (false, 1));
 }
 
-#[test]
-fn a_zero_overlap_retires_the_old_secret_at_once() {
+both_backends!(after_the_overlap_only_the_new_secret_signs);
+
+fn a_zero_overlap_retires_the_old_secret_at_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::ok();
-    let service = Service::start(dir.path(), &loopback_flags("100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms"));
     let (endpoint, old_secret) = service.create_endpoint(&receiver.url, &["*"], None);
     let new_secret = rotate(&service, &endpoint, "0s");
     let (_, secrets) = service.get(&format!("/v1/endpoints/{endpoint}/secret"));
@@ -218,10 +220,11 @@ fn a_zero_overlap_retires_the_old_secret_at_once() {
     assert!(!listed.to_string().contains(&new_secret));
 }
 
-#[test]
-fn a_rotation_during_an_attempt_still_switches_on_its_refusal() {
+both_backends!(a_zero_overlap_retires_the_old_secret_at_once);
+
+fn a_rotation_during_an_attempt_still_switches_on_its_refusal(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &loopback_flags("1h"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1h"));
     let accepted_secret = Arc::new(Mutex::new(String::new()));
     let next_secret = Arc::new(Mutex::new(String::new()));
     let arrived = Arc::new(AtomicUsize::new(0));
@@ -260,15 +263,16 @@ fn a_rotation_during_an_attempt_still_switches_on_its_refusal() {
     assert_eq!(attempts[0]["status_code"], 401, "{delivery}");
 }
 
-#[test]
-fn rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts() {
+both_backends!(a_rotation_during_an_attempt_still_switches_on_its_refusal);
+
+fn rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let accepted_secret = Arc::new(Mutex::new(String::new()));
     let receiver = {
         let accepted_secret = accepted_secret.clone();
         Receiver::start(move |request| answer_by_signature(request, &accepted_secret))
     };
-    let service = Service::start(dir.path(), &loopback_flags("1h"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("1h"));
     let (endpoint, first) = service.create_endpoint(&receiver.url, &["*"], None);
     *accepted_secret.lock().unwrap() = first.clone();
     let second = rotate(&service, &endpoint, "1h");
@@ -285,3 +289,5 @@ fn rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts() {
     assert_eq!(standard_entries(request, &third), (true, 2));
     assert_eq!(standard_entries(request, &second), (false, 2));
 }
+
+both_backends!(rotating_again_during_an_overlap_keeps_the_secret_the_receiver_accepts);

@@ -18,6 +18,10 @@ pub(crate) const PURGE_INTERVAL_MAX: Duration = Duration::from_secs(10);
 /// An error is logged and the pass is tried again after the interval.
 pub(crate) fn pass(conn: &mut Db) -> Duration {
     let purged = conn.begin().and_then(|tx| {
+        // Another instance is purging now (Postgres): wait for the next pass.
+        if !store::maintenance_turn(&tx)? {
+            return Ok(0);
+        }
         let purged = store::purge_deleted_endpoint(&tx, PURGE_BATCH_MAX)?;
         tx.commit()?;
         Ok(purged)

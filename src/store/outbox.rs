@@ -126,14 +126,35 @@ pub(crate) fn subscribes(event_types_json: &str, event_type: &str) -> bool {
 /// `deliveries_pending` (endpoint, then time): every scheduling query reads through it.
 pub(crate) const PENDING_FOR_ENDPOINT: &str = "d.status = 'pending' AND d.endpoint_seq = ?1";
 
-/// The one definition of "held by ordering": an earlier delivery of the same subject to the
-/// same endpoint is unfinished (`pending` or `delivering`). Only deliveries of endpoints with
-/// `ordering: "subject"` have a subject. Written into every claim, so order holds across
-/// retries, restarts and kill -9, not only in memory.
+/// The one definition of "held by ordering" (both backends): an earlier delivery of the same
+/// subject to the same endpoint is unfinished (`pending` or `delivering`), or any other one of
+/// that subject is `delivering`. The second half matters with several instances on Postgres:
+/// an event committed by one instance after a later one of its subject was claimed by another
+/// must not go out while that one is in flight (and a manual retry of an old delivery waits
+/// for the one in flight). Only deliveries of endpoints with `ordering: "subject"` have a
+/// subject. Written into every claim, so order holds across retries, restarts and kill -9,
+/// not only in memory.
 pub(crate) const NOT_HELD_BY_ORDERING: &str = "(d.subject IS NULL OR NOT EXISTS (
     SELECT 1 FROM deliveries p
-    WHERE p.endpoint_seq = d.endpoint_seq AND p.subject = d.subject AND p.seq < d.seq
-      AND p.status IN ('pending', 'delivering')))";
+    WHERE p.endpoint_seq = d.endpoint_seq AND p.subject = d.subject AND p.seq <> d.seq
+      AND p.status IN ('pending', 'delivering')
+      AND (p.status = 'delivering' OR p.seq < d.seq)))";
+
+/// Whether this transaction does the maintenance batches (retention, purge) now: always on
+/// SQLite (one process owns the file); on Postgres one instance at a time, the others skip
+/// this turn.
+pub(crate) fn maintenance_turn(db: &Db) -> Result<bool> {
+    let _conn = sqlite_or!(db, |pg| pg::outbox::maintenance_turn(pg));
+    Ok(true)
+}
+
+/// Whether this transaction may claim for the endpoint now: always on SQLite; on Postgres an
+/// endpoint that orders by subject is claimed for by one instance at a time, so two never
+/// both decide what ordering holds (not granted: look again shortly).
+pub(crate) fn claim_turn(db: &Db, endpoint_seq: i64) -> Result<bool> {
+    let _conn = sqlite_or!(db, |pg| pg::outbox::claim_turn(pg, endpoint_seq));
+    Ok(true)
+}
 
 /// Each enabled endpoint that has pending deliveries, with when its earliest is due. One index
 /// seek per such endpoint (a skip scan written as a recursive query), however long the queues:

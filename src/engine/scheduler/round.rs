@@ -26,7 +26,35 @@ pub(crate) struct RoundOutput {
 /// One transaction: attempt results, released jobs, lease renewals and expired leases, then
 /// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
 /// command's answer, the claimed jobs, and when the next delivery is due.
+/// On Postgres a round that lost a race with another instance's (deadlock, serialization
+/// failure) rolled back whole; its inputs are all in memory, so it is run again at once, up
+/// to `ROUND_RETRIES_MAX` times, before the failed-commit path. (SQLite never answers so.)
 pub(crate) fn write_round(
+    conn: &mut Db,
+    ingests: &[(Vec<NewEvent>, IngestReply)],
+    results: &[AttemptResult],
+    released: &[Release],
+    claims: &Claims,
+    now: i64,
+) -> Result<RoundOutput> {
+    let mut retries = 0;
+    loop {
+        match write_round_once(conn, ingests, results, released, claims, now) {
+            Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => {
+                retries += 1;
+                log::info!(
+                    "round lost a race with another instance, running it again (try {retries}): {error}"
+                );
+            }
+            written => return written,
+        }
+    }
+}
+
+/// Most times a round that lost a race (`Error::is_retryable`) is run again at once.
+pub(crate) const ROUND_RETRIES_MAX: usize = 3;
+
+fn write_round_once(
     conn: &mut Db,
     ingests: &[(Vec<NewEvent>, IngestReply)],
     results: &[AttemptResult],
@@ -82,7 +110,7 @@ pub(crate) fn write_round(
             }
             Err(error) => {
                 drop(savepoint); // rolls back this command only
-                if error.is_unavailable() {
+                if error.is_unavailable() || error.is_retryable() {
                     return Err(error);
                 }
                 answers.push(Err(error));
@@ -149,6 +177,11 @@ pub(crate) fn claim(conn: &Db, claims: &Claims, now: i64) -> Result<(Vec<Job>, O
             }
             Ask::Take(asked) => asked,
         };
+        // Another instance is claiming for this ordered endpoint right now (Postgres).
+        if !store::claim_turn(conn, endpoint_seq)? {
+            next_due_ms = decide::earliest(next_due_ms, now + CLAIM_TURN_RETRY_MS);
+            continue;
+        }
         let claimed = store::claim_due(conn, endpoint_seq, now, asked, claims.lease_expires_at_ms)?;
         let filled = claimed.len() == asked;
         jobs.extend(claimed);
@@ -159,6 +192,9 @@ pub(crate) fn claim(conn: &Db, claims: &Claims, now: i64) -> Result<(Vec<Job>, O
     }
     Ok((jobs, next_due_ms))
 }
+
+/// How soon an ordered endpoint whose claim turn another instance held is looked at again.
+pub(crate) const CLAIM_TURN_RETRY_MS: i64 = 50;
 
 /// At shutdown, one last try to keep results whose commit failed; they are otherwise
 /// redelivered after restart, which is allowed (at least once) but wasteful.
@@ -207,6 +243,10 @@ fn record_attempt(tx: &Db, result: &AttemptResult, now: i64) -> Result<()> {
 pub(crate) fn prune(conn: &mut Db, retention: Duration, now_ms: i64) -> usize {
     let cutoff_ms = decide::prune_cutoff_ms(retention, now_ms);
     let pruned = conn.begin().and_then(|tx| {
+        // Another instance is doing this turn's batch (Postgres).
+        if !store::maintenance_turn(&tx)? {
+            return Ok(0);
+        }
         let pruned = store::prune_events(&tx, cutoff_ms, PRUNE_BATCH_MAX)?;
         store::retire_previous_secrets(&tx, now_ms)?;
         store::prune_expired_access(&tx, now_ms)?;
