@@ -40,7 +40,7 @@ pub(crate) struct Options {
 /// A backup copies a SQLite file; a Postgres URL (never repeated: it may hold a password) is a
 /// usage error.
 fn sqlite_file(value: &str) -> Result<PathBuf, String> {
-    if store::DbTarget::parse(value).is_postgres() {
+    if matches!(store::DbTarget::parse(value), store::DbTarget::Postgres(_)) {
         return Err("backup is for SQLite files; for Postgres use pg_dump".into());
     }
     Ok(PathBuf::from(value))

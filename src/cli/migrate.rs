@@ -48,7 +48,7 @@ impl std::fmt::Debug for Url {
 }
 
 fn sqlite_file(value: &str) -> Result<PathBuf, String> {
-    if DbTarget::parse(value).is_postgres() {
+    if matches!(DbTarget::parse(value), DbTarget::Postgres(_)) {
         return Err("takes the SQLite file to copy; the Postgres URL goes to --to".into());
     }
     Ok(PathBuf::from(value))
@@ -62,7 +62,7 @@ fn postgres_url(value: &str) -> Result<Url, String> {
             value.to_string()
         }
     };
-    if !DbTarget::parse(value).is_postgres() {
+    if !matches!(DbTarget::parse(value), DbTarget::Postgres(_)) {
         return Err(format!(
             "{} is not a Postgres URL (postgres://USER@HOST:PORT/DATABASE)",
             shown()
