@@ -9,11 +9,12 @@ mod util;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use util::pg;
-use util::{BIN, Receiver, Reply, Service, loopback_flags};
+use util::{BIN, Receiver, Reply, Service, eventually, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -126,32 +127,105 @@ fn comparisons(file: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `serve` on `db_arg` without `--admin-token` (the harness always gives one): the admin
+/// token is the one in the database's `meta`, or one made now. Killed on drop.
+struct PlainService {
+    child: std::process::Child,
+    base: String,
+    /// The rest of its stdout, line by line.
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl PlainService {
+    fn start(dir: &Path, db_arg: &str, extra: &[&str]) -> PlainService {
+        let log = dir.join(format!("plain-{:016x}.log", util::rand_u64()));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db_arg])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let Ok(first) = lines.recv_timeout(WAIT) else {
+            let _ = child.kill();
+            panic!(
+                "serve did not start; stderr: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        let base = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line was {first:?}"))
+            .to_string();
+        PlainService { child, base, lines }
+    }
+
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json");
+        let body = body.map(|body| body.to_string()).unwrap_or_default();
+        let mut response = util::client()
+            .run(request.body(body.into_bytes()).unwrap())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let text = response.body_mut().read_to_string().unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (response.status().as_u16(), value)
+    }
+}
+
+impl Drop for PlainService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts serve on the file without `--admin-token`, so it makes one and keeps its hash in
 /// `meta` (as a first start does); the token, then the service is stopped.
 fn first_start_admin_token(dir: &Path, file: &Path) -> String {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("first-start.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(token) = line.strip_prefix("admin token: ") {
-                let _ = tx.send(token.to_string());
-            }
-        }
-    });
-    let token = rx
+    let service = PlainService::start(dir, file.to_str().unwrap(), &[]);
+    let line = service
+        .lines
         .recv_timeout(WAIT)
         .expect("the first start prints a token");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    token
+    line.strip_prefix("admin token: ")
+        .unwrap_or_else(|| panic!("second line was {line:?}"))
+        .to_string()
+}
+
+/// What the API lists (each fits in one page), without what is not stored (an endpoint's
+/// adaptive window): the same before and after the move.
+fn lists(get: impl Fn(&str) -> (u16, Value)) -> Vec<(&'static str, Vec<Value>)> {
+    [
+        "/v1/endpoints?limit=500",
+        "/v1/events?limit=500",
+        "/v1/deliveries?limit=500",
+        "/v1/workspaces/acme/tokens",
+    ]
+    .into_iter()
+    .map(|path| {
+        let (status, page) = get(path);
+        assert_eq!(status, 200, "{path}: {page}");
+        let mut items = page["data"].as_array().cloned().unwrap_or_default();
+        for item in &mut items {
+            if let Some(object) = item.as_object_mut() {
+                object.remove("window");
+            }
+        }
+        (path, items)
+    })
+    .collect()
 }
 
 #[test]
@@ -162,10 +236,15 @@ fn a_stopped_sqlite_service_moves_into_an_empty_postgres_database_row_for_row() 
     assert!(admin_token.starts_with("cew_admin"), "{admin_token}");
 
     let failing = Receiver::start(|_| Reply::status(500));
-    // Holds its one attempt until the service is killed: that delivery stays `delivering`.
-    let slow = Receiver::start(|_| Reply {
-        delay: Duration::from_secs(60),
-        ..Reply::status(200)
+    // Holds its first attempt until the service is killed (that delivery stays `delivering`),
+    // then answers at once.
+    let answered = AtomicUsize::new(0);
+    let slow = Receiver::start(move |_| match answered.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply {
+            delay: Duration::from_secs(60),
+            ..Reply::status(200)
+        },
+        _ => Reply::status(200),
     });
     let later = Receiver::ok();
     let mut flags = loopback_flags("100ms");
@@ -214,6 +293,7 @@ fn a_stopped_sqlite_service_moves_into_an_empty_postgres_database_row_for_row() 
         .unwrap()
         .to_string();
     slow.wait_for(1, WAIT);
+    let before = lists(|path| service.get(path));
     service.kill();
     drop(failing);
 
@@ -363,8 +443,60 @@ fn a_stopped_sqlite_service_moves_into_an_empty_postgres_database_row_for_row() 
     assert!(!stderr.contains("sekrit-pw"), "{stderr}");
     assert_eq!(pg::psql(&url, "SELECT count(*) FROM endpoints"), "3");
 
-    // Unused until the service runs on Postgres (the checks that will follow here).
-    let _ = (admin_token, workspace_token, a_id, b_id, c_id);
+    // The service on Postgres: the lists are the file's (the endpoint and delivery whose
+    // attempt was in flight aside: that one is sent again now), the admin token made at the
+    // first start and the workspace token work, and what waited is sent.
+    let moved = PlainService::start(dir.path(), &url, &flags);
+    let admin = |path: &str| moved.call("GET", path, &admin_token, None);
+    let after = lists(admin);
+    for ((path, before), (_, after)) in before.iter().zip(&after) {
+        let settled = |items: &Vec<Value>| -> Vec<Value> {
+            items
+                .iter()
+                .filter(|item| item["id"] != c_id.as_str() && item["id"] != in_flight_id.as_str())
+                .cloned()
+                .collect()
+        };
+        assert!(!before.is_empty(), "{path}");
+        assert_eq!(after.len(), before.len(), "{path}: {after:?}");
+        assert_eq!(settled(after), settled(before), "{path}");
+    }
+    let (status, me) = moved.call("GET", "/v1/me", &workspace_token, None);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me, json!({"role": "workspace", "workspace_id": "acme"}));
+    let (status, theirs) = moved.call(
+        "GET",
+        &format!("/v1/endpoints/{a_id}"),
+        &workspace_token,
+        None,
+    );
+    assert_eq!(status, 404, "another workspace's endpoint: {theirs}");
+    let (status, enabled) = moved.call(
+        "PATCH",
+        &format!("/v1/endpoints/{b_id}"),
+        &admin_token,
+        Some(json!({"enabled": true})),
+    );
+    assert_eq!(status, 200, "{enabled}");
+    let arrived = later.wait_for(2, WAIT);
+    assert!(
+        arrived
+            .iter()
+            .all(|r| r.json()["type"] == "project.created"),
+        "the two events of acme that waited: {arrived:?}"
+    );
+    eventually(
+        "the in-flight delivery sent again from Postgres",
+        WAIT,
+        || {
+            let (status, delivery) = admin(&format!("/v1/deliveries/{in_flight_id}"));
+            match (status, delivery["status"].as_str()) {
+                (200, Some("succeeded")) => Ok(()),
+                _ => Err(delivery.to_string()),
+            }
+        },
+    );
+    assert_eq!(slow.received().len(), 2, "sent once more, once");
 }
 
 #[test]
