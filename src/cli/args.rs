@@ -6,7 +6,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cli::{backup, bench};
+use crate::cli::{backup, bench, migrate};
 use crate::config;
 
 /// Help of the endpoint flow-control flags (SPEC "Flow control").
@@ -32,6 +32,7 @@ usage:
   clockeye-webhooks serve [FLAGS]   run the API and the delivery engine (see serve --help)
   clockeye-webhooks bench [FLAGS]   measure throughput and latency on this machine (see bench --help)
   clockeye-webhooks backup PATH     a consistent copy of the live database (see backup --help)
+  clockeye-webhooks migrate --from FILE --to URL   copy a SQLite database into Postgres (see migrate --help)
   clockeye-webhooks --version
 
 quick start:
@@ -95,6 +96,8 @@ pub(crate) enum Command {
     Bench(bench::Options),
     /// a consistent copy of the live database
     Backup(backup::Options),
+    /// copy a SQLite database into an empty Postgres database (stop the service first)
+    Migrate(migrate::Options),
     /// a local receiver: prints each webhook (type, id, attempt, whether its signature verified) and answers 200, or forwards it and relays the answer
     Listen(Listen),
     /// check a webhook signature against a body (from the file, or stdin); exit 0 when valid, else 1 and why in plain words

@@ -29,11 +29,21 @@ pub(crate) struct Options {
         env = "CLOCKEYE_DB",
         value_name = "DB",
         default_value = "./clockeye-webhooks.db",
+        value_parser = sqlite_file,
         help = "the database to copy"
     )]
     pub(crate) db: PathBuf,
     #[arg(value_name = "PATH", help = "where the copy goes; must not exist yet")]
     pub(crate) dest: PathBuf,
+}
+
+/// A backup copies a SQLite file; a Postgres URL (never repeated: it may hold a password) is a
+/// usage error.
+fn sqlite_file(value: &str) -> Result<PathBuf, String> {
+    if matches!(store::DbTarget::parse(value), store::DbTarget::Postgres(_)) {
+        return Err("backup is for SQLite files; for Postgres use pg_dump".into());
+    }
+    Ok(PathBuf::from(value))
 }
 
 /// What a finished backup holds, for the one line printed.
@@ -145,5 +155,10 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["a", "b"]).is_err());
         assert!(parse(&["a", "--force"]).is_err());
+        let postgres = parse(&["copy.db", "--db", "postgres://u:pw@h/d"]).unwrap_err();
+        assert_eq!(
+            std::error::Error::source(&postgres).map(|s| s.to_string()),
+            Some("backup is for SQLite files; for Postgres use pg_dump".to_string())
+        );
     }
 }

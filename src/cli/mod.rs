@@ -1,7 +1,7 @@
 //! The integrator commands: `listen`, `verify`, `send`, `endpoints …`, `deliveries …`,
-//! `recover`, `workspaces tokens …`, `portal-link`, `completions`, and the operator's `backup`
-//! and `bench`; `main` parses the whole command line (one clap definition, `args.rs`) and runs
-//! `serve` (`crate::serve`) or the command; `run` hands each integrator command to its module.
+//! `recover`, `workspaces tokens …`, `portal-link`, `completions`, and the operator's `backup`,
+//! `migrate` and `bench`; `main` parses the whole command line (one clap definition, `args.rs`)
+//! and runs `serve` (`crate::serve`) or the command; `run` hands each integrator command to its module.
 //! Exit codes: 0 done (or valid), 1 failed (or
 //! invalid), 2 usage error.
 
@@ -10,6 +10,7 @@ pub(crate) mod backup;
 pub(crate) mod bench;
 mod completions;
 mod listen;
+pub(crate) mod migrate;
 mod parse;
 mod remote;
 mod request;
@@ -92,11 +93,23 @@ pub(crate) fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate(options) => match migrate::run(&options) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(line) => {
+                eprintln!("clockeye-webhooks migrate: {line}");
+                ExitCode::FAILURE
+            }
+        },
         command => client_main(command, parsed.client),
     }
 }
 
-/// Runs one integrator command (`serve`, `bench` and `backup` are run by `main` above).
+/// Runs one integrator command (`serve`, `bench`, `backup` and `migrate` are run by `main` above).
 fn client_main(command: Command, client: ClientArgs) -> ExitCode {
     // Like other command-line tools, end quietly when a reader such as `head` closes the pipe
     // (Rust's runtime ignores SIGPIPE, and a failed print would panic).
@@ -279,8 +292,12 @@ fn run(command: Command, client: ClientArgs) -> Outcome {
                 .value("expires-in", link.expires_in)
                 .client(client),
         ),
-        Command::Serve(_) | Command::Bench(_) | Command::Backup(_) | Command::Version => {
-            unreachable!("`main` runs serve, bench, backup and version")
+        Command::Serve(_)
+        | Command::Bench(_)
+        | Command::Backup(_)
+        | Command::Migrate(_)
+        | Command::Version => {
+            unreachable!("`main` runs serve, bench, backup, migrate and version")
         }
     }
 }

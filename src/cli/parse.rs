@@ -36,7 +36,7 @@ fn with_help_template(command: clap::Command, words: &str) -> clap::Command {
 fn summary(command: &clap::Command) -> String {
     let mut lines = Vec::new();
     for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
-        if ["serve", "bench", "backup"].contains(&sub.get_name()) {
+        if ["serve", "bench", "backup", "migrate"].contains(&sub.get_name()) {
             continue;
         }
         if sub.has_subcommands() {
@@ -112,7 +112,7 @@ pub(crate) fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Stop> {
     if let Some((name, sub)) = matches.subcommand() {
         // The global flags are accepted everywhere by clap; only some commands use them.
         let uses: &[&str] = match name {
-            "serve" | "bench" | "backup" | "verify" | "completions" | "version" => &[],
+            "serve" | "bench" | "backup" | "migrate" | "verify" | "completions" | "version" => &[],
             "listen" => &["server", "token", "json"],
             _ => &["server", "token", "json"],
         };

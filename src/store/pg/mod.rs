@@ -11,6 +11,7 @@ use postgres::{Client, NoTls, Row, Statement};
 use crate::error::{Error, Result};
 
 pub(crate) mod instances;
+pub(crate) mod migrate;
 pub(crate) mod open;
 pub(crate) mod outbox;
 pub(crate) mod read;
