@@ -40,6 +40,12 @@ pub(crate) fn maintenance_turn(pg: &mut Conn) -> Result<bool> {
 /// seq, ≥ 1) claims, so two instances never both decide what is held. Not granted: another
 /// instance is claiming for it right now; try again shortly.
 pub(crate) fn claim_turn(pg: &mut Conn, endpoint_seq: i64) -> Result<bool> {
+    // Unordered endpoints (as this round's `pending_endpoints` found them) need no turn: no
+    // round trip for them. An endpoint switched to ordering meanwhile is caught by the next
+    // round; the hold in the claim itself still applies.
+    if !pg.ordered_endpoints.contains(&endpoint_seq) {
+        return Ok(true);
+    }
     let row = pg.query_opt(
         "SELECT ordering <> 'subject' OR pg_try_advisory_xact_lock(seq) FROM endpoints WHERE seq = $1",
         &[&endpoint_seq],
@@ -298,7 +304,8 @@ static PENDING_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
              FROM pending WHERE pending.endpoint_seq IS NOT NULL
          )
          SELECT p.endpoint_seq,
-                (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT})
+                (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT}),
+                e.ordering = 'subject'
          FROM pending p JOIN endpoints e ON e.seq = p.endpoint_seq
          WHERE e.enabled = 1 AND e.deleted_at_ms IS NULL"
     )
@@ -306,9 +313,16 @@ static PENDING_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub(crate) fn pending_endpoints(pg: &mut Conn) -> Result<Vec<(i64, i64)>> {
-    pg.query(PENDING_ENDPOINTS.as_str(), &[])?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    let rows = pg.query(PENDING_ENDPOINTS.as_str(), &[])?;
+    pg.ordered_endpoints.clear();
+    rows.iter()
+        .map(|row| {
+            let endpoint_seq = row.try_get(0)?;
+            if row.try_get::<_, bool>(2)? {
+                pg.ordered_endpoints.insert(endpoint_seq);
+            }
+            Ok((endpoint_seq, row.try_get(1)?))
+        })
         .collect()
 }
 
