@@ -111,6 +111,20 @@ pub(crate) fn insert_event(db: &Db, event: &NewEvent, now_ms: i64) -> Result<Sto
     })
 }
 
+/// The events of one round, in order: `insert_event` for each (Postgres writes them all in
+/// three statements: one round trip per statement is what a round costs there).
+pub(crate) fn insert_events(
+    db: &Db,
+    events: &[&NewEvent],
+    now_ms: i64,
+) -> Result<Vec<StoredEvent>> {
+    let _sqlite = sqlite_or!(db, |pg| pg::outbox::insert_events(pg, events, now_ms));
+    events
+        .iter()
+        .map(|event| insert_event(db, event, now_ms))
+        .collect()
+}
+
 /// Does an endpoint's `event_types` JSON (`["*"]` or a list of types) include `event_type`?
 pub(crate) fn subscribes(event_types_json: &str, event_type: &str) -> bool {
     // Most endpoints take everything: no JSON to parse per event for them.
@@ -333,6 +347,20 @@ pub(crate) fn record_attempt(
         outcome.response_excerpt,
     ])?;
     Ok(true)
+}
+
+/// The results of one round: `record_attempt` for each, answering for each whether it was
+/// written (Postgres writes them all in two statements).
+pub(crate) fn record_attempts(
+    db: &Db,
+    results: &[(&AttemptResult, Decision)],
+    now_ms: i64,
+) -> Result<Vec<bool>> {
+    let _sqlite = sqlite_or!(db, |pg| pg::outbox::record_attempts(pg, results, now_ms));
+    results
+        .iter()
+        .map(|(result, decision)| record_attempt(db, result, *decision, now_ms))
+        .collect()
 }
 
 /// Which secret signs `X-ClockEye-Signature` for this endpoint from now on (see

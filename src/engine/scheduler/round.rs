@@ -1,6 +1,8 @@
 //! A round's writes, in one transaction and in this order: attempt results (with the secret
-//! switch, `retry::after_refused_signature`, and endpoint health), released jobs, lease
-//! renewals and expired leases, ingest commands (each in a savepoint), then claims. Also the
+//! switch, `retry::after_refused_signature`), endpoint health, released jobs, lease renewals
+//! and expired leases, ingest commands (all in one savepoint, or each in its own if that
+//! fails), then claims. Results and events are written as batches: on Postgres each
+//! statement is a round trip, so a round's cost there is its statements, not its rows. Also the
 //! retention prune and the last write at shutdown. Time comes in as arguments: `Now::read` in
 //! `mod.rs` is the scheduler's one clock read.
 
@@ -12,7 +14,7 @@ use crate::engine::dispatch::Dispatcher;
 use crate::engine::retry;
 use crate::error::Result;
 use crate::model::{AttemptResult, Job, NewEvent, StoredEvent};
-use crate::store::{self, Db, Release};
+use crate::store::{self, Db, Release, Tx};
 
 /// What a committed round answers: each ingest command's answer, the claimed jobs, when the
 /// next delivery is due, and the endpoints disabled in this round with why.
@@ -24,7 +26,7 @@ pub(crate) struct RoundOutput {
 }
 
 /// One transaction: attempt results, released jobs, lease renewals and expired leases, then
-/// events (each command in a savepoint, so a bad one fails alone), then claims. Returns each
+/// events (a bad command fails alone: see `ingest`), then claims. Returns each
 /// command's answer, the claimed jobs, and when the next delivery is due.
 /// On Postgres a round that lost a race with another instance's (deadlock, serialization
 /// failure) rolled back whole; its inputs are all in memory, so it is run again at once, up
@@ -63,25 +65,7 @@ fn write_round_once(
     now: i64,
 ) -> Result<RoundOutput> {
     let tx = conn.begin()?;
-    let mut disabled = Vec::new();
-    // Endpoints whose health row this round already marked healthy: a run of successes needs
-    // one update, not one per attempt.
-    let mut healthy: Vec<i64> = Vec::new();
-    for result in results {
-        record_attempt(&tx, result, now)?;
-        if !decide::health_write_needed(
-            &mut healthy,
-            result.endpoint_seq,
-            result.outcome.succeeded(),
-        ) {
-            continue;
-        }
-        if let Some(reason) =
-            store::record_endpoint_health(&tx, result, now, claims.disable_after_ms)?
-        {
-            disabled.push((result.endpoint_seq, reason));
-        }
-    }
+    let disabled = record_results(&tx, results, claims.disable_after_ms, now)?;
     for release in released {
         store::release_delivery(&tx, release, now)?;
     }
@@ -96,27 +80,7 @@ fn write_round_once(
     if expired > 0 {
         log::warn!("{expired} deliveries whose lease ran out went back to pending");
     }
-    let mut answers = Vec::with_capacity(ingests.len());
-    for (events, _) in ingests {
-        let savepoint = tx.savepoint()?;
-        let stored: Result<Vec<StoredEvent>> = events
-            .iter()
-            .map(|event| store::insert_event(&savepoint, event, now))
-            .collect();
-        match stored {
-            Ok(stored) => {
-                savepoint.release()?;
-                answers.push(Ok(stored));
-            }
-            Err(error) => {
-                drop(savepoint); // rolls back this command only
-                if error.is_unavailable() || error.is_retryable() {
-                    return Err(error);
-                }
-                answers.push(Err(error));
-            }
-        }
-    }
+    let answers = ingest(&tx, ingests, now)?;
     let (jobs, next_due_ms) = claim(&tx, claims, now)?;
     tx.commit()?;
     Ok(RoundOutput {
@@ -224,10 +188,56 @@ pub(crate) fn write_results_at_exit(conn: &mut Db, results: &[AttemptResult], no
     }
 }
 
-/// Writes a result: the retry policy's decision, or the secret switch when a refused signature
-/// meets a live rotation overlap (`retry::after_refused_signature`); the endpoint's signing
-/// choice changes only if the attempt was written.
-fn record_attempt(tx: &Db, result: &AttemptResult, now: i64) -> Result<()> {
+/// Writes the round's attempt results, all at once (Postgres: two statements), then the
+/// endpoints' health (one write per endpoint for a run of successes); returns the endpoints
+/// disabled, with why.
+fn record_results(
+    tx: &Db,
+    results: &[AttemptResult],
+    disable_after_ms: i64,
+    now: i64,
+) -> Result<Vec<(i64, String)>> {
+    let mut decided = Vec::with_capacity(results.len());
+    let mut switches = Vec::new();
+    for result in results {
+        let (decision, sign_with) = decide_result(tx, result, now)?;
+        decided.push((result, decision));
+        switches.push(sign_with);
+    }
+    let written = store::record_attempts(tx, &decided, now)?;
+    for ((result, sign_with), written) in results.iter().zip(switches).zip(written) {
+        // The endpoint's signing choice changes only if the attempt was written.
+        if written && let Some(sign_with) = sign_with {
+            store::set_signing_secret(tx, result.endpoint_seq, sign_with)?;
+        }
+    }
+    let mut disabled = Vec::new();
+    // Endpoints whose health row this round already marked healthy: a run of successes needs
+    // one update, not one per attempt.
+    let mut healthy: Vec<i64> = Vec::new();
+    for result in results {
+        if !decide::health_write_needed(
+            &mut healthy,
+            result.endpoint_seq,
+            result.outcome.succeeded(),
+        ) {
+            continue;
+        }
+        if let Some(reason) = store::record_endpoint_health(tx, result, now, disable_after_ms)? {
+            disabled.push((result.endpoint_seq, reason));
+        }
+    }
+    Ok(disabled)
+}
+
+/// A result's final decision: the retry policy's, or the secret switch when a refused
+/// signature meets a live rotation overlap (`retry::after_refused_signature`), with the
+/// secret to sign with from then on.
+fn decide_result(
+    tx: &Db,
+    result: &AttemptResult,
+    now: i64,
+) -> Result<(crate::model::Decision, Option<crate::model::SignWith>)> {
     let mut decision = result.decision;
     let mut sign_with = None;
     if let Some(rejected) = &result.rejected_secret_sha256 {
@@ -238,13 +248,59 @@ fn record_attempt(tx: &Db, result: &AttemptResult, now: i64) -> Result<()> {
                 retry::after_refused_signature(decision, rejected, &secrets, finished_at_ms);
         }
     }
-    if store::record_attempt(tx, result, decision, now)?
-        && let Some(sign_with) = sign_with
-    {
-        store::set_signing_secret(tx, result.endpoint_seq, sign_with)?;
-    }
-    Ok(())
+    Ok((decision, sign_with))
 }
+
+/// The round's ingest commands. First all of them at once in one savepoint (Postgres: three
+/// statements for the lot); if that fails, each command again in a savepoint of its own, so
+/// a bad one fails alone. Returns each command's answer.
+fn ingest(
+    tx: &Tx,
+    ingests: &[(Vec<NewEvent>, IngestReply)],
+    now: i64,
+) -> Result<Vec<Result<Vec<StoredEvent>>>> {
+    if ingests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<&NewEvent> = ingests.iter().flat_map(|(events, _)| events).collect();
+    let savepoint = tx.savepoint()?;
+    match store::insert_events(&savepoint, &all, now) {
+        Ok(stored) => {
+            savepoint.release()?;
+            let mut stored = stored.into_iter();
+            return Ok(ingests
+                .iter()
+                .map(|(events, _)| Ok(stored.by_ref().take(events.len()).collect()))
+                .collect());
+        }
+        Err(error) => {
+            drop(savepoint); // rolls back the lot
+            if error.is_unavailable() || error.is_retryable() {
+                return Err(error);
+            }
+        }
+    }
+    let mut answers = Vec::with_capacity(ingests.len());
+    for (events, _) in ingests {
+        let savepoint = tx.savepoint()?;
+        let events: Vec<&NewEvent> = events.iter().collect();
+        match store::insert_events(&savepoint, &events, now) {
+            Ok(stored) => {
+                savepoint.release()?;
+                answers.push(Ok(stored));
+            }
+            Err(error) => {
+                drop(savepoint); // rolls back this command only
+                if error.is_unavailable() || error.is_retryable() {
+                    return Err(error);
+                }
+                answers.push(Err(error));
+            }
+        }
+    }
+    Ok(answers)
+}
+
 /// One retention batch in its own transaction, and rotation overlaps that have ended; returns
 /// how many events went (0 on error, which is logged: pruning waits for the next turn; an
 /// ended overlap's secret is unused already, as claims compare its expiry with the clock).

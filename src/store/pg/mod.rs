@@ -23,6 +23,10 @@ pub(crate) struct Conn {
     url: String,
     role: &'static str,
     statements: HashMap<&'static str, Statement>,
+    /// The scheduler's connection: the endpoints that order by subject among those its round
+    /// found pending (`outbox::pending_endpoints`), so that only their claims take a turn
+    /// (`outbox::claim_turn`, one round trip each).
+    pub(crate) ordered_endpoints: std::collections::HashSet<i64>,
 }
 
 /// Who uses a connection: it is `application_name` (`clockeye-<role>`), which shows in
@@ -71,6 +75,7 @@ impl Conn {
             url: url.to_string(),
             role: role.name(),
             statements: HashMap::new(),
+            ordered_endpoints: std::collections::HashSet::new(),
         })
     }
 

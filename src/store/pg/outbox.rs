@@ -40,6 +40,12 @@ pub(crate) fn maintenance_turn(pg: &mut Conn) -> Result<bool> {
 /// seq, ≥ 1) claims, so two instances never both decide what is held. Not granted: another
 /// instance is claiming for it right now; try again shortly.
 pub(crate) fn claim_turn(pg: &mut Conn, endpoint_seq: i64) -> Result<bool> {
+    // Unordered endpoints (as this round's `pending_endpoints` found them) need no turn: no
+    // round trip for them. An endpoint switched to ordering meanwhile is caught by the next
+    // round; the hold in the claim itself still applies.
+    if !pg.ordered_endpoints.contains(&endpoint_seq) {
+        return Ok(true);
+    }
     let row = pg.query_opt(
         "SELECT ordering <> 'subject' OR pg_try_advisory_xact_lock(seq) FROM endpoints WHERE seq = $1",
         &[&endpoint_seq],
@@ -131,6 +137,123 @@ pub(crate) fn insert_event(pg: &mut Conn, event: &NewEvent, now_ms: i64) -> Resu
     })
 }
 
+/// The events of one round in three statements: their endpoints (all workspaces at once),
+/// the events (`ON CONFLICT DO NOTHING`, in order), their deliveries (one `unnest` insert).
+/// A repeated id, in the round or before it, then answers as `insert_event` does. A test
+/// event (one endpoint, whatever it subscribes to) takes the one-by-one way.
+pub(crate) fn insert_events(
+    pg: &mut Conn,
+    events: &[&NewEvent],
+    now_ms: i64,
+) -> Result<Vec<StoredEvent>> {
+    if events.len() <= 1 || events.iter().any(|event| event.test_endpoint_seq.is_some()) {
+        return events
+            .iter()
+            .map(|event| insert_event(pg, event, now_ms))
+            .collect();
+    }
+    let mut workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
+    workspaces.sort_unstable();
+    workspaces.dedup();
+    let endpoints = pg.query(
+        "SELECT workspace_id, seq, id, event_types, ordering = 'subject'
+         FROM endpoints WHERE workspace_id = ANY($1) AND deleted_at_ms IS NULL ORDER BY seq",
+        &[&workspaces],
+    )?;
+    let inserted = pg.query(
+        "INSERT INTO events (id, workspace_id, type, created_at_ms, body, test, subject)
+         SELECT r.id, r.workspace_id, r.type, r.created_at_ms, r.body, 0, r.subject
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[])
+              WITH ORDINALITY AS r(id, workspace_id, type, created_at_ms, body, subject, n)
+         ORDER BY r.n
+         ON CONFLICT (id, workspace_id) DO NOTHING
+         RETURNING id, workspace_id, seq",
+        &[
+            &events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            &events
+                .iter()
+                .map(|e| e.workspace_id.as_str())
+                .collect::<Vec<_>>(),
+            &events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+            &events.iter().map(|e| e.created_at_ms).collect::<Vec<_>>(),
+            &events.iter().map(|e| e.body.as_slice()).collect::<Vec<_>>(),
+            &events
+                .iter()
+                .map(|e| e.subject.as_deref())
+                .collect::<Vec<_>>(),
+        ],
+    )?;
+    let mut seqs: std::collections::HashMap<(String, String), i64> =
+        std::collections::HashMap::with_capacity(inserted.len());
+    for row in &inserted {
+        seqs.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+    }
+    let mut delivery_ids: Vec<String> = Vec::new();
+    let mut event_seqs: Vec<i64> = Vec::new();
+    let mut endpoint_seqs: Vec<i64> = Vec::new();
+    let mut subjects: Vec<Option<&str>> = Vec::new();
+    // Each event's answer, or None for a repeated id (answered once its deliveries exist).
+    let mut answers: Vec<Option<StoredEvent>> = Vec::with_capacity(events.len());
+    for event in events {
+        // The first of a repeated id in the round takes the seq; later ones are repeats.
+        let Some(event_seq) = seqs.remove(&(event.id.clone(), event.workspace_id.clone())) else {
+            answers.push(None);
+            continue;
+        };
+        let mut deliveries = Vec::new();
+        for row in &endpoints {
+            let workspace_id: &str = row.try_get(0)?;
+            let event_types: &str = row.try_get(3)?;
+            if workspace_id != event.workspace_id || !subscribes(event_types, &event.event_type) {
+                continue;
+            }
+            let ordered: bool = row.try_get(4)?;
+            let delivery_id = new_id("dlv");
+            delivery_ids.push(delivery_id.clone());
+            event_seqs.push(event_seq);
+            endpoint_seqs.push(row.try_get(1)?);
+            subjects.push(event.subject.as_deref().filter(|_| ordered));
+            deliveries.push((delivery_id, row.try_get::<_, String>(2)?));
+        }
+        answers.push(Some(StoredEvent {
+            id: event.id.clone(),
+            workspace_id: event.workspace_id.clone(),
+            event_type: event.event_type.clone(),
+            created_at_ms: event.created_at_ms,
+            deliveries,
+            created: true,
+        }));
+    }
+    if !delivery_ids.is_empty() {
+        pg.execute(
+            "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms,
+                                     created_at_ms, updated_at_ms, subject)
+             SELECT r.id, r.event_seq, r.endpoint_seq, 'pending', $3, $3, $3, r.subject
+             FROM unnest($1::text[], $2::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY
+                  AS r(id, event_seq, endpoint_seq, subject, n)
+             ORDER BY r.n",
+            &[
+                &delivery_ids,
+                &event_seqs,
+                &now_ms,
+                &endpoint_seqs,
+                &subjects,
+            ],
+        )?;
+    }
+    events
+        .iter()
+        .zip(answers)
+        .map(|(event, answer)| match answer {
+            Some(stored) => Ok(stored),
+            None => existing_event(pg, event),
+        })
+        .collect()
+}
+
 /// A repeated id: the original event and its deliveries, as the SQLite twin answers.
 fn existing_event(pg: &mut Conn, event: &NewEvent) -> Result<StoredEvent> {
     let Some(original) = pg.query_opt(
@@ -181,7 +304,8 @@ static PENDING_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
              FROM pending WHERE pending.endpoint_seq IS NOT NULL
          )
          SELECT p.endpoint_seq,
-                (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT})
+                (SELECT MIN(d.next_attempt_at_ms) FROM deliveries d WHERE {PENDING_FOR_ENDPOINT}),
+                e.ordering = 'subject'
          FROM pending p JOIN endpoints e ON e.seq = p.endpoint_seq
          WHERE e.enabled = 1 AND e.deleted_at_ms IS NULL"
     )
@@ -189,9 +313,16 @@ static PENDING_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub(crate) fn pending_endpoints(pg: &mut Conn) -> Result<Vec<(i64, i64)>> {
-    pg.query(PENDING_ENDPOINTS.as_str(), &[])?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    let rows = pg.query(PENDING_ENDPOINTS.as_str(), &[])?;
+    pg.ordered_endpoints.clear();
+    rows.iter()
+        .map(|row| {
+            let endpoint_seq = row.try_get(0)?;
+            if row.try_get::<_, bool>(2)? {
+                pg.ordered_endpoints.insert(endpoint_seq);
+            }
+            Ok((endpoint_seq, row.try_get(1)?))
+        })
         .collect()
 }
 
@@ -358,6 +489,112 @@ pub(crate) fn record_attempt(
         ],
     )?;
     Ok(true)
+}
+
+/// The results of one round in two statements: the deliveries' rows (each under its claim
+/// guard), then the attempts of those that changed. Answers, for each result, whether it was
+/// written, as `record_attempt` does.
+pub(crate) fn record_attempts(
+    pg: &mut Conn,
+    results: &[(&AttemptResult, Decision)],
+    now_ms: i64,
+) -> Result<Vec<bool>> {
+    if results.len() <= 1 {
+        return results
+            .iter()
+            .map(|(result, decision)| record_attempt(pg, result, *decision, now_ms))
+            .collect();
+    }
+    let mut seqs = Vec::with_capacity(results.len());
+    let mut claims = Vec::with_capacity(results.len());
+    let mut statuses = Vec::with_capacity(results.len());
+    let mut numbers = Vec::with_capacity(results.len());
+    let mut next_ats = Vec::with_capacity(results.len());
+    let mut frees = Vec::with_capacity(results.len());
+    for (result, decision) in results {
+        let (status, next_attempt_at_ms) = match decision {
+            Decision::Succeeded => ("succeeded", None),
+            Decision::RetryAt(at_ms) | Decision::SwitchSecret(at_ms) => ("pending", Some(*at_ms)),
+            Decision::Failed => ("failed", None),
+        };
+        seqs.push(result.delivery_seq);
+        claims.push(result.claim);
+        statuses.push(status);
+        numbers.push(i64::from(result.attempt_number));
+        next_ats.push(next_attempt_at_ms);
+        frees.push(i64::from(matches!(decision, Decision::SwitchSecret(_))));
+    }
+    let written: std::collections::HashSet<(i64, i64)> = pg
+        .query(
+            "UPDATE deliveries d
+             SET status = r.status, attempts_made = r.number, next_attempt_at_ms = r.next_at,
+                 updated_at_ms = $7, free_attempts = d.free_attempts + r.free,
+                 free_attempt_number = CASE WHEN r.free = 1 THEN r.number + 1
+                                            ELSE d.free_attempt_number END,
+                 lease_expires_at_ms = NULL
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+                  AS r(seq, claim, status, number, next_at, free)
+             WHERE d.seq = r.seq AND d.claims = r.claim AND d.status IN ('delivering', 'pending')
+             RETURNING d.seq, d.claims",
+            &[
+                &seqs, &claims, &statuses, &numbers, &next_ats, &frees, &now_ms,
+            ],
+        )?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_>>()?;
+    let answers: Vec<bool> = results
+        .iter()
+        .map(|(result, _)| written.contains(&(result.delivery_seq, result.claim)))
+        .collect();
+    let kept: Vec<&AttemptResult> = results
+        .iter()
+        .zip(&answers)
+        .filter(|(_, written)| **written)
+        .map(|((result, _), _)| *result)
+        .collect();
+    if !kept.is_empty() {
+        let messages: Vec<Option<Cow<'_, str>>> = kept
+            .iter()
+            .map(|r| without_nul(&r.outcome.error_message))
+            .collect();
+        let excerpts: Vec<Option<Cow<'_, str>>> = kept
+            .iter()
+            .map(|r| without_nul(&r.outcome.response_excerpt))
+            .collect();
+        pg.execute(
+            "INSERT INTO attempts (delivery_seq, number, started_at_ms, duration_ms, status_code,
+                                   error_class, error_message, response_excerpt)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                  $5::bigint[], $6::text[], $7::text[], $8::text[])",
+            &[
+                &kept.iter().map(|r| r.delivery_seq).collect::<Vec<_>>(),
+                &kept
+                    .iter()
+                    .map(|r| i64::from(r.attempt_number))
+                    .collect::<Vec<_>>(),
+                &kept
+                    .iter()
+                    .map(|r| r.outcome.started_at_ms)
+                    .collect::<Vec<_>>(),
+                &kept
+                    .iter()
+                    .map(|r| r.outcome.duration_ms)
+                    .collect::<Vec<_>>(),
+                &kept
+                    .iter()
+                    .map(|r| r.outcome.status_code.map(i64::from))
+                    .collect::<Vec<_>>(),
+                &kept
+                    .iter()
+                    .map(|r| r.outcome.error_class.map(|class| class.as_str()))
+                    .collect::<Vec<_>>(),
+                &messages.iter().map(|m| m.as_deref()).collect::<Vec<_>>(),
+                &excerpts.iter().map(|m| m.as_deref()).collect::<Vec<_>>(),
+            ],
+        )?;
+    }
+    Ok(answers)
 }
 
 pub(crate) fn set_signing_secret(
