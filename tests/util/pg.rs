@@ -224,6 +224,27 @@ impl PgCluster {
         ))
     }
 
+    /// Stops the server as an operator's restart does (`pg_ctl -m fast stop`: sessions are
+    /// ended with 57P01), keeping the cluster; `start_server` brings it back on the same port.
+    /// For a test binary of its own: every test of the binary shares the cluster.
+    pub fn stop_server(&self) {
+        let mut pg_ctl = self.as_owner(&self.bin.join("pg_ctl"));
+        pg_ctl.arg("-D").arg(self.data_dir()).args([
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            PG_CTL_WAIT_SECONDS,
+            "stop",
+        ]);
+        let output = run(pg_ctl, "pg_ctl stop", COMMAND_TIMEOUT).expect("pg_ctl stop runs");
+        assert!(output.status.success(), "pg_ctl stop: {output:?}");
+    }
+
+    pub fn start_server(&self) {
+        self.pg_ctl_start().expect("the server starts again");
+    }
+
     /// `pg_ctl -m immediate stop` (waits for the exit); a server that outlives it gets SIGKILL.
     /// No unwinding and no threads: this also runs inside the atexit hook.
     fn pg_ctl_stop(&self) {

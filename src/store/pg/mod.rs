@@ -27,6 +27,9 @@ pub(crate) struct Conn {
     /// found pending (`outbox::pending_endpoints`), so that only their claims take a turn
     /// (`outbox::claim_turn`, one round trip each).
     pub(crate) ordered_endpoints: std::collections::HashSet<i64>,
+    /// Between BEGIN and COMMIT/ROLLBACK: a lost connection is then an error for the whole
+    /// transaction, never a new connection that would run the rest outside it.
+    in_transaction: bool,
 }
 
 /// Who uses a connection: it is `application_name` (`clockeye-<role>`), which shows in
@@ -76,6 +79,7 @@ impl Conn {
             role: role.name(),
             statements: HashMap::new(),
             ordered_endpoints: std::collections::HashSet::new(),
+            in_transaction: false,
         })
     }
 
@@ -93,17 +97,50 @@ impl Conn {
 
     fn reconnect_if_closed(&mut self) -> Result<()> {
         if self.client.is_closed() {
-            let role = match self.role {
-                "scheduler" => Role::Scheduler,
-                "api" => Role::Api,
-                "listen" => Role::Listen,
-                _ => Role::Tool,
-            };
-            self.client = connect_client(&self.url, role)?;
-            self.statements.clear();
-            log::info!("postgres: connection ({}) made again", self.role);
+            if self.in_transaction {
+                return Err(Error::Unavailable(
+                    "the connection to Postgres was lost during a transaction".into(),
+                ));
+            }
+            self.reconnect()?;
         }
         Ok(())
+    }
+
+    /// A new connection in place of this one (whose statements go with it).
+    fn reconnect(&mut self) -> Result<()> {
+        let role = match self.role {
+            "scheduler" => Role::Scheduler,
+            "api" => Role::Api,
+            "listen" => Role::Listen,
+            _ => Role::Tool,
+        };
+        self.client = connect_client(&self.url, role)?;
+        self.statements.clear();
+        log::info!("postgres: connection ({}) made again", self.role);
+        Ok(())
+    }
+
+    /// Runs a prepared statement. Outside a transaction, a statement that met a connection the
+    /// server had already ended (a restart, a failover: `57P01`/`57P02`, or closed before it
+    /// was sent) did not run, so it is sent once more on a new connection: after the database
+    /// comes back, each thread's first call succeeds instead of answering 503 once per thread.
+    fn run<T>(
+        &mut self,
+        sql: &'static str,
+        call: impl Fn(&mut Client, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let attempt = |conn: &mut Conn| -> Result<T> {
+            let statement = conn.statement(sql)?;
+            Ok(call(&mut conn.client, &statement)?)
+        };
+        match attempt(self) {
+            Err(Error::Postgres(error)) if !self.in_transaction && ended_before_running(&error) => {
+                self.reconnect()?;
+                attempt(self)
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn query(
@@ -111,8 +148,7 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.query(&statement, params)?)
+        self.run(sql, |client, statement| client.query(statement, params))
     }
 
     pub(crate) fn query_opt(
@@ -120,8 +156,7 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.query_opt(&statement, params)?)
+        self.run(sql, |client, statement| client.query_opt(statement, params))
     }
 
     pub(crate) fn execute(
@@ -129,8 +164,7 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.execute(&statement, params)?)
+        self.run(sql, |client, statement| client.execute(statement, params))
     }
 
     /// SQL built at run time (filters): prepared each call, not kept.
@@ -140,7 +174,13 @@ impl Conn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         self.reconnect_if_closed()?;
-        Ok(self.client.query(sql, params)?)
+        match self.client.query(sql, params) {
+            Err(error) if !self.in_transaction && ended_before_running(&error) => {
+                self.reconnect()?;
+                Ok(self.client.query(sql, params)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Statements without parameters (BEGIN, COMMIT, SAVEPOINT …), in the simple protocol.
@@ -149,12 +189,26 @@ impl Conn {
         if sql == "BEGIN" {
             self.reconnect_if_closed()?;
         }
-        Ok(self.client.batch_execute(sql)?)
+        let done = self.client.batch_execute(sql);
+        match sql {
+            "BEGIN" => self.in_transaction = done.is_ok(),
+            "COMMIT" | "ROLLBACK" => self.in_transaction = false,
+            _ => {}
+        }
+        Ok(done?)
     }
 
     /// The client itself, for `COPY` and notifications.
     pub(crate) fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+}
+
+/// Whether a statement failed because the server had ended the connection before running it.
+fn ended_before_running(error: &postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => matches!(code.code(), "57P01" | "57P02"),
+        None => error.is_closed(),
     }
 }
 

@@ -348,6 +348,7 @@ pub(crate) fn tokens(
 
 pub(crate) fn ping(pg: &mut Conn) -> bool {
     pg.query_opt("SELECT 1::bigint", &[])
+        .map_err(|error| log::debug!("healthz: the database did not answer: {error}"))
         .ok()
         .flatten()
         .and_then(|row| row.try_get::<_, i64>(0).ok())
