@@ -346,8 +346,12 @@ fn admin_token(conn: &store::Db, config: &Config) -> Result<(String, Option<Stri
     }
     let token = new_token("cew_admin");
     let hash = sha256_hex(&token);
-    store::set_meta(conn, "admin_token_sha256", &hash)?;
-    Ok((hash, Some(token)))
+    // Instances starting together on an empty database race here: one hash is kept, and only
+    // the instance whose hash it is shows its token.
+    match store::set_meta_if_absent(conn, "admin_token_sha256", &hash)? {
+        Some(kept) if kept != hash => Ok((kept, None)),
+        _ => Ok((hash, Some(token))),
+    }
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to 8 per core); with some

@@ -6,7 +6,7 @@ mod util;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{ADMIN_TOKEN, Receiver, Service, loopback_flags};
+use util::{ADMIN_TOKEN, Backend, Receiver, Service, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -213,10 +213,9 @@ fn a_workspace_token_sees_and_changes_only_its_workspace() {
     assert_eq!(me, json!({"role": "admin"}));
 }
 
-#[test]
-fn a_portal_link_opens_one_session_once_and_carries_no_token() {
+fn a_portal_link_opens_one_session_once_and_carries_no_token(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &loopback_flags("100ms"));
+    let service = Service::start_backend(backend, dir.path(), &loopback_flags("100ms"));
     let (status, link) = service.post("/v1/workspaces/acme/portal-links", &json!({}));
     assert_eq!(status, 201, "{link}");
     let code = link["code"].as_str().unwrap().to_string();
@@ -296,13 +295,37 @@ fn a_portal_link_opens_one_session_once_and_carries_no_token() {
         "{error}"
     );
     // The database holds neither the code nor the session token in clear.
-    for file in ["webhooks.db", "webhooks.db-wal"] {
-        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+    let stored: Vec<(String, Vec<u8>)> = match backend {
+        Backend::Sqlite => ["webhooks.db", "webhooks.db-wal"]
+            .iter()
+            .map(|file| {
+                let bytes = std::fs::read(dir.path().join(file)).unwrap();
+                assert!(!bytes.is_empty(), "{file} is empty");
+                (file.to_string(), bytes)
+            })
+            .collect(),
+        Backend::Postgres => ["tokens", "portal_codes", "meta"]
+            .iter()
+            .map(|table| {
+                let rows = util::pg::psql(
+                    &service.db_arg,
+                    &format!("SELECT string_agg(t::text, ' ') FROM {table} t"),
+                );
+                (table.to_string(), rows.into_bytes())
+            })
+            .collect(),
+    };
+    assert!(
+        stored.iter().any(|(_, bytes)| !bytes.is_empty()),
+        "nothing read back"
+    );
+    for (place, bytes) in &stored {
         for secret in [&code, &token] {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{file}"
+                "{place}"
             );
         }
     }
 }
+both_backends!(a_portal_link_opens_one_session_once_and_carries_no_token);

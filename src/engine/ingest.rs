@@ -119,6 +119,7 @@ pub(crate) fn parse_event(
         Some(Value::String(text))
             if !text.is_empty() && text.chars().count() <= SUBJECT_CHARS_MAX =>
         {
+            crate::http::request::check_no_nul(text, &field("subject"))?;
             Some(text.clone())
         }
         Some(_) => {
@@ -259,7 +260,15 @@ pub(crate) fn default_subject(event_type: &str, data: &Value) -> Option<String> 
     };
     let subject = format!("{object}:{id}");
     // A very long id still gives a bounded subject (the index holds it).
-    Some(subject.chars().take(SUBJECT_CHARS_MAX).collect())
+    // A NUL in data.id cannot be stored in Postgres' TEXT: it becomes U+FFFD on both backends
+    // (the payload itself keeps it).
+    Some(
+        subject
+            .chars()
+            .take(SUBJECT_CHARS_MAX)
+            .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+            .collect(),
+    )
 }
 
 /// The body of every attempt: exactly `id`, `type`, `created_at`, `data`, in that order, with

@@ -182,6 +182,7 @@ impl Api {
             Resolved::WrongMethod(_) => (None, Vec::new()),
         };
         let query = request::Query::parse(query);
+        request::refuse_nul(&params, &query)?;
         if let Some(route) = route
             && let Handler::Public(handler) = route.handler
         {

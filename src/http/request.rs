@@ -85,6 +85,11 @@ impl Query {
         )
     }
 
+    /// The pairs as given (percent-decoded).
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -166,10 +171,49 @@ pub(crate) fn parse_optional_object(body: &str) -> Result<serde_json::Map<String
     parse_object(body)
 }
 
+/// A NUL character (`\u0000` in JSON, `%00` in a URL) is refused wherever text reaches the
+/// database: Postgres' TEXT cannot hold it, and both backends answer alike.
+pub(crate) fn check_no_nul(text: &str, field: &str) -> Result<(), Problem> {
+    if text.contains('\0') {
+        return Err(Problem::field(
+            field,
+            format!("{field} must not contain a NUL character (\\u0000)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Path segments and query parameters with a NUL character (`%00`): 400 naming where.
+pub(crate) fn refuse_nul(params: &[(&'static str, String)], query: &Query) -> Result<(), Problem> {
+    if let Some((name, _)) = params.iter().find(|(_, value)| value.contains('\0')) {
+        return Err(Problem::new(
+            400,
+            "invalid_path",
+            format!("path segment {{{name}}} must not contain a NUL character (%00)"),
+        ));
+    }
+    if let Some((key, _)) = query
+        .pairs()
+        .iter()
+        .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+    {
+        return Err(Problem::new(
+            400,
+            "invalid_query",
+            format!(
+                "query parameter {:?} must not contain a NUL character (%00)",
+                key.replace('\0', "")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_description(value: &Value) -> Result<String, Problem> {
     let text = value
         .as_str()
         .ok_or_else(|| Problem::field("description", "description must be a string"))?;
+    check_no_nul(text, "description")?;
     if text.chars().count() > DESCRIPTION_CHARS_MAX {
         return Err(Problem::field(
             "description",

@@ -39,13 +39,11 @@ impl DbTarget {
             DbTarget::Postgres(url) => pg::redacted(url),
         }
     }
-
-    pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, DbTarget::Postgres(_))
-    }
 }
 
-/// One connection; one per thread (neither kind is shared between threads).
+/// One connection; one per thread (neither kind is shared between threads). A few dozen exist
+/// per process, so the Postgres variant's size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Db {
     Sqlite(Connection),
     /// Store functions take `&Db`; the Postgres client needs `&mut`, hence the cell. No store
@@ -69,11 +67,8 @@ macro_rules! sqlite_or {
 pub(crate) use sqlite_or;
 
 impl Db {
-    pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
-    }
-
-    /// The SQLite connection, for what exists only there (backup, pragmas, tests).
+    /// The SQLite connection, for what exists only there (the store tests read it directly).
+    #[cfg(test)]
     pub(crate) fn sqlite(&self) -> Option<&Connection> {
         match self {
             Db::Sqlite(conn) => Some(conn),

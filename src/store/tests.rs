@@ -543,3 +543,20 @@ fn one_endpoint_and_event(conn: &Connection) {
     )
     .unwrap();
 }
+
+/// The first value stored under a key stays; a later one is not written, and each caller is
+/// told the value kept (the admin token of instances starting together).
+#[test]
+fn set_meta_if_absent_keeps_the_first_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Sqlite(open(&dir.path().join("meta.db")).unwrap());
+    assert_eq!(
+        set_meta_if_absent(&db, "k", "first").unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(
+        set_meta_if_absent(&db, "k", "second").unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(meta(&db, "k").unwrap().as_deref(), Some("first"));
+}

@@ -14,6 +14,8 @@ pub(crate) fn meta(db: &Db, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+// The admin token now uses `set_meta_if_absent`; kept for tools that overwrite a setting.
+#[allow(dead_code)]
 pub(crate) fn set_meta(db: &Db, key: &str, value: &str) -> Result<()> {
     let conn = sqlite_or!(db, |pg| pg::writes::set_meta(pg, key, value));
     conn.execute(
@@ -21,6 +23,24 @@ pub(crate) fn set_meta(db: &Db, key: &str, value: &str) -> Result<()> {
         [key, value],
     )?;
     Ok(())
+}
+
+/// Stores `value` under `key` unless a value is there already, and returns the value kept
+/// (ours, or the one that was first): two instances starting together on an empty database
+/// agree on one. None only if the row was deleted in between.
+pub(crate) fn set_meta_if_absent(db: &Db, key: &str, value: &str) -> Result<Option<String>> {
+    let conn = sqlite_or!(db, |pg| pg::writes::set_meta_if_absent(pg, key, value));
+    let inserted: Option<String> = conn
+        .query_row(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING RETURNING value",
+            [key, value],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match inserted {
+        Some(value) => Ok(Some(value)),
+        None => meta(db, key),
+    }
 }
 
 /// Inserts a new endpoint with its secret; fills in `seq`.

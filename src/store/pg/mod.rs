@@ -200,13 +200,6 @@ pub(crate) fn redacted(url: &str) -> String {
     format!("{scheme}://{authority}{path}")
 }
 
-/// What a store function that Postgres does not have yet answers.
-pub(crate) fn not_built<T>(what: &str) -> Result<T> {
-    Err(Error::Unavailable(format!(
-        "{what} is not built for Postgres yet"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::redacted;
