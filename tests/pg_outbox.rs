@@ -64,7 +64,11 @@ fn two_instances_share_the_outbox_keep_order_and_take_over_a_killed_ones_claims(
     for k in 0..PER_SUBJECT / 2 {
         for (subject, events) in sent.iter_mut().enumerate() {
             let number = k * SUBJECTS + subject;
-            let service = if number % 2 == 0 { &first } else { &second };
+            let service = if number.is_multiple_of(2) {
+                &first
+            } else {
+                &second
+            };
             events.push((number, send(service, subject, number)));
         }
     }

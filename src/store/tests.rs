@@ -22,7 +22,7 @@ fn every_workspace_list_uses_an_index() {
     let conn = db.sqlite().unwrap();
     let mut plans = Vec::new();
     let (sql, values) = endpoints_query(Some("ws"), i64::MAX, 51);
-    plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+    plans.push((sql.clone(), query_plan(conn, &sql, &values)));
     for event_type in [None, Some("user.activated")] {
         for since_ms in [None, Some(1_000)] {
             let filter = EventFilter {
@@ -31,7 +31,7 @@ fn every_workspace_list_uses_an_index() {
                 since_ms,
             };
             let (sql, values) = events_query(&filter, i64::MAX, 51);
-            plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+            plans.push((sql.clone(), query_plan(conn, &sql, &values)));
         }
     }
     for endpoint_id in [None, Some("ep_1")] {
@@ -45,7 +45,7 @@ fn every_workspace_list_uses_an_index() {
                     ..DeliveryFilter::default()
                 };
                 let (sql, values) = deliveries_query(&filter, i64::MAX, 51);
-                plans.push((sql.clone(), query_plan(&conn, &sql, &values)));
+                plans.push((sql.clone(), query_plan(conn, &sql, &values)));
             }
         }
     }
@@ -241,7 +241,7 @@ fn a_deleted_endpoint_is_purged_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::Sqlite(open(&dir.path().join("purge.db")).unwrap());
     let conn = db.sqlite().unwrap();
-    one_endpoint_and_event(&conn);
+    one_endpoint_and_event(conn);
     for n in 0..5 {
         conn.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
@@ -280,7 +280,7 @@ fn recover_goes_on_from_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::Sqlite(open(&dir.path().join("recover.db")).unwrap());
     let conn = db.sqlite().unwrap();
-    one_endpoint_and_event(&conn);
+    one_endpoint_and_event(conn);
     for n in 0..5 {
         conn.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
@@ -316,7 +316,7 @@ fn attempts_lists_the_last_ones() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::Sqlite(open(&dir.path().join("attempts.db")).unwrap());
     let conn = db.sqlite().unwrap();
-    one_endpoint_and_event(&conn);
+    one_endpoint_and_event(conn);
     conn.execute_batch(
         "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, attempts_made, created_at_ms, updated_at_ms)
          VALUES ('dlv_1', 1, 1, 'failed', 7, 1, 1);",
@@ -425,7 +425,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
     let dir = tempfile::tempdir().unwrap();
     let db = Db::Sqlite(open(&dir.path().join("lease.db")).unwrap());
     let conn = db.sqlite().unwrap();
-    one_endpoint_and_event(&conn);
+    one_endpoint_and_event(conn);
     conn.execute_batch(
         "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms, created_at_ms, updated_at_ms)
          VALUES ('dlv_1', 1, 1, 'pending', 1, 1, 1);",
@@ -473,7 +473,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
         )
         .unwrap()
     };
-    assert_eq!(status(&conn), ("delivering".into(), Some(300), 0));
+    assert_eq!(status(conn), ("delivering".into(), Some(300), 0));
     record_attempt(
         &db,
         &result(2, Decision::RetryAt(500)),
@@ -481,7 +481,7 @@ fn an_expired_lease_is_released_and_a_stale_result_does_not_clobber_the_new_clai
         210,
     )
     .unwrap();
-    assert_eq!(status(&conn), ("pending".into(), None, 1));
+    assert_eq!(status(conn), ("pending".into(), None, 1));
 }
 
 #[test]
