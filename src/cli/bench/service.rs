@@ -400,13 +400,19 @@ fn create_database(server: &str, name: &str) -> String {
             crate::store::pg::redacted(server)
         )
     });
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
-        .unwrap_or_else(|error| {
-            panic!("bench: CREATE DATABASE {name}: {error} (the user needs CREATEDB)")
+    // Two statements: several in one string run as one transaction, which CREATE DATABASE refuses.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client.batch_execute(&sql).unwrap_or_else(|error| {
+            let why = error
+                .as_db_error()
+                .map(|db| db.message().to_string())
+                .unwrap_or_else(|| error.to_string());
+            panic!("bench: {sql}: {why} (the user needs CREATEDB)")
         });
+    }
     with_database(server, name)
 }
 
