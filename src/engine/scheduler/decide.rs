@@ -3,6 +3,7 @@
 //! writing. No clock, channel, database or dispatcher here: time comes in as `Now`, which only
 //! `Now::read` (in `mod.rs`) makes from the clocks.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{
@@ -184,21 +185,34 @@ pub(crate) fn claim_order(endpoints: &mut [(i64, i64)], outstanding: impl Fn(i64
     endpoints.sort_by_cached_key(|(endpoint_seq, due_ms)| (outstanding(*endpoint_seq), *due_ms));
 }
 
+/// How long after writing an endpoint's success this scheduler writes no other success for it
+/// (the row keeps `last_success_at_ms` to the second; a failure is always written).
+pub(crate) const HEALTH_SUCCESS_WRITE_MS: i64 = 1_000;
+
 /// Whether an attempt's result needs its endpoint's health row written: a run of successes
-/// needs one update, not one per attempt. `healthy` holds the endpoints this round marked
-/// healthy already.
+/// needs one update a second, not one per attempt (on Postgres, one round trip each).
+/// `healthy` holds, per endpoint, when this scheduler last wrote a success, and no failure
+/// since.
 pub(crate) fn health_write_needed(
-    healthy: &mut Vec<i64>,
+    healthy: &mut HashMap<i64, i64>,
     endpoint_seq: i64,
     succeeded: bool,
+    now_ms: i64,
 ) -> bool {
-    if succeeded && healthy.contains(&endpoint_seq) {
+    if !succeeded {
+        healthy.remove(&endpoint_seq);
+        return true;
+    }
+    if healthy
+        .get(&endpoint_seq)
+        .is_some_and(|written_ms| now_ms - written_ms < HEALTH_SUCCESS_WRITE_MS)
+    {
         return false;
     }
-    healthy.retain(|seq| *seq != endpoint_seq);
-    if succeeded {
-        healthy.push(endpoint_seq);
+    if healthy.len() >= 4096 {
+        healthy.retain(|_, written_ms| now_ms - *written_ms < HEALTH_SUCCESS_WRITE_MS);
     }
+    healthy.insert(endpoint_seq, now_ms);
     true
 }
 
@@ -477,20 +491,26 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_successes_writes_health_once() {
-        let mut healthy = Vec::new();
+    fn a_run_of_successes_writes_health_once_a_second() {
+        let mut healthy = HashMap::new();
         let writes: Vec<bool> = [
-            (1, true),
-            (1, true),
-            (2, true),
-            (1, false),
-            (1, true),
-            (1, true),
+            (1, true, 0),
+            (1, true, 10),
+            (2, true, 10),
+            (1, false, 20),
+            (1, true, 30),
+            (1, true, 40),
+            (1, true, 1_029),
+            (1, true, 1_030),
+            (2, true, 1_011),
         ]
         .into_iter()
-        .map(|(seq, succeeded)| health_write_needed(&mut healthy, seq, succeeded))
+        .map(|(seq, succeeded, at)| health_write_needed(&mut healthy, seq, succeeded, at))
         .collect();
-        assert_eq!(writes, [true, false, true, true, true, false]);
+        assert_eq!(
+            writes,
+            [true, false, true, true, true, false, false, true, true]
+        );
     }
 
     #[test]

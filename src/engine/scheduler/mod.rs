@@ -158,6 +158,9 @@ pub(crate) fn main(mut scheduler: Scheduler) {
     let mut released: Vec<Release> = Vec::new();
     // The claims this scheduler holds (delivery seq -> claim, lease end), to renew their leases.
     let mut held: HashMap<i64, (i64, i64)> = HashMap::new();
+    // Per endpoint, when this scheduler last wrote a success of its health (see
+    // `decide::health_write_needed`).
+    let health_written = std::cell::RefCell::new(HashMap::new());
     let lease_ms = decide::lease_ms(scheduler.attempt_timeout, LEASE_MARGIN);
     let mut next_renew = start.at;
     let never_results = crossbeam_channel::never();
@@ -366,6 +369,7 @@ pub(crate) fn main(mut scheduler: Scheduler) {
             disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
             lease_expires_at_ms: now.ms.saturating_add(lease_ms),
             renew: &renew,
+            health_written: &health_written,
             left_due: std::cell::Cell::new(false),
         };
         match round::write_round(

@@ -65,7 +65,8 @@ fn write_round_once(
     now: i64,
 ) -> Result<RoundOutput> {
     let tx = conn.begin()?;
-    let disabled = record_results(&tx, results, claims.disable_after_ms, now)?;
+    let mut healthy = claims.health_written.borrow().clone();
+    let disabled = record_results(&tx, results, &mut healthy, claims.disable_after_ms, now)?;
     for release in released {
         store::release_delivery(&tx, release, now)?;
     }
@@ -83,6 +84,8 @@ fn write_round_once(
     let answers = ingest(&tx, ingests, now)?;
     let (jobs, next_due_ms) = claim(&tx, claims, now)?;
     tx.commit()?;
+    // Only what was committed counts as written.
+    *claims.health_written.borrow_mut() = healthy;
     Ok(RoundOutput {
         answers,
         jobs,
@@ -104,6 +107,9 @@ pub(crate) struct Claims<'a> {
     pub(crate) lease_expires_at_ms: i64,
     /// Held claims (delivery seq, claim) whose lease this round renews.
     pub(crate) renew: &'a [(i64, i64)],
+    /// Per endpoint, when a success of its health was last written (see
+    /// `decide::health_write_needed`); updated when the round commits.
+    pub(crate) health_written: &'a std::cell::RefCell<std::collections::HashMap<i64, i64>>,
     /// Set when the round left due work unclaimed (its budget or an endpoint's room ran out):
     /// other instances are then woken.
     pub(crate) left_due: std::cell::Cell<bool>,
@@ -178,6 +184,7 @@ pub(crate) fn write_results_at_exit(conn: &mut Db, results: &[AttemptResult], no
         disable_after_ms: i64::MAX,
         lease_expires_at_ms: 0,
         renew: &[],
+        health_written: &Default::default(),
         left_due: std::cell::Cell::new(false),
     };
     if let Err(error) = write_round(conn, &[], results, &[], &claims, now_ms) {
@@ -194,6 +201,7 @@ pub(crate) fn write_results_at_exit(conn: &mut Db, results: &[AttemptResult], no
 fn record_results(
     tx: &Db,
     results: &[AttemptResult],
+    healthy: &mut std::collections::HashMap<i64, i64>,
     disable_after_ms: i64,
     now: i64,
 ) -> Result<Vec<(i64, String)>> {
@@ -212,14 +220,12 @@ fn record_results(
         }
     }
     let mut disabled = Vec::new();
-    // Endpoints whose health row this round already marked healthy: a run of successes needs
-    // one update, not one per attempt.
-    let mut healthy: Vec<i64> = Vec::new();
     for result in results {
         if !decide::health_write_needed(
-            &mut healthy,
+            healthy,
             result.endpoint_seq,
             result.outcome.succeeded(),
+            now,
         ) {
             continue;
         }
