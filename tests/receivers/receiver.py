@@ -10,6 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SECRET = os.environ["CLOCKEYE_SECRET"].encode()
 
 
+def say(line: str) -> None:
+    # One write per line: print() writes the text and its newline apart, and the server below
+    # runs a thread per request, so two lines printed at once could run together.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def verify(body: bytes, header: str) -> bool:
     expected = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), header.encode())  # constant time
@@ -23,12 +30,12 @@ class Receiver(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)  # the raw bytes: verify these, not re-serialized JSON
         if not verify(body, self.headers.get("X-ClockEye-Signature", "")):
-            print("rejected: invalid signature", flush=True)
+            say("rejected: invalid signature")
             self.send_error(401, "invalid signature")
             return
         event = json.loads(body)
         # Handle event["type"] here; deduplicate on event["id"] (delivery is at least once).
-        print(f"verified {event['id']} {event['type']}", flush=True)
+        say(f"verified {event['id']} {event['type']}")
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -40,5 +47,5 @@ class Receiver(BaseHTTPRequestHandler):
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
 server = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
-print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
+say(f"listening on http://127.0.0.1:{server.server_port}")
 server.serve_forever()
