@@ -1,6 +1,6 @@
-//! `clockeye-webhooks migrate --from FILE --to postgres://…` (docs/postgres-plan.md §5): a
-//! stopped SQLite service's rows arrive in an empty Postgres database unchanged (seqs and ids
-//! kept, in-flight deliveries pending again), the copy is all or nothing, and it refuses a
+//! `clockeye-webhooks migrate --from FILE --to postgres://…` (README, "Moving to Postgres:
+//! migrate"): a stopped SQLite service's rows arrive in an empty Postgres database unchanged (seqs
+//! and ids kept, in-flight deliveries pending again), the copy is all or nothing, and it refuses a
 //! target that is not empty, a file a service still runs on, an old file, a bad URL (without
 //! echoing its password). `backup` refuses a Postgres URL.
 

@@ -1,8 +1,7 @@
-//! A private, throwaway Postgres cluster for the tests that run the service on Postgres
-//! (docs/postgres-plan.md §6): one per test binary, started on first use, a fresh database per
-//! test, torn down when the test binary exits. Never the system cluster: its data lives in
-//! `/tmp/clockeye-pg-*`, it listens on a free port of 127.0.0.1 only, and it trusts only the
-//! `clockeye` role on loopback.
+//! A private, throwaway Postgres cluster for the tests that run the service on Postgres: one per
+//! test binary, started on first use, a fresh database per test, torn down when the test binary
+//! exits. Never the system cluster: its data lives in `/tmp/clockeye-pg-*`, it listens on a free
+//! port of 127.0.0.1 only, and it trusts only the `clockeye` role on loopback.
 //!
 //! Debian's server binaries are used (`/usr/lib/postgresql/VERSION/bin`); `.ci/run` installs
 //! them. Without them these tests panic rather than skip. Postgres refuses to run as root, so

@@ -14,7 +14,7 @@ use crate::store::{self, Db, INSTANCE_LIVE_MS, INSTANCE_STALE_MS};
 /// How often an instance heartbeats and reads the membership.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a membership view keeps counting for the rate limit split, and how long a new
-/// instance takes no share (plan §3: views differ by at most a heartbeat).
+/// instance takes no share (views differ by at most a heartbeat).
 pub(crate) const SPLIT_HOLD: Duration = Duration::from_secs(3);
 /// How long the latest view counts while heartbeats fail: less than the others take to stop
 /// counting this instance (`INSTANCE_LIVE_MS`) and then to hold their own views (`SPLIT_HOLD`).
