@@ -128,3 +128,68 @@ fn the_same_id_in_two_workspaces_is_two_events(backend: Backend) {
     );
 }
 both_backends!(the_same_id_in_two_workspaces_is_two_events);
+
+/// One id sent by many clients at once (a client retrying on several connections): one event,
+/// one delivery per endpoint, one arrival each; every answer names the same deliveries. On
+/// Postgres each API thread commits its own ingest, so the repeats race in the database.
+fn an_id_sent_by_many_clients_at_once_is_one_event(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::ok();
+    let service = Service::start_backend(backend, dir.path(), &local_flags("1s"));
+    service.create_endpoint(&format!("{}/a", receiver.url), &["*"], None);
+    service.create_endpoint(&format!("{}/b", receiver.url), &["*"], None);
+    let data = clockeye_webhooks::catalog::sample("project.created").unwrap();
+    const CLIENTS: usize = 12;
+    const IDS: usize = 5;
+    for round in 0..IDS {
+        let body = json!({"type": "project.created", "id": format!("race-{round}"), "data": data});
+        let start = std::sync::Barrier::new(CLIENTS);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        service.post("/v1/events", &body)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let created = answers.iter().filter(|(status, _)| *status == 202).count();
+        assert_eq!(created, 1, "exactly one answer creates it: {answers:?}");
+        for (status, answer) in &answers {
+            assert!(matches!(status, 200 | 202), "{status} {answer}");
+            assert_eq!(answer["deliveries"], answers[0].1["deliveries"], "{answer}");
+        }
+        assert_eq!(answers[0].1["deliveries"].as_array().unwrap().len(), 2);
+        service.first_delivery(&answers[0].1, "succeeded", WAIT);
+    }
+    // Every delivery finished; each id arrived once at each endpoint.
+    receiver.wait_for(2 * IDS, WAIT);
+    util::eventually("every delivery to finish", WAIT, || {
+        let (_, pending) = service.get("/v1/deliveries?status=pending&limit=10");
+        let (_, delivering) = service.get("/v1/deliveries?status=delivering&limit=10");
+        let left = pending["data"].as_array().unwrap().len()
+            + delivering["data"].as_array().unwrap().len();
+        (left == 0)
+            .then_some(())
+            .ok_or(format!("{left} unfinished"))
+    });
+    let (_, events) = service.get("/v1/events?limit=100");
+    assert_eq!(events["data"].as_array().unwrap().len(), IDS, "{events}");
+    let mut arrivals: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let event: Value = serde_json::from_slice(&r.body).unwrap();
+            format!("{} {}", r.path, event["id"].as_str().unwrap())
+        })
+        .collect();
+    arrivals.sort();
+    let mut expected: Vec<String> = (0..IDS)
+        .flat_map(|round| [format!("/a race-{round}"), format!("/b race-{round}")])
+        .collect();
+    expected.sort();
+    assert_eq!(arrivals, expected);
+}
+both_backends!(an_id_sent_by_many_clients_at_once_is_one_event);

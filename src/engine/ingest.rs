@@ -1,14 +1,18 @@
 //! From request JSON to a stored-ready `NewEvent`: parse, check against the catalog, build the
-//! body bytes that every attempt will send. Nothing is stored here; errors name the field.
+//! body bytes that every attempt will send; errors name the field. Stored by the scheduler's
+//! round (SQLite), or on Postgres by the API thread itself (`commit`).
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::catalog;
+use crate::engine::scheduler::ROUND_RETRIES_MAX;
+use crate::error::Error;
 use crate::http::problem::{Problem, json_problem};
 use crate::ids::new_id;
-use crate::model::NewEvent;
+use crate::model::{NewEvent, StoredEvent};
+use crate::store::{self, Db};
 use crate::time::format_rfc3339_seconds;
 
 /// Most events in one `POST /v1/events/batch`.
@@ -324,6 +328,25 @@ pub(crate) fn parse_batch(
             )
         })
         .collect()
+}
+
+/// Stores events and their deliveries in a transaction of their own on `db` (Postgres, where
+/// API threads write their own; see `Api::ingest`). A transaction that lost a race with
+/// another (deadlock, serialization failure) is run again, up to `ROUND_RETRIES_MAX` times.
+pub(crate) fn commit(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<Vec<StoredEvent>, Error> {
+    let events: Vec<&NewEvent> = events.iter().collect();
+    let mut retries = 0;
+    loop {
+        let written = db.begin().and_then(|tx| {
+            let stored = store::insert_events(&tx, &events, now_ms)?;
+            tx.commit()?;
+            Ok(stored)
+        });
+        match written {
+            Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => retries += 1,
+            written => return written,
+        }
+    }
 }
 
 #[cfg(test)]

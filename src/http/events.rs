@@ -1,11 +1,33 @@
-//! `/v1/events`: ingest (handed to the scheduler, answered after the commit) and reading.
+//! `/v1/events`: ingest (answered after the commit) and reading.
 
 #[allow(unused_imports)]
 use super::prelude::*;
 
 impl Api {
-    /// Hands events to the scheduler and waits for their commit.
+    /// Stores events and their deliveries, answering after the commit. On SQLite the
+    /// scheduler, the one writer, commits them in its next round (with everyone else's); on
+    /// Postgres this thread commits them on its own connection (commits of many connections
+    /// share the server's WAL flushes, where one scheduler would take them one round at a
+    /// time), then wakes the scheduler to claim them.
     pub(crate) fn ingest(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, Problem> {
+        let stored = if store::shared(&self.conn) {
+            let stored =
+                crate::engine::ingest::commit(&self.conn, &events, now_ms()).map_err(internal)?;
+            // Full: the scheduler has commands waiting, so a round runs anyway. Gone: the
+            // events are committed; another instance or the next start sends them.
+            let _ = self.shared.commands.try_send(Command::Wake);
+            stored
+        } else {
+            self.ingest_in_round(events)?
+        };
+        for event in stored.iter().filter(|event| event.created) {
+            self.shared.metrics.event_ingested(&event.event_type);
+        }
+        Ok(stored)
+    }
+
+    /// Hands events to the scheduler and waits for their commit.
+    fn ingest_in_round(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, Problem> {
         let (reply, answer) = bounded(1);
         let stopped = || {
             Problem::new(
@@ -18,15 +40,7 @@ impl Api {
             .commands
             .send(Command::Ingest { events, reply })
             .map_err(|_| stopped())?;
-        match answer.recv().map_err(|_| stopped())? {
-            Ok(stored) => {
-                for event in stored.iter().filter(|event| event.created) {
-                    self.shared.metrics.event_ingested(&event.event_type);
-                }
-                Ok(stored)
-            }
-            Err(error) => Err(internal(error)),
-        }
+        answer.recv().map_err(|_| stopped())?.map_err(internal)
     }
 
     pub(crate) fn list_events(&self, access: &Access, query: &Query) -> BytesAnswer {

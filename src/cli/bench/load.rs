@@ -26,6 +26,30 @@ pub(super) fn ingest_single(service: &Service, events: usize) -> f64 {
     events as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Single events from `INGEST_CLIENTS` keep-alive clients to `fan_out` endpoints, delivered
+/// meanwhile, as production sees them: events/s ingested, and deliveries/s from the first
+/// ingest to the receiver holding all of them (the figure peers quote for such a load).
+pub(super) fn single_end_to_end(
+    service: &Service,
+    receiver: &Receiver,
+    fan_out: usize,
+    events: usize,
+) -> (f64, f64) {
+    receiver.reset();
+    for index in 0..fan_out {
+        service.endpoint(&format!("{}/ep{index}", receiver.url));
+    }
+    let started = Instant::now();
+    let ingested = ingest_single(service, events);
+    let expected = events * fan_out;
+    let deadline = started + DRAIN_TIMEOUT;
+    while receiver.count.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let received = receiver.count.load(Ordering::SeqCst);
+    (ingested, received as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Sends `events` events in batches from `BATCH_CLIENTS` clients; returns events/s.
 pub(super) fn ingest_batches(service: &Service, events: usize) -> f64 {
     let batch = json!({"events": vec![event_json(); BATCH_EVENTS]}).to_string();

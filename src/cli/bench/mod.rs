@@ -33,6 +33,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// The scenarios, as `--only` names them.
 pub(crate) const SCENARIOS: &[&str] = &[
     "ingest",
+    "ingest-fanout1",
     "ingest-fanout10",
     "fanout1",
     "fanout10",
@@ -147,13 +148,14 @@ fn positive_u64(value: &str) -> Result<u64, String> {
 }
 
 const AFTER_HELP: &str = "Starts `clockeye-webhooks serve` on a fresh database per scenario, with a receiver on 127.0.0.1,
-and prints: single-event and batch ingest rates (also single events to 10 endpoints each),
+and prints: single-event and batch ingest rates, single events to 1 and to 10 endpoints each
+from 16 keep-alive clients (events/s ingested, deliveries/s until all arrived),
 end-to-end deliveries/s at fan-out 1 and 10, ingest-ack-to-arrival latency at 200 and 500
 events/s, deliveries/s to one receiver taking 50 ms per request, latency at 200 events/s to a
 keep-alive receiver answering in two writes, the worst ingest answer while an endpoint with
 100,000 deliveries is deleted, peak RSS, database size per 100,000 delivered events, binary
 size. With --runs N it prints the median of N runs, and each run's JSON.
---only SCENARIO (repeatable) runs only those: ingest, ingest-fanout10, fanout1, fanout10,
+--only SCENARIO (repeatable) runs only those: ingest, ingest-fanout1, ingest-fanout10, fanout1, fanout10,
 latency, slow-receiver, two-write-receiver, delete.
 
 With --soak-minutes it instead sends a steady stream (default 200 events/s) for M minutes and
@@ -190,19 +192,24 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
         postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
-    if wanted("ingest-fanout10") {
-        // Single events while each goes to 10 endpoints: the answer lists 10 deliveries
-        // (about 1 KiB), and delivery runs beside ingest, as in production.
-        let service = fresh("ingest-fanout10");
-        for index in 0..10 {
-            service.endpoint(&format!("{}/ep{index}", receiver.url));
+    // Single events while each goes to 1 or 10 endpoints (at 10 the answer lists 10
+    // deliveries, about 1 KiB), delivery running beside ingest, as in production.
+    for fan_out in [1, 10] {
+        if wanted(&format!("ingest-fanout{fan_out}")) {
+            let service = fresh(&format!("ingest-fanout{fan_out}"));
+            let (events, deliveries) =
+                single_end_to_end(&service, &receiver, fan_out, options.ingest_events);
+            figures.insert(
+                format!("ingest_single_fan_out_{fan_out}_events_per_s"),
+                json!(events),
+            );
+            figures.insert(
+                format!("single_fan_out_{fan_out}_deliveries_per_s"),
+                json!(deliveries),
+            );
+            peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
+            postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
         }
-        figures.insert(
-            "ingest_single_fan_out_10_events_per_s".into(),
-            json!(ingest_single(&service, options.ingest_events)),
-        );
-        peak_rss_kib = peak_rss_kib.max(service.peak_rss_kib());
-        postgres_pss_kib = postgres_pss_kib.max(service.postgres_pss_kib());
     }
 
     if wanted("fanout1") {
@@ -437,17 +444,24 @@ pub(crate) fn main(options: Options) -> Result<(), String> {
         "| ingest, batches of {BATCH_EVENTS}, {BATCH_CLIENTS} clients | {} events/s |",
         shown(pick(&number("ingest_batch_events_per_s")), 0)
     ));
+    for fan_out in [1, 10] {
+        let events = format!("ingest_single_fan_out_{fan_out}_events_per_s");
+        let deliveries = format!("single_fan_out_{fan_out}_deliveries_per_s");
+        let key = |key: String| move |run: &Value| run[&key].as_f64().unwrap_or(f64::NAN);
+        row(format!(
+            "| single events at fan-out {fan_out}, {INGEST_CLIENTS} keep-alive clients, {} events, delivered meanwhile: ingested; delivered | {} events/s; {} deliveries/s |",
+            options.ingest_events,
+            shown(pick(&key(events)), 0),
+            shown(pick(&key(deliveries)), 0)
+        ));
+    }
     row(format!(
-        "| ingest, single events at fan-out 10, {INGEST_CLIENTS} keep-alive clients | {} events/s |",
-        shown(pick(&number("ingest_single_fan_out_10_events_per_s")), 0)
-    ));
-    row(format!(
-        "| end to end, fan-out 1, {} deliveries (target ≥ 10,000) | {} deliveries/s |",
+        "| end to end, fan-out 1, {} deliveries, events in batches of {BATCH_EVENTS} (target ≥ 10,000) | {} deliveries/s |",
         options.deliveries,
         shown(pick(&number("end_to_end_fan_out_1_deliveries_per_s")), 0)
     ));
     row(format!(
-        "| end to end, fan-out 10, {} deliveries (target ≥ 15,000) | {} deliveries/s |",
+        "| end to end, fan-out 10, {} deliveries, events in batches of {BATCH_EVENTS} (target ≥ 15,000) | {} deliveries/s |",
         options.deliveries,
         shown(pick(&number("end_to_end_fan_out_10_deliveries_per_s")), 0)
     ));

@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 pub(crate) mod decide;
 mod membership;
 mod round;
+pub(crate) use round::ROUND_RETRIES_MAX;
 
 use decide::{Now, State, Work};
 use membership::Membership;
@@ -369,6 +370,7 @@ pub(crate) fn main(mut scheduler: Scheduler) {
             disable_after_ms: crate::time::duration_ms(scheduler.disable_after),
             lease_expires_at_ms: now.ms.saturating_add(lease_ms),
             renew: &renew,
+            renew_due,
             health_written: &health_written,
             left_due: std::cell::Cell::new(false),
         };
