@@ -7,16 +7,7 @@ mod util;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{ADMIN_TOKEN, Backend, Receiver, Service, loopback_flags, pg};
-
-fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_string())
-        .collect()
-}
+use util::{ADMIN_TOKEN, Backend, Receiver, Service, ids, loopback_flags, pg};
 
 fn start_postgres(dir: &std::path::Path) -> Service {
     Service::start_backend(Backend::Postgres, dir, &loopback_flags("100ms"))

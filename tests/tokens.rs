@@ -6,7 +6,7 @@ mod util;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use util::{ADMIN_TOKEN, Backend, Receiver, Service, loopback_flags};
+use util::{ADMIN_TOKEN, Backend, Receiver, Service, ids, loopback_flags};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -24,15 +24,6 @@ fn as_token(
         Some(token),
         body.as_deref().map(str::as_bytes),
     )
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn a_workspace_token_sees_and_changes_only_its_workspace(backend: Backend) {

@@ -17,6 +17,16 @@ pub mod pg;
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_clockeye-webhooks");
 
+/// The `id` of each item of a list answer (`{"data": [...]}`).
+pub fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Polls `check` every 20 ms until it returns `Ok`, or panics after `timeout` with the last `Err`.
 pub fn eventually<T>(
     what: &str,
