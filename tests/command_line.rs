@@ -70,8 +70,16 @@ fn global_flags_work_before_and_after_the_command() {
 
 #[test]
 fn every_command_answers_a_usage_error_with_one_line_and_exit_2() {
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["endpoints", "list", "--frob"], "unknown flag --frob"),
+        (
+            &["bench", "--receiver-url", "http://10.0.0.1:8080"],
+            "--receiver-url: \"http://10.0.0.1:8080\": the receiver must be on a loopback address",
+        ),
+        (
+            &["bench", "--receiver-url", "https://127.0.0.1:8443"],
+            "--receiver-url: \"https://127.0.0.1:8443\" is not an http:// URL",
+        ),
         (&["--frob", "endpoints", "list"], "unknown flag --frob"),
         (
             &["bench", "--runs", "0"],

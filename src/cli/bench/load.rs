@@ -99,6 +99,33 @@ pub(super) fn end_to_end(
     (received as f64 / elapsed, bytes_per_100k)
 }
 
+/// `end_to_end` to a receiver outside the bench (`--receiver-url`): arrivals are the
+/// service's succeeded attempts, summed over its instances, read every 50 ms.
+pub(super) fn end_to_end_external(
+    service: &Service,
+    url: &str,
+    fan_out: usize,
+    deliveries: usize,
+) -> (f64, u64) {
+    let base = url.trim_end_matches('/');
+    for index in 0..fan_out {
+        service.endpoint(&format!("{base}/ep{index}"));
+    }
+    let events = deliveries.div_ceil(fan_out).div_ceil(BATCH_EVENTS) * BATCH_EVENTS;
+    let expected = events * fan_out;
+    let started = Instant::now();
+    ingest_batches(service, events);
+    let deadline = started + DRAIN_TIMEOUT;
+    let mut received = service.succeeded_attempts();
+    while received < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        received = service.succeeded_attempts();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let bytes_per_100k = service.database_bytes() * 100_000 / received.max(1) as u64;
+    (received as f64 / elapsed, bytes_per_100k)
+}
+
 /// Ingest-acknowledgement-to-arrival latencies (ms) at a steady rate: p50, p99, max.
 pub(super) fn latency(
     service: &Service,

@@ -52,7 +52,7 @@ const TWO_WRITE_RATE: u64 = 200;
 /// What `bench` measures; each count has a flag (defaults from `Options::default`).
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]... [--only SCENARIO]...\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
+    override_usage = "clockeye-webhooks bench [--runs N] [--deliveries N] [--ingest-events N] [--latency-seconds S] [--serve-flag FLAG]... [--only SCENARIO]... [--db postgres://… [--instances N]] [--receiver-url URL]\n       clockeye-webhooks bench --soak-minutes M [--soak-rate EVENTS_PER_S] [--serve-flag FLAG]...",
     after_help = AFTER_HELP
 )]
 pub(crate) struct Options {
@@ -84,7 +84,7 @@ pub(crate) struct Options {
     pub(crate) soak_rate: u64,
     /// When not empty: run only the scenarios named here (`--only NAME`, repeatable; the names
     /// are `SCENARIOS`).
-    #[arg(long, value_name = "SCENARIO", value_parser = scenario, help = "run only this scenario (repeatable): ingest, ingest-fanout10, fanout1, fanout10, latency, slow-receiver, two-write-receiver, delete")]
+    #[arg(long, value_name = "SCENARIO", value_parser = scenario, help = "run only this scenario (repeatable): ingest, ingest-fanout1, ingest-fanout10, fanout1, fanout10, latency, slow-receiver, two-write-receiver, delete")]
     pub(crate) only: Vec<String>,
     /// A Postgres server to run on instead of SQLite files: each scenario gets a fresh database
     /// there (the user needs CREATEDB), dropped afterwards.
@@ -93,6 +93,11 @@ pub(crate) struct Options {
     /// Services sharing the database (Postgres only); the load clients take turns over them.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive, help = "services on the one Postgres database (needs --db); load clients take turns over them")]
     pub(crate) instances: usize,
+    /// A receiver of your own on loopback (e.g. nginx answering 200) for the end-to-end
+    /// scenarios, instead of the bench's; arrivals are then counted from the service's
+    /// `clockeye_attempts_total{outcome="succeeded"}`.
+    #[arg(long, value_name = "URL", value_parser = loopback_url, help = "the end-to-end scenarios deliver to this receiver on loopback (e.g. nginx answering 200) instead of the bench's own")]
+    pub(crate) receiver_url: Option<String>,
 }
 
 impl Default for Options {
@@ -108,6 +113,7 @@ impl Default for Options {
             only: Vec::new(),
             db: None,
             instances: 1,
+            receiver_url: None,
         }
     }
 }
@@ -143,6 +149,24 @@ fn postgres_url(value: &str) -> Result<String, String> {
     }
 }
 
+/// An `http://` URL whose host is a loopback address: the bench sends nowhere else.
+fn loopback_url(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{value:?} is not an http:// URL"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => Ok(value.to_string()),
+        _ => Err(format!(
+            "{value:?}: the receiver must be on a loopback address (127.0.0.0/8 or [::1])"
+        )),
+    }
+}
+
 fn positive_u64(value: &str) -> Result<u64, String> {
     positive(value).map(|n| n as u64)
 }
@@ -155,8 +179,10 @@ events/s, deliveries/s to one receiver taking 50 ms per request, latency at 200 
 keep-alive receiver answering in two writes, the worst ingest answer while an endpoint with
 100,000 deliveries is deleted, peak RSS, database size per 100,000 delivered events, binary
 size. With --runs N it prints the median of N runs, and each run's JSON.
---only SCENARIO (repeatable) runs only those: ingest, ingest-fanout1, ingest-fanout10, fanout1, fanout10,
-latency, slow-receiver, two-write-receiver, delete.
+--only SCENARIO (repeatable) runs only those: ingest, ingest-fanout1, ingest-fanout10, fanout1,
+fanout10, latency, slow-receiver, two-write-receiver, delete. --receiver-url sends fanout1 and
+fanout10 to a receiver of yours on loopback (e.g. nginx answering 200), counting arrivals from
+the service's clockeye_attempts_total.
 
 With --soak-minutes it instead sends a steady stream (default 200 events/s) for M minutes and
 prints, each minute, events sent and delivered, the service's RSS and the database size.
@@ -212,9 +238,13 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
         }
     }
 
+    let fast_end_to_end = |service: &Service, fan_out: usize| match &options.receiver_url {
+        Some(url) => end_to_end_external(service, url, fan_out, options.deliveries),
+        None => end_to_end(service, &receiver, fan_out, options.deliveries),
+    };
     if wanted("fanout1") {
         let service = fresh("fanout1");
-        let (fan_out_1, db_bytes_per_100k) = end_to_end(&service, &receiver, 1, options.deliveries);
+        let (fan_out_1, db_bytes_per_100k) = fast_end_to_end(&service, 1);
         figures.insert(
             "end_to_end_fan_out_1_deliveries_per_s".into(),
             json!(fan_out_1),
@@ -229,7 +259,7 @@ fn run_once(exe: &Path, options: &Options, run: usize) -> Value {
 
     if wanted("fanout10") {
         let service = fresh("fanout10");
-        let (fan_out_10, _) = end_to_end(&service, &receiver, 10, options.deliveries);
+        let (fan_out_10, _) = fast_end_to_end(&service, 10);
         figures.insert(
             "end_to_end_fan_out_10_deliveries_per_s".into(),
             json!(fan_out_10),

@@ -297,6 +297,28 @@ impl Service {
             .sum()
     }
 
+    /// Attempts that succeeded, from each instance's `/metrics`, summed.
+    pub(super) fn succeeded_attempts(&self) -> usize {
+        self.bases
+            .iter()
+            .map(|base| {
+                let mut response = self
+                    .agent
+                    .get(&format!("{base}/metrics"))
+                    .header("Authorization", format!("Bearer {TOKEN}"))
+                    .call()
+                    .expect("the service answers /metrics");
+                let text = response.body_mut().read_to_string().unwrap_or_default();
+                text.lines()
+                    .find_map(|line| {
+                        line.strip_prefix("clockeye_attempts_total{outcome=\"succeeded\"} ")
+                    })
+                    .and_then(|count| count.trim().parse::<usize>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
     pub(super) fn endpoint(&self, url: &str) {
         let (status, answer) = self.post(
             "/v1/endpoints",
