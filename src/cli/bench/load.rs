@@ -36,18 +36,32 @@ pub(super) fn single_end_to_end(
     events: usize,
 ) -> (f64, f64) {
     receiver.reset();
-    for index in 0..fan_out {
-        service.endpoint(&format!("{}/ep{index}", receiver.url));
-    }
+    add_endpoints(service, &receiver.url, fan_out);
     let started = Instant::now();
     let ingested = ingest_single(service, events);
-    let expected = events * fan_out;
-    let deadline = started + DRAIN_TIMEOUT;
-    while receiver.count.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
-    let received = receiver.count.load(Ordering::SeqCst);
+    let received = drain(started, events * fan_out, Duration::from_millis(5), || {
+        receiver.count.load(Ordering::SeqCst)
+    });
     (ingested, received as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `fan_out` endpoints subscribed to everything, at `base/ep0`, `base/ep1`, …
+fn add_endpoints(service: &Service, base: &str, fan_out: usize) {
+    for index in 0..fan_out {
+        service.endpoint(&format!("{base}/ep{index}"));
+    }
+}
+
+/// Waits, looking every `every`, until `arrived()` reaches `expected` or `DRAIN_TIMEOUT` has
+/// passed since `started`; returns the last count.
+fn drain(started: Instant, expected: usize, every: Duration, arrived: impl Fn() -> usize) -> usize {
+    let deadline = started + DRAIN_TIMEOUT;
+    let mut received = arrived();
+    while received < expected && Instant::now() < deadline {
+        thread::sleep(every);
+        received = arrived();
+    }
+    received
 }
 
 /// Sends `events` events in batches from `BATCH_CLIENTS` clients; returns events/s.
@@ -74,7 +88,7 @@ pub(super) fn ingest_batches(service: &Service, events: usize) -> f64 {
     (batches * BATCH_EVENTS) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Deliveries/s from the first ingest to the receiver holding all of them.
+/// Deliveries/s from the first ingest to the receiver holding all of them, events in batches.
 pub(super) fn end_to_end(
     service: &Service,
     receiver: &Receiver,
@@ -82,45 +96,41 @@ pub(super) fn end_to_end(
     deliveries: usize,
 ) -> (f64, u64) {
     receiver.reset();
-    for index in 0..fan_out {
-        service.endpoint(&format!("{}/ep{index}", receiver.url));
-    }
-    let events = deliveries.div_ceil(fan_out).div_ceil(BATCH_EVENTS) * BATCH_EVENTS;
-    let expected = events * fan_out;
-    let started = Instant::now();
-    ingest_batches(service, events);
-    let deadline = started + DRAIN_TIMEOUT;
-    while receiver.count.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let received = receiver.count.load(Ordering::SeqCst);
-    let bytes_per_100k = service.database_bytes() * 100_000 / received.max(1) as u64;
-    (received as f64 / elapsed, bytes_per_100k)
+    let arrived = || receiver.count.load(Ordering::SeqCst);
+    let every = Duration::from_millis(5);
+    end_to_end_at(service, &receiver.url, fan_out, deliveries, every, arrived)
 }
 
 /// `end_to_end` to a receiver outside the bench (`--receiver-url`): arrivals are the
-/// service's succeeded attempts, summed over its instances, read every 50 ms.
+/// service's succeeded attempts, summed over its instances.
 pub(super) fn end_to_end_external(
     service: &Service,
     url: &str,
     fan_out: usize,
     deliveries: usize,
 ) -> (f64, u64) {
+    // `/metrics` costs more than an atomic load: looked at less often.
+    let every = Duration::from_millis(20);
+    let arrived = || service.succeeded_attempts();
     let base = url.trim_end_matches('/');
-    for index in 0..fan_out {
-        service.endpoint(&format!("{base}/ep{index}"));
-    }
+    end_to_end_at(service, base, fan_out, deliveries, every, arrived)
+}
+
+/// Endpoints at `base`, events in batches, then waiting for `arrived()` to count every
+/// delivery (looked at `every`); returns deliveries/s and database bytes per 100,000.
+fn end_to_end_at(
+    service: &Service,
+    base: &str,
+    fan_out: usize,
+    deliveries: usize,
+    every: Duration,
+    arrived: impl Fn() -> usize,
+) -> (f64, u64) {
+    add_endpoints(service, base, fan_out);
     let events = deliveries.div_ceil(fan_out).div_ceil(BATCH_EVENTS) * BATCH_EVENTS;
-    let expected = events * fan_out;
     let started = Instant::now();
     ingest_batches(service, events);
-    let deadline = started + DRAIN_TIMEOUT;
-    let mut received = service.succeeded_attempts();
-    while received < expected && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-        received = service.succeeded_attempts();
-    }
+    let received = drain(started, events * fan_out, every, arrived);
     let elapsed = started.elapsed().as_secs_f64();
     let bytes_per_100k = service.database_bytes() * 100_000 / received.max(1) as u64;
     (received as f64 / elapsed, bytes_per_100k)
