@@ -82,10 +82,22 @@ fn the_service_rides_out_a_database_restart() {
         },
     );
     // Every API thread's first call after the restart succeeds (24 threads; more calls
-    // than threads, so each meets its ended connection once).
-    for call in 0..60 {
-        let (status, answer) = service.get("/v1/endpoints");
-        assert_eq!(status, 200, "call {call} after the restart: {answer}");
+    // than threads, so each meets its ended connection once), a read or an ingest (which
+    // begins a transaction of its own on Postgres).
+    let data = clockeye_webhooks::catalog::sample("user.activated").unwrap();
+    for call in 0..120 {
+        let (status, answer) = if call % 2 == 0 {
+            service.post(
+                "/v1/events",
+                &json!({"type": "user.activated", "data": data}),
+            )
+        } else {
+            service.get("/v1/endpoints")
+        };
+        assert!(
+            matches!(status, 200 | 202),
+            "call {call} after the restart: {status} {answer}"
+        );
     }
     // The kept result was written once: succeeded, one attempt, one arrival.
     let delivery = service.first_delivery(&slow, "succeeded", Duration::from_secs(20));

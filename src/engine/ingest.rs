@@ -344,6 +344,10 @@ pub(crate) fn commit(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<Vec<St
         });
         match written {
             Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => retries += 1,
+            // Still losing races: busy, not broken (503, try again).
+            Err(error) if error.is_retryable() => {
+                return Err(Error::Unavailable(format!("{error}; the database is busy")));
+            }
             written => return written,
         }
     }

@@ -155,14 +155,12 @@ fn loopback_url(value: &str) -> Result<String, String> {
         .strip_prefix("http://")
         .ok_or_else(|| format!("{value:?} is not an http:// URL"))?;
     let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    match host.parse::<std::net::IpAddr>() {
+    let host = authority.split(':').next().unwrap_or_default();
+    // The bench's services allow 127.0.0.0/8 only (`--allow-network`).
+    match host.parse::<std::net::Ipv4Addr>() {
         Ok(ip) if ip.is_loopback() => Ok(value.to_string()),
         _ => Err(format!(
-            "{value:?}: the receiver must be on a loopback address (127.0.0.0/8 or [::1])"
+            "{value:?}: the receiver must be on a loopback address (127.0.0.0/8)"
         )),
     }
 }

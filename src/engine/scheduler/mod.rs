@@ -1,4 +1,5 @@
-//! The scheduler thread: the one writer. Each round it takes whatever waits (events to ingest,
+//! The scheduler thread: the one writer of the outbox (on Postgres API threads commit new
+//! events themselves and wake it). Each round it takes whatever waits (events to ingest,
 //! attempt results from workers), writes it all and claims due deliveries in ONE transaction
 //! (group commit: one fsync for many rows), then answers the ingest callers and hands the claimed
 //! jobs to the workers. A new event is claimed in the same round it is stored, so its first
@@ -29,7 +30,8 @@ use crate::model::{AttemptResult, NewEvent, StoredEvent};
 use crate::store::Release;
 use crate::time::now_ms;
 
-/// Most ingest commands waiting for the scheduler; API threads block past it (backpressure).
+/// Most commands waiting for the scheduler; API threads block past it (backpressure; on
+/// Postgres ingest sends only wake-ups, dropped when full).
 pub(crate) const COMMAND_QUEUE_MAX: usize = 4096;
 /// Most ingest commands written in one transaction.
 pub(crate) const COMMANDS_PER_ROUND_MAX: usize = 1024;

@@ -189,7 +189,16 @@ impl Conn {
         if sql == "BEGIN" {
             self.reconnect_if_closed()?;
         }
-        let done = self.client.batch_execute(sql);
+        let mut done = self.client.batch_execute(sql);
+        // An idle connection learns that the server ended it (a restart) only now: nothing
+        // has run in it, so BEGIN is sent once more on a new one.
+        if sql == "BEGIN"
+            && let Err(error) = &done
+            && ended_before_running(error)
+        {
+            self.reconnect()?;
+            done = self.client.batch_execute(sql);
+        }
         match sql {
             "BEGIN" => self.in_transaction = done.is_ok(),
             "COMMIT" | "ROLLBACK" => self.in_transaction = false,

@@ -57,6 +57,32 @@ pub(crate) fn claim_turn(pg: &mut Conn, endpoint_seq: i64) -> Result<bool> {
     })
 }
 
+/// Before deliveries with a subject are inserted for endpoints that order by it: waits for
+/// each such endpoint's advisory lock (the key its claim turn takes), in ascending order, held
+/// until this transaction ends. A delivery's seq is taken at insert but seen at commit; with
+/// the lock, transactions writing to one ordered endpoint insert and commit one after another,
+/// so its seqs become visible in seq order and the claim never sends a later delivery of a
+/// subject while an earlier one is still uncommitted (API threads and instances ingest at
+/// once on Postgres). Endpoints without ordering take no lock.
+fn lock_ordered_endpoints(
+    pg: &mut Conn,
+    endpoint_seqs: &[i64],
+    subjects: &[Option<&str>],
+) -> Result<()> {
+    let mut ordered: Vec<i64> = endpoint_seqs
+        .iter()
+        .zip(subjects)
+        .filter(|(_, subject)| subject.is_some())
+        .map(|(endpoint_seq, _)| *endpoint_seq)
+        .collect();
+    ordered.sort_unstable();
+    ordered.dedup();
+    for endpoint_seq in ordered {
+        pg.execute("SELECT pg_advisory_xact_lock($1)", &[&endpoint_seq])?;
+    }
+    Ok(())
+}
+
 /// As on SQLite, with `INSERT … ON CONFLICT DO NOTHING`: when another instance inserts the
 /// same id at the same moment, the insert waits for its commit and then finds it, so both
 /// clients get an answer (202 and 200), never a unique-key error.
@@ -110,6 +136,7 @@ pub(crate) fn insert_event(pg: &mut Conn, event: &NewEvent, now_ms: i64) -> Resu
         deliveries.push((delivery_id, row.try_get::<_, String>(1)?));
     }
     if !deliveries.is_empty() {
+        lock_ordered_endpoints(pg, &endpoint_seqs, &subjects)?;
         // One statement for all of the event's deliveries, in subscriber order (their seqs).
         pg.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms,
@@ -228,6 +255,7 @@ pub(crate) fn insert_events(
         }));
     }
     if !delivery_ids.is_empty() {
+        lock_ordered_endpoints(pg, &endpoint_seqs, &subjects)?;
         pg.execute(
             "INSERT INTO deliveries (id, event_seq, endpoint_seq, status, next_attempt_at_ms,
                                      created_at_ms, updated_at_ms, subject)
