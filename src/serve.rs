@@ -207,8 +207,9 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
     if let Some(error) = &failure {
         // `/healthz` answers 503 from now on (the heartbeat is decades old), and ingest 503
         // on SQLite (nothing takes commands; on Postgres API threads commit events themselves,
-        // and another instance or the next start sends them). Attempts already running end first (their results cannot
-        // be written: start-up recovery sends them again); then the API stops.
+        // and another instance or the next start sends them). Attempts already running end
+        // first (their results cannot be written: start-up recovery sends them again); then
+        // the API stops.
         heartbeat_ms.store(0, Ordering::Relaxed);
         log::error!("{error}");
         dispatcher.close();

@@ -7,7 +7,6 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::catalog;
-use crate::engine::scheduler::ROUND_RETRIES_MAX;
 use crate::error::Error;
 use crate::http::problem::{Problem, json_problem};
 use crate::ids::new_id;
@@ -331,26 +330,16 @@ pub(crate) fn parse_batch(
 }
 
 /// Stores events and their deliveries in a transaction of their own on `db` (Postgres, where
-/// API threads write their own; see `Api::ingest`). A transaction that lost a race with
-/// another (deadlock, serialization failure) is run again, up to `ROUND_RETRIES_MAX` times.
+/// API threads write their own; see `Api::ingest`), run again if it loses a race with another
+/// (`store::retry_lost_races`).
 pub(crate) fn commit(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<Vec<StoredEvent>, Error> {
     let events: Vec<&NewEvent> = events.iter().collect();
-    let mut retries = 0;
-    loop {
-        let written = db.begin().and_then(|tx| {
-            let stored = store::insert_events(&tx, &events, now_ms)?;
-            tx.commit()?;
-            Ok(stored)
-        });
-        match written {
-            Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => retries += 1,
-            // Still losing races: busy, not broken (503, try again).
-            Err(error) if error.is_retryable() => {
-                return Err(Error::Unavailable(format!("{error}; the database is busy")));
-            }
-            written => return written,
-        }
-    }
+    store::retry_lost_races("ingest", || {
+        let tx = db.begin()?;
+        let stored = store::insert_events(&tx, &events, now_ms)?;
+        tx.commit()?;
+        Ok(stored)
+    })
 }
 
 #[cfg(test)]

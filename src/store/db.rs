@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 
 use super::pg;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where the data lives: a SQLite file (the default), or a Postgres database shared by several
 /// instances (`--db postgres://…`).
@@ -96,6 +96,34 @@ impl Db {
             db: self,
             done: false,
         })
+    }
+}
+
+/// Most times a transaction that lost a race with another (`Error::is_retryable`: deadlock,
+/// serialization failure; Postgres only) is run again at once.
+pub(crate) const LOST_RACE_RETRIES_MAX: usize = 3;
+
+/// Runs `transaction` (which begins and commits its own) again while it loses races with
+/// others, up to `LOST_RACE_RETRIES_MAX` times; its inputs must be in memory, as it rolled back
+/// whole. Still losing after that: `Error::Unavailable` (busy, not broken: 503, try again).
+pub(crate) fn retry_lost_races<T>(
+    what: &str,
+    mut transaction: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut retries = 0;
+    loop {
+        match transaction() {
+            Err(error) if error.is_retryable() && retries < LOST_RACE_RETRIES_MAX => {
+                retries += 1;
+                log::info!(
+                    "{what} lost a race with another transaction, running it again (try {retries}): {error}"
+                );
+            }
+            Err(error) if error.is_retryable() => {
+                return Err(Error::Unavailable(format!("{error}; the database is busy")));
+            }
+            done => return done,
+        }
     }
 }
 

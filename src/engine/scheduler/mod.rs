@@ -18,7 +18,6 @@ use crossbeam_channel::{Receiver, Sender, select};
 pub(crate) mod decide;
 mod membership;
 mod round;
-pub(crate) use round::ROUND_RETRIES_MAX;
 
 use decide::{Now, State, Work};
 use membership::Membership;

@@ -28,9 +28,8 @@ pub(crate) struct RoundOutput {
 /// One transaction: attempt results, released jobs, lease renewals and expired leases, then
 /// events (a bad command fails alone: see `ingest`), then claims. Returns each
 /// command's answer, the claimed jobs, and when the next delivery is due.
-/// On Postgres a round that lost a race with another instance's (deadlock, serialization
-/// failure) rolled back whole; its inputs are all in memory, so it is run again at once, up
-/// to `ROUND_RETRIES_MAX` times, before the failed-commit path. (SQLite never answers so.)
+/// On Postgres a round that lost a race with another transaction is run again
+/// (`store::retry_lost_races`) before the failed-commit path. (SQLite never answers so.)
 pub(crate) fn write_round(
     conn: &mut Db,
     ingests: &[(Vec<NewEvent>, IngestReply)],
@@ -39,22 +38,10 @@ pub(crate) fn write_round(
     claims: &Claims,
     now: i64,
 ) -> Result<RoundOutput> {
-    let mut retries = 0;
-    loop {
-        match write_round_once(conn, ingests, results, released, claims, now) {
-            Err(error) if error.is_retryable() && retries < ROUND_RETRIES_MAX => {
-                retries += 1;
-                log::info!(
-                    "round lost a race with another instance, running it again (try {retries}): {error}"
-                );
-            }
-            written => return written,
-        }
-    }
+    store::retry_lost_races("round", || {
+        write_round_once(conn, ingests, results, released, claims, now)
+    })
 }
-
-/// Most times a round that lost a race (`Error::is_retryable`) is run again at once.
-pub(crate) const ROUND_RETRIES_MAX: usize = 3;
 
 fn write_round_once(
     conn: &mut Db,
